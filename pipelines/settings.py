@@ -1,0 +1,84 @@
+"""The one settings object of the platform.
+
+Every adapter, DAG and command reads its configuration from :func:`get_settings`, which is
+driven by environment variables with the ``STRESS_`` prefix (for example ``STRESS_TARGET=aws``).
+Secrets (database passwords, AWS keys) are never defaults here: they come from the environment,
+the AWS credential chain or Airflow connections.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Target(StrEnum):
+    """Which world the adapters talk to: embedded files on a laptop, or AWS services."""
+
+    LOCAL = "local"
+    AWS = "aws"
+
+
+class StressSettings(BaseSettings):
+    """Configuration of a deployment. Defaults run everything embedded under ``data_home``."""
+
+    model_config = SettingsConfigDict(env_prefix="STRESS_", extra="ignore")
+
+    target: Target = Target.LOCAL
+    data_home: Path = Field(default=REPO_ROOT / "data_home", description="Root of every embedded store.")
+
+    # Stores. Empty means "embedded default under data_home".
+    loan_store_url: str = Field(
+        default="", description="SQLAlchemy URL of the loan/results store; default SQLite in data_home."
+    )
+    object_store_uri: str = Field(
+        default="", description="file:// folder or s3://bucket/prefix for snapshots, quarantine and outputs."
+    )
+    mlflow_tracking_uri: str = Field(default="", description="MLflow tracking URI; default SQLite in data_home.")
+    aws_region: str = "us-east-1"
+
+    # Validation.
+    duplicate_id_tolerance: float = Field(
+        default=0.01, ge=0, le=1, description="Largest share of rows with a duplicated LoanId that is quarantined "
+        "rather than stopping the run.",
+    )
+    balance_over_amount_tolerance: float = Field(
+        default=0.05, ge=0, description="CurrentBalance may exceed LoanAmount by this share (capitalised interest, "
+        "revolving over-limit) before the row is quarantined.",
+    )
+
+    # Simulation.
+    horizon_quarters: int = Field(default=9, ge=1, le=40)
+    n_paths: int = Field(default=1000, ge=10)
+    seed: int = 20260101
+    batch_size: int = Field(default=250_000, ge=1000, description="Loans per simulation batch (mapped task).")
+
+    @model_validator(mode="after")
+    def _aws_needs_remote_stores(self) -> StressSettings:
+        if self.target is Target.AWS and not self.object_store_uri.startswith("s3://"):
+            raise ValueError("STRESS_TARGET=aws needs STRESS_OBJECT_STORE_URI=s3://bucket/prefix")
+        return self
+
+    @property
+    def resolved_loan_store_url(self) -> str:
+        return self.loan_store_url or f"sqlite:///{self.data_home / 'loanstore.sqlite'}"
+
+    @property
+    def resolved_object_store_uri(self) -> str:
+        return self.object_store_uri or (self.data_home / "objects").resolve().as_uri()
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.data_home / 'mlflow.sqlite'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> StressSettings:
+    """The process-wide settings, read once from the environment."""
+    return StressSettings()
