@@ -41,6 +41,8 @@ class StressSettings(BaseSettings):
         default="", description="file:// folder or s3://bucket/prefix for snapshots, quarantine and outputs."
     )
     mlflow_tracking_uri: str = Field(default="", description="MLflow tracking URI; default SQLite in data_home.")
+    loan_tape_uri: str = Field(default="", description="Loan tape ingested when a run names no source; default "
+                               "the demo tape in data_home/inputs.")
     aws_region: str = "us-east-1"
 
     # Validation.
@@ -68,6 +70,10 @@ class StressSettings(BaseSettings):
     @property
     def resolved_loan_store_url(self) -> str:
         return self.loan_store_url or f"sqlite:///{self.data_home / 'loanstore.sqlite'}"
+
+    @property
+    def resolved_loan_tape_uri(self) -> str:
+        return self.loan_tape_uri or str(self.data_home / "inputs" / "loan_tape.csv")
 
     @property
     def resolved_object_store_uri(self) -> str:

@@ -1,0 +1,52 @@
+# Quick start: `make demo` then `make test`. Everything runs from the project's own .venv.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+DATA_HOME ?= $(CURDIR)/data_home
+
+export STRESS_DATA_HOME ?= $(DATA_HOME)
+export AIRFLOW_HOME ?= $(DATA_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: install demo test bench airflow mlflow lint lock contract clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(PY) requirements.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	@touch $@
+
+demo: install  ## the quarterly stress test end to end on embedded defaults
+	$(PY) -m pipelines.cli demo
+
+test: install  ## the whole test suite
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: install  ## benchmarks: prints figures, writes .bench/results.json
+	$(PY) -m benchmarks.run $(BENCH)
+
+airflow: install  ## Airflow UI on http://localhost:8080 with this repo's DAGs (embedded SQLite metadata)
+	$(VENV)/bin/airflow standalone
+
+mlflow: install  ## MLflow UI on http://localhost:5000 over the local tracking store
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DATA_HOME)/mlflow.sqlite --port 5000
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+contract: install  ## regenerate expectations/loan_tape.json and docs/loan_contract.md from the contract
+	$(PY) -m pipelines.cli contract
+
+lock:  ## re-lock requirements.txt from requirements.in
+	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.txt
+
+clean:
+	rm -rf $(DATA_HOME) .bench
