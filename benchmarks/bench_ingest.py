@@ -1,0 +1,78 @@
+"""Ingestion speed: a 1,000,000-loan tape from CSV, and from PostgreSQL against a plain COPY."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+from benchmarks.run import INPUTS, Timer, benchmark
+
+N_LOANS = 1_000_000
+AS_OF = date(2025, 12, 31)
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PG_TABLE = "bench_loan_tape"
+
+
+def _book_csv() -> str:
+    from pipelines.cli import write_table
+    from pipelines.synthetic import generate_loan_book
+
+    path = INPUTS / f"loan_book_{N_LOANS}.csv"
+    if not path.exists():
+        INPUTS.mkdir(parents=True, exist_ok=True)
+        write_table(generate_loan_book(N_LOANS, 1, AS_OF), str(path))
+    return str(path)
+
+
+@benchmark
+def ingest_csv_1m() -> dict[str, float]:
+    from pipelines.ingestion import ingest
+
+    source = _book_csv()
+    with Timer() as timer:
+        tape = ingest(source)
+    assert tape.table.num_rows == N_LOANS and not tape.type_errors
+    return {"rows": N_LOANS, "wall_s": round(timer.seconds, 2), "rows_per_s": round(N_LOANS / timer.seconds)}
+
+
+@benchmark
+def validate_1m() -> dict[str, float]:
+    from pipelines.ingestion import ingest
+    from pipelines.validation import validate
+
+    tape = ingest(_book_csv())
+    with Timer() as timer:
+        outcome = validate(tape, duplicate_tolerance=0.01, balance_tolerance=0.05)
+    assert outcome.accepted.num_rows + outcome.quarantine.num_rows == N_LOANS
+    return {"rows": N_LOANS, "wall_s": round(timer.seconds, 2), "rows_per_s": round(N_LOANS / timer.seconds)}
+
+
+@benchmark
+def ingest_postgres_1m() -> dict[str, float]:
+    import psycopg
+
+    from pipelines.ingestion import ingest
+
+    source = _book_csv()
+    with open(source) as handle:
+        columns = handle.readline().strip().split(",")
+    with psycopg.connect(PG_URL, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {PG_TABLE}")
+        column_sql = ", ".join(f'"{c}" text' for c in columns)
+        cursor.execute(f"CREATE TABLE {PG_TABLE} ({column_sql})")
+        with open(source, "rb") as handle, cursor.copy(f"COPY {PG_TABLE} FROM STDIN (FORMAT csv, HEADER true)") as copy:
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
+        cursor.execute(f"ANALYZE {PG_TABLE}")
+        with Timer() as copy_timer:
+            sink = io.BytesIO()
+            with cursor.copy(f"COPY {PG_TABLE} TO STDOUT") as copy:
+                for chunk in copy:
+                    sink.write(chunk)
+    with Timer() as timer:
+        tape = ingest(f"{PG_URL}?table={PG_TABLE}")
+    assert tape.table.num_rows == N_LOANS and not tape.type_errors
+    rows_per_s = N_LOANS / timer.seconds
+    copy_rows_per_s = N_LOANS / copy_timer.seconds
+    return {"rows": N_LOANS, "wall_s": round(timer.seconds, 2), "rows_per_s": round(rows_per_s),
+            "copy_rows_per_s": round(copy_rows_per_s), "ratio_to_copy": round(rows_per_s / copy_rows_per_s, 3)}
