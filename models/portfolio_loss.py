@@ -1,0 +1,350 @@
+"""Monte Carlo portfolio credit losses without a loans x paths matrix.
+
+Why this design: the stress engine simulates about a million loans x 3 scenarios x 9 quarters x
+1,000 paths on two cores within a minute. The obvious simulation (:func:`simulate_losses_dense`)
+draws a default indicator per loan, path and quarter: 27 billion conditional PDs and uniforms, and
+a loans x paths matrix of 8 GB per quarter. The engine here makes the cost of the Monte Carlo
+independent of the number of loans.
+
+Model: the one-factor Gaussian copula of :mod:`models.vasicek`, one systematic factor ``z`` per
+(scenario, quarter, path) shared by all loans, loading ``sqrt(rho)`` on the loan's correlation
+class, a negative ``z`` being a bad state. Given ``z``, loan ``i`` defaults in quarter ``q`` with
+probability ``p_i(z) = N((c_i - sqrt(rho) z) / sqrt(1 - rho))``, ``c_i = N^-1(PD_iq)``, and then
+loses ``w_iq = EAD_iq x LGD_iq`` (the caller's scenario-stressed PD and loss weight).
+
+1. **Exposure histogram** (:meth:`ExposureHistogram.from_loans`). For each (class, quarter), every
+   loan's loss weight is split between the two neighbours of ``c_i`` on a fixed grid of nodes
+   (``NodeGrid``). The split is *PD-preserving*: the share ``f`` put on the upper node solves
+   ``(1 - f) N(c_lo) + f N(c_hi) = PD_i``, so every loan's unconditional expected loss is kept exactly
+   (plain linear interpolation in ``c`` would bias it by ``O(h^2)``); only the shape of ``p_i(z)``
+   between nodes is interpolated. Per node we accumulate ``W = sum w`` (the conditional mean) and
+   ``W2 = sum w^2`` (the idiosyncratic variance), with ``W2`` split by the same share.
+
+   The accumulation is exact integer arithmetic, so a histogram does not depend on how the loans
+   were batched or in which order the batches are added: ``w`` is counted in int64 units of
+   ``weight_unit`` (1e-4 currency) and ``w^2`` in units of ``square_unit`` (100 currency^2); the
+   upper share is ``rint(units x f)`` and the lower share the remainder, a function of the loan
+   alone; integer sums are exact and order-free. (A loss weight below ``sqrt(square_unit / 2)``,
+   about 7 currency, thus adds no idiosyncratic variance: immaterial next to any real loan.)
+   Locating ``PD`` among the node PDs by binary search (no ``N^-1`` per loan) also makes the split
+   monotone in PD, so a higher PD never lowers a conditional expected loss.
+   Overflow: per histogram, ``sum w`` must stay below ``MAX_UNITS = 2^62`` units (4.6e14 currency,
+   far above any loan book) and ``sum w^2`` below 2^62 x 100 currency^2 (e.g. 4.6e4 loans with a loss
+   weight of 1e8 each); a larger ``square_unit`` extends the latter. Both are checked, in
+   :meth:`from_loans` and in every sum, and raise ``OverflowError`` rather than wrap around.
+
+2. **Monte Carlo** (:func:`simulate_losses`). Per (scenario, quarter) the factor draws come from a
+   random stream keyed by ``(seed, scenario_key, quarter)`` (``SeedSequence`` spawn keys over
+   PCG64), never from the batching or the worker, and the first ``n`` paths are the same whatever
+   ``n_paths``. The conditional expected loss of a path is ``sum_nodes W N((c - sqrt(rho) z) /
+   sqrt(1 - rho))``: classes x occupied nodes x paths x quarters normal CDFs, whatever the number of
+   loans. The idiosyncratic (granularity) part is a **normal approximation** of the conditional sum
+   of independent Bernoulli losses: variance ``sum_nodes W2 p(1 - p)``, one standard normal per path
+   and quarter from a second keyed stream, loss truncated at 0. It is accurate for a granular
+   portfolio (many loans, none dominant), where it is small next to the systematic part; for a
+   concentrated portfolio it understates skew and the truncation adds a small upward bias.
+
+Loss units are those of the weights (currency), one loss per path and quarter. Given the same
+histogram, seed and key the losses are bit-identical on a given machine: the node sums use NumPy's
+own single-threaded loops rather than BLAS, whose thread pool and build could change the rounding.
+
+Measured on this project's 2-core machine, single-threaded: ``from_loans`` bins 1M loans x 9
+quarters in about 1.5 s, and ``simulate_losses`` runs 3 scenarios x 9 quarters x 1,000 paths over
+7 classes in about 1 s (3 s with all 512 nodes of every class occupied); the dense engine would need
+over 25 minutes and 8 GB per quarter for the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import ndtr, ndtri
+
+DEFAULT_WEIGHT_UNIT = 1e-4  # currency per integer unit of loss weight
+DEFAULT_SQUARE_UNIT = 1e2  # currency^2 per integer unit of squared loss weight
+MAX_UNITS = 2.0**62  # headroom below int64's 2^63 for every accumulated sum
+LOAN_CHUNK = 1 << 17  # loans per vectorised step of from_loans (bounds temporary memory)
+PATH_CHUNK_ELEMENTS = 1 << 20  # paths x nodes per vectorised step of the simulation (8 MB)
+
+
+class _Stream(IntEnum):
+    """Purpose of a keyed random stream: independent streams for independent draws."""
+
+    SYSTEMATIC = 0
+    IDIOSYNCRATIC = 1
+    BERNOULLI = 2
+
+
+@dataclass(frozen=True)
+class NodeGrid:
+    """Equally spaced nodes in ``c = N^-1(PD)``; the default spans PDs from 3e-14 to 1 - 3e-7.
+
+    512 nodes over [-7.5, 5] are 0.0245 apart; with the PD-preserving split the conditional
+    expected loss of a realistic portfolio is within about 1e-4 (relative) of the loan-by-loan sum.
+    PDs outside the span are moved to its ends.
+    """
+
+    lower: float = -7.5
+    upper: float = 5.0
+    n_nodes: int = 512
+
+    def __post_init__(self) -> None:
+        if self.n_nodes < 2 or not self.lower < self.upper:
+            raise ValueError("a node grid needs at least two nodes and lower < upper")
+        if not np.all(np.diff(self.node_pd) > 0.0):
+            raise ValueError("node PDs must be strictly increasing: narrow the grid")
+
+    @property
+    def nodes(self) -> NDArray[np.float64]:
+        """Node positions in ``c``."""
+        return np.linspace(self.lower, self.upper, self.n_nodes)
+
+    @property
+    def node_pd(self) -> NDArray[np.float64]:
+        """Unconditional PD ``N(c)`` of each node."""
+        return ndtr(self.nodes)
+
+    def split(self, pd: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """Lower node index and PD-preserving upper share ``f`` in [0, 1] for each PD."""
+        node_pd = self.node_pd
+        clipped = np.clip(pd, node_pd[0], node_pd[-1])
+        cell = np.clip(np.searchsorted(node_pd, clipped, side="right") - 1, 0, self.n_nodes - 2)
+        share = (clipped - node_pd[cell]) / (node_pd[cell + 1] - node_pd[cell])
+        return cell, np.clip(share, 0.0, 1.0)
+
+
+def _check_total(units: ArrayLike, what: str) -> None:
+    """Refuse sums that could wrap around in int64 (checked in floating point, with headroom)."""
+    total = float(np.sum(units, dtype=np.float64))
+    if total >= MAX_UNITS:
+        raise OverflowError(f"the sum of {what} exceeds {MAX_UNITS:.3g} integer units; use a larger unit")
+
+
+@dataclass(frozen=True, eq=False)
+class ExposureHistogram:
+    """Loss weights of a portfolio binned by (class, quarter, node); additive over loan batches.
+
+    ``weight[k, q, n]`` and ``weight_sq[k, q, n]`` are int64 sums of ``w`` and ``w^2`` in units of
+    ``weight_unit`` and ``square_unit``; ``rho[k]`` is the asset correlation of class ``k``.
+    """
+
+    grid: NodeGrid
+    rho: NDArray[np.float64]
+    weight: NDArray[np.int64]
+    weight_sq: NDArray[np.int64]
+    weight_unit: float = DEFAULT_WEIGHT_UNIT
+    square_unit: float = DEFAULT_SQUARE_UNIT
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def n_quarters(self) -> int:
+        return int(self.weight.shape[1])
+
+    @classmethod
+    def from_loans(
+        cls,
+        class_index: ArrayLike,
+        rho_by_class: ArrayLike,
+        pd_by_quarter: ArrayLike,
+        weight_by_quarter: ArrayLike,
+        *,
+        grid: NodeGrid | None = None,
+        weight_unit: float = DEFAULT_WEIGHT_UNIT,
+        square_unit: float = DEFAULT_SQUARE_UNIT,
+    ) -> ExposureHistogram:
+        """Bin loans given per loan a class and per loan and quarter a PD and a loss weight.
+
+        ``class_index`` has shape (loans,), ``pd_by_quarter`` and ``weight_by_quarter`` (loans x quarters):
+        ``pd_by_quarter[i, q]`` is loan ``i``'s probability of defaulting in quarter ``q`` and
+        ``weight_by_quarter[i, q]`` its loss if it does (EAD x LGD, currency); ``rho_by_class[k]``
+        is the asset correlation of class ``k``. The result is the same, bit for bit, however the
+        loans are split into batches whose histograms are then added.
+        """
+        node_grid = grid or NodeGrid()
+        rho = _validated_rho(rho_by_class)
+        classes = np.asarray(class_index)
+        pd = np.asarray(pd_by_quarter)
+        weights = np.asarray(weight_by_quarter)
+        if pd.ndim != 2 or weights.shape != pd.shape or classes.shape != pd.shape[:1]:
+            raise ValueError("need class_index (loans,) and PD and weight arrays (loans x quarters)")
+        if not np.issubdtype(classes.dtype, np.integer) or np.any(classes < 0) or np.any(classes >= rho.size):
+            raise ValueError("class_index must hold integers in [0, len(rho_by_class))")
+        if not (weight_unit > 0.0 and square_unit > 0.0):
+            raise ValueError("weight_unit and square_unit must be positive")
+        n_loans, n_quarters = pd.shape
+        n_nodes = node_grid.n_nodes
+        weight = np.zeros(rho.size * n_quarters * n_nodes, dtype=np.int64)
+        weight_sq = np.zeros_like(weight)
+
+        for start in range(0, n_loans, LOAN_CHUNK):
+            rows = slice(start, start + LOAN_CHUNK)
+            class_base = classes[rows].astype(np.int64) * n_quarters
+            for quarter in range(n_quarters):
+                loan_pd = pd[rows, quarter].astype(np.float64)
+                loss = weights[rows, quarter].astype(np.float64)
+                valid_pd = np.all((loan_pd >= 0.0) & (loan_pd <= 1.0))
+                if not (valid_pd and np.all((loss >= 0.0) & np.isfinite(loss))):
+                    raise ValueError("PDs must lie in [0, 1] and loss weights be finite and non-negative")
+                cell, share = node_grid.split(loan_pd)
+                lower_bin = (class_base + quarter) * n_nodes + cell
+                units = np.rint(loss / weight_unit)
+                square_units = np.rint(loss * loss / square_unit)
+                _check_total(units, "loss weights")
+                _check_total(square_units, "squared loss weights")
+                for target, total in ((weight, units), (weight_sq, square_units)):
+                    upper = np.rint(total * share)
+                    np.add.at(target, lower_bin, (total - upper).astype(np.int64))
+                    np.add.at(target, lower_bin + 1, upper.astype(np.int64))
+                _check_total(weight, "loss weights")
+                _check_total(weight_sq, "squared loss weights")
+
+        shape = (rho.size, n_quarters, n_nodes)
+        return cls(node_grid, rho, weight.reshape(shape), weight_sq.reshape(shape), weight_unit, square_unit)
+
+    def __add__(self, other: ExposureHistogram) -> ExposureHistogram:
+        """The histogram of the union of two disjoint loan batches binned alike."""
+        if (
+            self.grid != other.grid
+            or not np.array_equal(self.rho, other.rho)
+            or self.weight.shape != other.weight.shape
+            or (self.weight_unit, self.square_unit) != (other.weight_unit, other.square_unit)
+        ):
+            raise ValueError("only histograms with the same grid, classes, quarters and units add up")
+        _check_total(
+            np.sum(self.weight, dtype=np.float64) + np.sum(other.weight, dtype=np.float64), "loss weights"
+        )
+        _check_total(
+            np.sum(self.weight_sq, dtype=np.float64) + np.sum(other.weight_sq, dtype=np.float64),
+            "squared loss weights",
+        )
+        return ExposureHistogram(
+            self.grid, self.rho, self.weight + other.weight, self.weight_sq + other.weight_sq,
+            self.weight_unit, self.square_unit,
+        )
+
+    @classmethod
+    def sum(cls, parts: Iterable[ExposureHistogram]) -> ExposureHistogram:
+        """The reduce step: add the histograms of all batches (at least one)."""
+        iterator = iter(parts)
+        try:
+            total = next(iterator)
+        except StopIteration:
+            raise ValueError("nothing to sum") from None
+        for part in iterator:
+            total = total + part
+        return total
+
+    def expected_loss(self) -> NDArray[np.float64]:
+        """Unconditional expected loss per quarter, ``sum W N(c)``: the sum of ``w PD`` up to units."""
+        return (self.weight * self.weight_unit * self.grid.node_pd).sum(axis=(0, 2))
+
+
+def _validated_rho(rho_by_class: ArrayLike) -> NDArray[np.float64]:
+    rho = np.asarray(rho_by_class, dtype=np.float64)
+    if rho.ndim != 1 or rho.size == 0 or not np.all((rho >= 0.0) & (rho < 1.0)):
+        raise ValueError("rho_by_class must be a non-empty 1-D array of correlations in [0, 1)")
+    return rho
+
+
+def _stream(seed: int, scenario_key: str | int, quarter: int, purpose: _Stream) -> np.random.Generator:
+    """The random stream of one (seed, scenario, quarter, purpose), independent of everything else.
+
+    A string key is hashed with SHA-256 (Python's ``hash`` is salted per process); an integer key is
+    used as it is. Passing the same key for two scenarios gives them common random numbers.
+    """
+    if isinstance(scenario_key, str):
+        key = int.from_bytes(hashlib.sha256(scenario_key.encode()).digest()[:8], "little")
+    else:
+        key = scenario_key
+    if seed < 0 or key < 0 or quarter < 0:
+        raise ValueError("seed, integer scenario keys and quarters must be non-negative")
+    sequence = np.random.SeedSequence(entropy=seed, spawn_key=(key, quarter, purpose))
+    return np.random.Generator(np.random.PCG64(sequence))
+
+
+def systematic_factors(
+    n_paths: int, n_quarters: int, seed: int, scenario_key: str | int
+) -> NDArray[np.float64]:
+    """The factor draws ``z`` (paths x quarters) shared by both simulation engines."""
+    streams = (_stream(seed, scenario_key, q, _Stream.SYSTEMATIC) for q in range(n_quarters))
+    return np.stack([stream.standard_normal(n_paths) for stream in streams], axis=1)
+
+
+def simulate_losses(
+    hist: ExposureHistogram,
+    n_paths: int,
+    seed: int,
+    scenario_key: str | int,
+    *,
+    idiosyncratic: bool = True,
+) -> NDArray[np.float64]:
+    """Portfolio loss per path and quarter (``n_paths`` x quarters) from an exposure histogram.
+
+    ``idiosyncratic=False`` returns the conditional expected loss given the factor, which is
+    monotone in every loan's PD path by path (useful to isolate the systematic risk).
+    """
+    if n_paths < 1:
+        raise ValueError("n_paths must be positive")
+    factors = systematic_factors(n_paths, hist.n_quarters, seed, scenario_key)
+    nodes = hist.grid.nodes
+    losses = np.empty((n_paths, hist.n_quarters))
+    for quarter in range(hist.n_quarters):
+        z = factors[:, quarter]
+        mean = np.zeros(n_paths)
+        variance = np.zeros(n_paths)
+        for k in range(hist.n_classes):
+            occupied = np.flatnonzero(hist.weight[k, quarter] | hist.weight_sq[k, quarter])
+            if occupied.size == 0:
+                continue
+            weight = hist.weight[k, quarter, occupied] * hist.weight_unit
+            weight_sq = hist.weight_sq[k, quarter, occupied] * hist.square_unit
+            loading, residual = np.sqrt(hist.rho[k]), np.sqrt(1.0 - hist.rho[k])
+            step = max(1, PATH_CHUNK_ELEMENTS // occupied.size)
+            for start in range(0, n_paths, step):
+                paths = slice(start, start + step)
+                p = ndtr((nodes[occupied] - loading * z[paths, None]) / residual)
+                # einsum's own loops, not BLAS: no thread pool to contend for, no dependence on its build.
+                mean[paths] += np.einsum("pn,n->p", p, weight)
+                if idiosyncratic:
+                    variance[paths] += np.einsum("pn,n->p", p * (1.0 - p), weight_sq)
+        if idiosyncratic:
+            noise = _stream(seed, scenario_key, quarter, _Stream.IDIOSYNCRATIC).standard_normal(n_paths)
+            losses[:, quarter] = np.maximum(mean + np.sqrt(variance) * noise, 0.0)
+        else:
+            losses[:, quarter] = mean
+    return losses
+
+
+def simulate_losses_dense(
+    class_index: ArrayLike,
+    rho_by_class: ArrayLike,
+    pd_by_quarter: ArrayLike,
+    weight_by_quarter: ArrayLike,
+    n_paths: int,
+    seed: int,
+    scenario_key: str | int,
+) -> NDArray[np.float64]:
+    """Reference engine: Bernoulli defaults per loan, path and quarter (a loans x paths matrix).
+
+    Same inputs and the same factor draws as ``from_loans`` + :func:`simulate_losses`, so the two
+    can be compared path by path; memory and time grow with loans x paths. For tests and benchmarks.
+    """
+    rho = _validated_rho(rho_by_class)[np.asarray(class_index)]
+    pd = np.asarray(pd_by_quarter, dtype=np.float64)
+    weights = np.asarray(weight_by_quarter, dtype=np.float64)
+    factors = systematic_factors(n_paths, pd.shape[1], seed, scenario_key)
+    loading, residual = np.sqrt(rho)[:, None], np.sqrt(1.0 - rho)[:, None]
+    losses = np.empty((n_paths, pd.shape[1]))
+    for quarter in range(pd.shape[1]):
+        conditional = ndtr((ndtri(pd[:, quarter])[:, None] - loading * factors[None, :, quarter]) / residual)
+        uniforms = _stream(seed, scenario_key, quarter, _Stream.BERNOULLI).random(conditional.shape)
+        losses[:, quarter] = weights[:, quarter] @ (uniforms < conditional)
+    return losses
