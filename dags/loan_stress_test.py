@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
+# Scenario ids offered in the trigger form; a test keeps this list equal to the scenario library.
+SCENARIOS = ["2026_baseline", "2026_severely_adverse", "2025_baseline", "2025_severely_adverse", "rate_hike_300bp"]
 VALIDATED_LOAN_SNAPSHOT = Asset(name="validated_loan_snapshot", uri="file://loanstress/validated_loan_snapshot")
 
 DEFAULT_ARGS = {
@@ -35,6 +37,17 @@ DEFAULT_ARGS = {
                                         "Empty: the configured tape (STRESS_LOAN_TAPE_URI)."),
         "as_of_date": Param("", type="string", title="As-of date",
                             description="YYYY-MM-DD date of the loan tape; empty: the run's logical date."),
+        "scenarios": Param(["2026_baseline", "2026_severely_adverse", "rate_hike_300bp"], type="array",
+                           title="Scenarios", examples=SCENARIOS, items={"type": "string", "enum": SCENARIOS},
+                           description="Fed supervisory scenarios and custom scenarios in scenarios/custom."),
+        "rate_shock_bp": Param(0, type="number", minimum=-500, maximum=1000, title="Custom rate shock (bp)",
+                               description="Adds a scenario: the baseline with this shock on every interest rate, "
+                                           "ramped over 2 quarters, then held. 0: none."),
+        "horizon_quarters": Param(9, type="integer", minimum=1, maximum=13, title="Horizon (quarters)"),
+        "n_paths": Param(1000, type="integer", minimum=10, maximum=100000, title="Monte Carlo paths"),
+        "seed": Param(20260101, type="integer", title="Random seed"),
+        "batch_size": Param(0, type="integer", minimum=0, title="Loans per batch",
+                            description="Loans per simulation batch (mapped task); 0: STRESS_BATCH_SIZE."),
     },
     doc_md=__doc__,
 )
@@ -57,7 +70,45 @@ def loan_stress_test() -> None:
 
         return features_step(snapshot, params["as_of_date"] or ds, run_id)
 
-    build_features(validate(ingest()))
+    @task
+    def plan(features: dict, params: dict, run_id: str) -> dict:
+        from pipelines.steps import plan_step
+
+        return plan_step(features, params["scenarios"], params["rate_shock_bp"], params["horizon_quarters"],
+                         params["n_paths"], params["seed"], params["batch_size"], run_id)
+
+    @task
+    def work_items(plan: dict) -> list[dict]:
+        from pipelines.steps import simulation_work_items
+
+        return simulation_work_items(plan)
+
+    @task
+    def scenario_ids(plan: dict) -> list[str]:
+        return plan["scenarios"]
+
+    @task(map_index_template="{{ scenario_id }} batch {{ batch.batch }}")
+    def simulate(plan: dict, scenario_id: str, batch: dict, run_id: str) -> dict:
+        from pipelines.steps import simulate_step
+
+        return simulate_step(plan, scenario_id, batch, run_id)
+
+    @task(map_index_template="{{ scenario_id }}")
+    def reduce(plan: dict, scenario_id: str, run_id: str) -> dict:
+        from pipelines.steps import reduce_step
+
+        return reduce_step(plan, scenario_id, run_id)
+
+    @task
+    def check_results(plan: dict, run_id: str) -> dict:
+        from pipelines.steps import check_results_step
+
+        return check_results_step(plan, run_id)
+
+    planned = plan(build_features(validate(ingest())))
+    simulated = simulate.partial(plan=planned).expand_kwargs(work_items(planned))
+    reduced = reduce.partial(plan=planned).expand(scenario_id=scenario_ids(planned))
+    simulated >> reduced >> check_results(planned)
 
 
 loan_stress_test()

@@ -57,6 +57,7 @@ over 25 minutes and 8 GB per quarter for the same run.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -229,6 +230,21 @@ class ExposureHistogram:
             self.grid, self.rho, self.weight + other.weight, self.weight_sq + other.weight_sq,
             self.weight_unit, self.square_unit,
         )
+
+    def to_bytes(self) -> bytes:
+        """Lossless serialisation (NumPy ``.npz``), so batches can hand their histogram to the reduce step."""
+        buffer = io.BytesIO()
+        np.savez(buffer, grid=np.array([self.grid.lower, self.grid.upper, self.grid.n_nodes]), rho=self.rho,
+                 weight=self.weight, weight_sq=self.weight_sq, units=np.array([self.weight_unit, self.square_unit]))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ExposureHistogram:
+        with np.load(io.BytesIO(data)) as saved:
+            lower, upper, n_nodes = saved["grid"]
+            weight_unit, square_unit = saved["units"]
+            return cls(NodeGrid(float(lower), float(upper), int(n_nodes)), saved["rho"], saved["weight"],
+                       saved["weight_sq"], float(weight_unit), float(square_unit))
 
     @classmethod
     def sum(cls, parts: Iterable[ExposureHistogram]) -> ExposureHistogram:

@@ -94,4 +94,5 @@ def print_summary(run_id: str, seconds: float) -> None:
     print(f"  snapshot           {snapshot['snapshot_id']} -> {snapshot['snapshot_uri']}")
     print(f"  quarantine         {snapshot['quarantine_uri']}")
     print(f"  GX Data Docs       {snapshot['data_docs_uri']}")
-    print(f"  features           {steps['features']['features_uri']} (macro as of {steps['features']['macro_quarter']})")
+    features = steps["features"]
+    print(f"  features           {features['features_uri']} (macro as of {features['macro_quarter']})")

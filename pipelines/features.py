@@ -76,3 +76,13 @@ def build_features(loans: pa.Table, as_of: date, history: pd.DataFrame | None = 
     columns |= {f"macro_{name}": np.full(loans.num_rows, float(value)) for name, value in macro.items()}
     table = pa.table(columns)
     return table.replace_schema_metadata({"as_of": as_of.isoformat(), "macro_quarter": macro.attrs["quarter"]})
+
+
+def history_pd_features(history: pd.DataFrame) -> pd.DataFrame:
+    """The PD model inputs (:data:`models.projection.PD_FEATURES`) of a performance history panel."""
+    from models.projection import PD_FEATURES
+
+    missing = [name for name in PD_FEATURES if name not in history.columns]
+    if missing:
+        raise ValueError(f"performance history lacks PD feature columns {missing}")
+    return history[list(PD_FEATURES)]

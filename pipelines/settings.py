@@ -41,6 +41,8 @@ class StressSettings(BaseSettings):
         default="", description="file:// folder or s3://bucket/prefix for snapshots, quarantine and outputs."
     )
     mlflow_tracking_uri: str = Field(default="", description="MLflow tracking URI; default SQLite in data_home.")
+    performance_history_uri: str = Field(default="", description="Loan performance history (Parquet) the PD models "
+                                         "are estimated on; default a seeded synthetic history in data_home/inputs.")
     loan_tape_uri: str = Field(default="", description="Loan tape ingested when a run names no source; default "
                                "the demo tape in data_home/inputs.")
     aws_region: str = "us-east-1"
@@ -59,7 +61,14 @@ class StressSettings(BaseSettings):
     horizon_quarters: int = Field(default=9, ge=1, le=40)
     n_paths: int = Field(default=1000, ge=10)
     seed: int = 20260101
-    batch_size: int = Field(default=250_000, ge=1000, description="Loans per simulation batch (mapped task).")
+    batch_size: int = Field(default=250_000, ge=100, description="Loans per simulation batch (mapped task).")
+
+    # Capital projection (bank-level inputs around the loan book).
+    starting_cet1_ratio: float = Field(default=0.125, gt=0, lt=1, description="CET1 ratio at jump-off.")
+    credit_rwa_share: float = Field(default=0.85, gt=0, le=1, description="Loan-book credit RWA / total RWA.")
+    annual_ppnr_rate: float = Field(default=0.015, ge=0, description="Pre-provision net revenue per year as a "
+                                    "share of loan balances.")
+    tax_rate: float = Field(default=0.21, ge=0, lt=1)
 
     @model_validator(mode="after")
     def _aws_needs_remote_stores(self) -> StressSettings:
@@ -70,6 +79,10 @@ class StressSettings(BaseSettings):
     @property
     def resolved_loan_store_url(self) -> str:
         return self.loan_store_url or f"sqlite:///{self.data_home / 'loanstore.sqlite'}"
+
+    @property
+    def resolved_performance_history_uri(self) -> str:
+        return self.performance_history_uri or str(self.data_home / "inputs" / "performance_history.parquet")
 
     @property
     def resolved_loan_tape_uri(self) -> str:

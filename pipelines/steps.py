@@ -78,3 +78,140 @@ def features_step(snapshot: dict[str, Any], as_of: str, run_id: str) -> dict[str
         "rows": features.num_rows, "snapshot_id": snapshot["snapshot_id"], "as_of": as_of,
         "macro_quarter": features.schema.metadata[b"macro_quarter"].decode(),
     })
+
+
+def _store():
+    from pipelines.object_store import open_object_store
+
+    settings = get_settings()
+    return open_object_store(settings.resolved_object_store_uri, settings.aws_region)
+
+
+def _simulation_config(plan: dict[str, Any]):
+    from pipelines.simulation import CapitalAssumptions, SimulationConfig
+
+    return SimulationConfig(horizon=plan["horizon"], n_paths=plan["n_paths"], seed=plan["seed"],
+                            capital=CapitalAssumptions.from_settings(get_settings()))
+
+
+def _batch_prefix(run_id: str, scenario_id: str, batch: int) -> str:
+    return f"runs/{run_key(run_id)}/simulation/{scenario_id}/batch-{batch:05d}"
+
+
+def plan_step(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float, horizon: int,
+              n_paths: int, seed: int, batch_size: int, run_id: str) -> dict[str, Any]:
+    """Resolve scenarios and the PD model, and cut the book into batches (what the mapped tasks run)."""
+    from pipelines.pd_models import resolve_stress_model
+    from pipelines.scenarios import ScenarioError, rate_shock_scenario, resolve_scenario
+    from pipelines.simulation import plan_batches
+
+    settings = get_settings()
+    if not scenario_ids and not rate_shock_bp:
+        raise ScenarioError("choose at least one scenario or a rate shock")
+    scenarios = [resolve_scenario(name, horizon) for name in scenario_ids]
+    if rate_shock_bp:
+        from pipelines.macro import load_history
+
+        base = next((s for s in scenario_ids if s.endswith("_baseline")), "2026_baseline")
+        scenarios.append(rate_shock_scenario(base, rate_shock_bp, horizon, load_history()))
+    store = _store()
+    for scenario in scenarios:
+        store.put_bytes(f"runs/{run_key(run_id)}/scenarios/{scenario.scenario_id}.json",
+                        json.dumps({**scenario.to_dict(), "rate_shock_bp": scenario.rate_shock_bp}).encode())
+    model = resolve_stress_model(settings)
+    plan = {
+        "scenarios": [s.scenario_id for s in scenarios],
+        "batches": plan_batches(features["rows"], batch_size or settings.batch_size),
+        "features_key": features["features_key"], "snapshot_id": features["snapshot_id"],
+        "as_of": features["as_of"], "horizon": horizon, "n_paths": n_paths, "seed": seed, "pd_model": model,
+    }
+    return record_step(run_id, "plan", plan)
+
+
+def simulation_work_items(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """One mapped simulate task per (scenario, batch)."""
+    return [{"scenario_id": scenario, "batch": batch} for scenario in plan["scenarios"] for batch in plan["batches"]]
+
+
+def _load_scenario(run_id: str, scenario_id: str):
+    """The exact scenario path the plan step resolved (so every batch uses the same numbers)."""
+    import pandas as pd
+
+    from pipelines.macro import load_history
+    from pipelines.scenarios import Scenario
+
+    saved = json.loads(_store().get_bytes(f"runs/{run_key(run_id)}/scenarios/{scenario_id}.json"))
+    index = pd.PeriodIndex([pd.Period(q, freq="Q") for q in saved["quarters"]], name="quarter")
+    path = pd.DataFrame(saved["path"], index=index)
+    history = load_history()
+    jump_off = history.loc[pd.Period(saved["jump_off_quarter"], freq="Q")].fillna(path.iloc[0])
+    return Scenario(saved["scenario_id"], saved["description"], path, jump_off, saved["rate_shock_bp"]), history
+
+
+def simulate_step(plan: dict[str, Any], scenario_id: str, batch: dict[str, int], run_id: str) -> dict[str, Any]:
+    """Simulate one (scenario, batch): per-loan results, exposure histogram and aggregates to the store."""
+    from pipelines.pd_models import load_pd_function
+    from pipelines.simulation import simulate_batch
+
+    store = _store()
+    features = store.get_parquet(plan["features_key"]).slice(batch["start"], batch["stop"] - batch["start"])
+    scenario, history = _load_scenario(run_id, scenario_id)
+    result = simulate_batch(features, scenario, history, load_pd_function(plan["pd_model"], store),
+                            _simulation_config(plan))
+    prefix = _batch_prefix(run_id, scenario_id, batch["batch"])
+    store.put_parquet(f"{prefix}/loans.parquet", result.loans)
+    store.put_bytes(f"{prefix}/histogram.npz", result.histogram.to_bytes())
+    store.put_bytes(f"{prefix}/aggregates.json", json.dumps(result.aggregates).encode())
+    return {"scenario_id": scenario_id, "batch": batch["batch"], "loans": result.aggregates["loans"]}
+
+
+def reduce_step(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any]:
+    """Add the batches of one scenario, run the Monte Carlo, and store the simulation result."""
+    import pyarrow as pa
+
+    from models.portfolio_loss import ExposureHistogram
+    from pipelines.simulation import reduce_scenario, simulation_id
+
+    store = _store()
+    scenario, _ = _load_scenario(run_id, scenario_id)
+    config = _simulation_config(plan)
+    prefixes = [_batch_prefix(run_id, scenario_id, b["batch"]) for b in plan["batches"]]
+    histograms = [ExposureHistogram.from_bytes(store.get_bytes(f"{p}/histogram.npz")) for p in prefixes]
+    aggregates = [json.loads(store.get_bytes(f"{p}/aggregates.json")) for p in prefixes]
+    metrics = reduce_scenario(histograms, aggregates, scenario, config)
+    loans = pa.concat_tables([store.get_parquet(f"{p}/loans.parquet") for p in prefixes])
+    sim_id = simulation_id(plan["snapshot_id"], scenario, plan["pd_model"]["version"], config)
+    result_prefix = f"runs/{run_key(run_id)}/results/{scenario_id}"
+    loans_uri = store.put_parquet(f"{result_prefix}/affected_loans.parquet", loans)
+    result = {
+        # The Simulation Results Schema; AffectedLoans is the Parquet file beside this document.
+        "SimulationId": sim_id,
+        "ScenarioDescription": scenario.description,
+        "InterestRateScenario": scenario.interest_rate_scenario,
+        "StartDate": scenario.start_date,
+        "EndDate": scenario.end_date,
+        "AffectedLoans": loans_uri,
+        "OverallImpact": round(metrics["expected_loss"], 2),
+        "metrics": metrics,
+        "scenario": scenario.to_dict(),
+        "provenance": {"snapshot_id": plan["snapshot_id"], "as_of": plan["as_of"], "pd_model": plan["pd_model"],
+                       "airflow_run_id": run_id, "seed": config.seed, "n_paths": config.n_paths,
+                       "horizon": config.horizon, "batches": len(plan["batches"])},
+    }
+    store.put_bytes(f"{result_prefix}/simulation_result.json", json.dumps(result, indent=2).encode())
+    from pipelines.results_store import ResultsStore
+
+    ResultsStore(get_settings().resolved_loan_store_url).save_simulation(result, run_id)
+    return record_step(run_id, f"result_{scenario_id}", {k: v for k, v in result.items() if k != "scenario"})
+
+
+def check_results_step(plan: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """GX checks on every scenario's results of this run (fails the task on a broken result)."""
+    from pipelines.result_checks import check_results
+
+    store = _store()
+    prefix = f"runs/{run_key(run_id)}/results"
+    results = [json.loads(store.get_bytes(f"{prefix}/{s}/simulation_result.json")) for s in plan["scenarios"]]
+    loans = [store.get_parquet(f"{prefix}/{s}/affected_loans.parquet").drop_columns(["QuarterlyPD"]).to_pandas()
+             for s in plan["scenarios"]]
+    return record_step(run_id, "check_results", check_results(results, loans))

@@ -155,13 +155,23 @@ def _validation_frame(table: pa.Table, balance_tolerance: float):
 
 
 def _run_suite(frame, data_docs_dir: Path | None, duplicate_tolerance: float) -> list[dict[str, Any]]:
-    """Validate ``frame`` with the suite through a GX checkpoint; optionally build Data Docs."""
-    import great_expectations as gx
-
     suite_dict = json.loads(SUITE_PATH.read_text())
     for expectation in suite_dict["expectations"]:
         if expectation["meta"]["rule"] == "duplicate_LoanId":
             expectation["kwargs"]["mostly"] = 1.0 - duplicate_tolerance
+    return run_gx_suite(frame, suite_dict, data_docs_dir, index_column=ROW_NUMBER)
+
+
+def run_gx_suite(frame, suite_dict: dict[str, Any], data_docs_dir: Path | None = None,
+                 index_column: str | None = None) -> list[dict[str, Any]]:
+    """Validate a pandas frame with a suite through a GX checkpoint; optionally build Data Docs there.
+
+    With ``index_column``, each result lists the unexpected rows by that column (COMPLETE format).
+    Returns the per-expectation results as JSON dicts.
+    """
+    import great_expectations as gx
+
+    name = suite_dict["name"]
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     actions = []
@@ -173,15 +183,16 @@ def _run_suite(frame, data_docs_dir: Path | None, duplicate_tolerance: float) ->
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs_dir)},
         })
         actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["run"]))
-    batch_definition = (context.data_sources.add_pandas("loan_tape").add_dataframe_asset("loans")
-                        .add_batch_definition_whole_dataframe("whole_tape"))
+    batch_definition = (context.data_sources.add_pandas(name).add_dataframe_asset(name)
+                        .add_batch_definition_whole_dataframe("whole"))
     suite = context.suites.add(gx.ExpectationSuite(**suite_dict))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="loan_tape", data=batch_definition, suite=suite))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name="loan_tape", validation_definitions=[definition], actions=actions,
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_NUMBER]},
-    ))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition,
+                                                                            suite=suite))
+    result_format: dict[str, Any] = {"result_format": "COMPLETE"}
+    if index_column:
+        result_format["unexpected_index_column_names"] = [index_column]
+    checkpoint = context.checkpoints.add(gx.Checkpoint(name=name, validation_definitions=[definition],
+                                                       actions=actions, result_format=result_format))
     run = checkpoint.run(batch_parameters={"dataframe": frame})
     (result,) = run.run_results.values()
     return result.to_json_dict()["results"]

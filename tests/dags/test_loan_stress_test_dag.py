@@ -29,7 +29,8 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, stress_settings, tmp_pa
     amount[1] = -5.0
     loan_ids[2] = loan_ids[3]
     text = book.cast(pa.schema([pa.field(f.name, pa.string()) for f in book.schema]))
-    text = text.set_column(text.schema.get_field_index("LoanAmount"), "LoanAmount", pa.array([f"{a:.2f}" for a in amount]))
+    amount_text = pa.array([f"{a:.2f}" for a in amount])
+    text = text.set_column(text.schema.get_field_index("LoanAmount"), "LoanAmount", amount_text)
     text = text.set_column(0, "LoanId", pa.array(loan_ids))
     tape = str(tmp_path / "tape.csv")
     write_table(text, tape)

@@ -1,0 +1,135 @@
+"""Benchmark macro-linked logistic PD model (the challenger every ML model has to beat).
+
+A regulator-friendly, transparent model: quarterly default probability as a logistic function of
+a small set of point-in-time loan and macro features (:data:`models.projection.PD_FEATURES`),
+with segment intercepts. The coefficients are estimated by maximum likelihood on the loan
+performance history joined to the Fed macro history; nothing is typed in. It follows
+scikit-learn's conventions: parameters in the constructor, ``fit`` learns, ``predict_proba``
+predicts, no hidden state.
+
+Design matrix (why each term): segment one-hot (base rates differ by an order of magnitude);
+credit score per 100 points; log(1 + loan age) (seasoning); LTV, with 0 and an ``unsecured`` flag
+where there is no collateral, its excess over 80 % and over 100 % (thin and negative equity), and
+negative equity times unemployment above 5 % (the "double trigger" of mortgage default); DSTI capped
+at 1.5 and its excess over 43 % (the qualified-mortgage limit); the payment shock in points times
+DSTI (repricing hurts stretched borrowers); the 4-quarter average unemployment rate and its rise;
+the 4-quarter house-price change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from models.projection import PD_FEATURES
+from pipelines.loan_contract import Segment
+
+SEGMENTS = tuple(s.value for s in Segment)
+DSTI_CAP = 1.5
+NUMERIC_TERMS = ("score_per_100", "log_age", "ltv", "ltv_over_80", "ltv_over_100", "negative_equity_x_unemployment",
+                 "unsecured", "dsti", "dsti_over_43", "payment_shock_x_dsti", "unemployment", "unemployment_rise",
+                 "house_price_change")
+# Terms whose effect on default risk has a known direction get a sign-constrained coefficient, so the
+# benchmark can never say that more debt service, deeper negative equity, higher unemployment or a
+# larger payment shock lowers PD, however the sample is confounded.
+NON_NEGATIVE_TERMS = frozenset({"ltv", "ltv_over_80", "ltv_over_100", "negative_equity_x_unemployment", "dsti",
+                                "dsti_over_43", "payment_shock_x_dsti", "unemployment", "unemployment_rise"})
+NON_POSITIVE_TERMS = frozenset({"score_per_100", "house_price_change"})
+DSTI_LIMIT = 0.43
+UNEMPLOYMENT_REFERENCE = 5.0
+
+
+def design_matrix(features: pd.DataFrame) -> NDArray[np.float64]:
+    """The model's regressors (segments one-hot, then :data:`NUMERIC_TERMS`) from PD_FEATURES columns."""
+    missing = [c for c in PD_FEATURES if c not in features.columns]
+    if missing:
+        raise ValueError(f"PD features missing: {missing}")
+    segment = np.asarray(features["ProductSegment"].astype(str))
+    unknown = set(np.unique(segment)) - set(SEGMENTS)
+    if unknown:
+        raise ValueError(f"unknown segments {sorted(unknown)}")
+    one_hot = (segment[:, None] == np.array(SEGMENTS)[None, :]).astype(np.float64)
+    ltv = features["CurrentLTV"].to_numpy(dtype=np.float64)
+    unsecured = ~np.isfinite(ltv)
+    ltv = np.where(unsecured, 0.0, np.clip(ltv, 0.0, 3.0))
+    dsti = np.clip(np.nan_to_num(features["DSTI"].to_numpy(dtype=np.float64), nan=0.0), 0.0, DSTI_CAP)
+    unemployment = features["unemployment_rate_avg_4q"].to_numpy(dtype=np.float64)
+    negative_equity = np.maximum(ltv - 1.0, 0.0)
+    numeric = np.column_stack([
+        (features["CreditScore"].to_numpy(dtype=np.float64) - 700.0) / 100.0,
+        np.log1p(np.maximum(features["LoanAgeQuarters"].to_numpy(dtype=np.float64), 0.0)),
+        ltv,
+        np.maximum(ltv - 0.8, 0.0),
+        negative_equity,
+        negative_equity * np.maximum(unemployment - UNEMPLOYMENT_REFERENCE, 0.0),
+        unsecured.astype(np.float64),
+        dsti,
+        np.maximum(dsti - DSTI_LIMIT, 0.0),
+        np.maximum(np.nan_to_num(features["PaymentShockPoints"].to_numpy(dtype=np.float64)), 0.0) * dsti,
+        unemployment,
+        np.maximum(np.nan_to_num(features["unemployment_rate_avg_4q_chg_4q"].to_numpy(dtype=np.float64)), 0.0),
+        np.nan_to_num(features["house_price_index_chg_4q"].to_numpy(dtype=np.float64)),
+    ])
+    return np.hstack([one_hot, numeric])
+
+
+@dataclass
+class MacroLogisticPD:
+    """Logistic regression of the quarterly default flag on loan and macro features."""
+
+    l2_penalty: float = 1e-6
+    max_iter: int = 2000
+    coefficients_: NDArray[np.float64] | None = field(default=None, repr=False)
+
+    name = "benchmark_macro_logistic"
+
+    def fit(self, features: pd.DataFrame, defaulted: NDArray[np.integer]) -> MacroLogisticPD:
+        """Maximum likelihood with a small ridge penalty and the sign constraints, by L-BFGS-B."""
+        from scipy.optimize import minimize
+        from scipy.special import expit, log_expit
+
+        target = np.asarray(defaulted, dtype=np.float64)
+        if np.unique(target).size != 2:
+            raise ValueError("the default flag needs both defaults and non-defaults to fit")
+        x = design_matrix(features)
+        n = len(target)
+
+        def loss_and_gradient(beta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+            score = x @ beta
+            log_likelihood = target @ log_expit(score) + (1.0 - target) @ log_expit(-score)
+            gradient = x.T @ (expit(score) - target) / n + self.l2_penalty * beta
+            return -log_likelihood / n + 0.5 * self.l2_penalty * beta @ beta, gradient
+
+        names = self.term_names()
+        bounds = [(0.0, None) if name in NON_NEGATIVE_TERMS else (None, 0.0) if name in NON_POSITIVE_TERMS
+                  else (None, None) for name in names]
+        start = np.zeros(len(names))
+        start[: len(SEGMENTS)] = np.log(target.mean() / (1.0 - target.mean()))
+        solution = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                            options={"maxiter": self.max_iter})
+        if not solution.success and solution.nit >= self.max_iter:
+            raise RuntimeError(f"logistic fit did not converge in {self.max_iter} iterations: {solution.message}")
+        self.coefficients_ = solution.x
+        return self
+
+    @staticmethod
+    def term_names() -> list[str]:
+        return [f"segment[{s}]" for s in SEGMENTS] + list(NUMERIC_TERMS)
+
+    def predict_proba(self, features: pd.DataFrame) -> NDArray[np.float64]:
+        """Quarterly default probability of every row."""
+        if self.coefficients_ is None:
+            raise RuntimeError("fit the model first")
+        return 1.0 / (1.0 + np.exp(-(design_matrix(features) @ self.coefficients_)))
+
+    __call__ = predict_proba
+
+    def coefficient_table(self) -> dict[str, float]:
+        return dict(zip(self.term_names(), self.coefficients_.tolist(), strict=True))
+
+    @classmethod
+    def from_coefficients(cls, table: dict[str, float]) -> MacroLogisticPD:
+        return cls(coefficients_=np.array([table[name] for name in cls.term_names()]))
