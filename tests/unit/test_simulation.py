@@ -1,0 +1,135 @@
+"""The stress engine end to end on small books: batching invariance, zero shock, monotone rate shocks."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from models.pd_logistic import MacroLogisticPD
+from pipelines.features import build_features, history_pd_features
+from pipelines.macro import load_history
+from pipelines.scenarios import rate_shock_scenario, resolve_scenario
+from pipelines.simulation import (
+    SimulationConfig,
+    plan_batches,
+    reduce_scenario,
+    simulate_batch,
+    simulation_id,
+)
+from pipelines.synthetic import generate_loan_book, generate_performance_history
+
+AS_OF = date(2025, 12, 31)
+CONFIG = SimulationConfig(n_paths=400, seed=5)
+
+
+@pytest.fixture(scope="module")
+def history() -> object:
+    return load_history()
+
+
+@pytest.fixture(scope="module")
+def pd_model() -> MacroLogisticPD:
+    panel = generate_performance_history(4000, seed=3)
+    return MacroLogisticPD().fit(history_pd_features(panel), panel["DefaultFlag"].to_numpy())
+
+
+@pytest.fixture(scope="module")
+def features() -> pa.Table:
+    return build_features(generate_loan_book(1600, seed=9, as_of=AS_OF), AS_OF)
+
+
+def run(features: pa.Table, scenario, history, pd_model, n_batches: int) -> dict:
+    size = -(-features.num_rows // n_batches)
+    parts = [simulate_batch(features.slice(b["start"], b["stop"] - b["start"]), scenario, history, pd_model, CONFIG)
+             for b in plan_batches(features.num_rows, size)]
+    assert len(parts) == n_batches
+    result = reduce_scenario([p.histogram for p in parts], [p.aggregates for p in parts], scenario, CONFIG)
+    result["loans_table"] = pa.concat_tables([p.loans for p in parts])
+    return result
+
+
+def test_results_identical_for_1_4_and_16_batches(features, history, pd_model):
+    scenario = resolve_scenario("2026_severely_adverse")
+    results = [run(features, scenario, history, pd_model, n) for n in (1, 4, 16)]
+    reference = results[0]
+    for other in results[1:]:
+        # Monte Carlo measures are bit-identical: the exposure histograms are exact integer sums.
+        assert other["var"] == reference["var"]
+        assert other["expected_shortfall"] == reference["expected_shortfall"]
+        assert other["loss_distribution"] == reference["loss_distribution"]
+        assert other["loans_table"].equals(reference["loans_table"])
+        # Expected-value aggregates are float sums in a different order: equal to rounding.
+        assert other["expected_loss"] == pytest.approx(reference["expected_loss"], rel=1e-12)
+        assert other["capital"]["min_cet1_ratio"] == pytest.approx(reference["capital"]["min_cet1_ratio"],
+                                                                   rel=1e-12)
+
+
+def test_zero_shock_reproduces_the_baseline(features, history, pd_model):
+    baseline = resolve_scenario("2026_baseline")
+    zero = rate_shock_scenario("2026_baseline", 0.0, 9, history)
+    assert np.array_equal(zero.path.to_numpy(), baseline.path.to_numpy())
+    a = simulate_batch(features, baseline, history, pd_model, CONFIG)
+    b = simulate_batch(features, zero, history, pd_model, CONFIG)
+    assert a.loans.equals(b.loans)
+    assert a.aggregates == b.aggregates
+
+
+@pytest.fixture(scope="module")
+def variable_rate_book(features) -> pa.Table:
+    return features.filter(pa.compute.equal(features.column("IsVariableRate"), True))
+
+
+def test_larger_rate_shock_never_lowers_losses_on_variable_rate_loans(variable_rate_book, history, pd_model):
+    assert variable_rate_book.num_rows > 100
+    losses = []
+    for shock in (0, 100, 200, 400, 800):
+        scenario = rate_shock_scenario("2026_baseline", shock, 9, history)
+        part = simulate_batch(variable_rate_book, scenario, history, pd_model, CONFIG)
+        losses.append(part.loans.column("ExpectedLoss").to_numpy())
+    totals = [float(loss.sum()) for loss in losses]
+    assert totals == sorted(totals)
+    assert totals[-1] > totals[0]
+    # Loan by loan too: a rate rise never lowers any single variable-rate loan's expected loss.
+    for lower, higher in itertools.pairwise(losses):
+        assert np.all(higher >= lower - 1e-9)
+
+
+def test_severely_adverse_is_worse_than_baseline(features, history, pd_model):
+    base = run(features, resolve_scenario("2026_baseline"), history, pd_model, 1)
+    severe = run(features, resolve_scenario("2026_severely_adverse"), history, pd_model, 1)
+    assert severe["expected_loss"] > base["expected_loss"]
+    assert severe["capital"]["min_cet1_ratio"] < base["capital"]["min_cet1_ratio"]
+
+
+def test_outputs_obey_their_invariants(features, history, pd_model):
+    result = run(features, resolve_scenario("2026_severely_adverse"), history, pd_model, 4)
+    loans = result["loans_table"]
+    pd_cumulative = loans.column("ProjectedDefaultRisk").to_numpy()
+    assert np.all((pd_cumulative >= 0) & (pd_cumulative <= 1))
+    assert np.all(loans.column("ProjectedBalance").to_numpy() >= 0)
+    assert result["var"]["0.990"] <= result["var"]["0.999"]
+    assert result["expected_loss_mc"] <= result["expected_shortfall"]["0.975"] <= result["expected_shortfall"]["0.990"]
+    # The Monte Carlo mean agrees with the analytic expected loss within its sampling error.
+    assert abs(result["expected_loss_mc"] - result["expected_loss"]) < 4 * result["expected_loss_mc_se"] + \
+        0.02 * result["expected_loss"]
+    assert sum(result["loss_by_segment"].values()) == pytest.approx(result["expected_loss"], rel=1e-9)
+
+
+def test_simulation_id_is_deterministic_and_sensitive():
+    scenario = resolve_scenario("2026_baseline")
+    first = simulation_id("snap", scenario, "v1", CONFIG)
+    assert first == simulation_id("snap", scenario, "v1", CONFIG)
+    assert first != simulation_id("snap", scenario, "v2", CONFIG)
+    assert first != simulation_id("snap", resolve_scenario("2026_severely_adverse"), "v1", CONFIG)
+
+
+def test_plan_batches_cover_every_loan_once():
+    batches = plan_batches(1001, 250)
+    covered = np.concatenate([np.arange(b["start"], b["stop"]) for b in batches])
+    assert np.array_equal(covered, np.arange(1001))
+    with pytest.raises(ValueError):
+        plan_batches(0, 10)
