@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from datetime import date
 
-from benchmarks.run import INPUTS, Timer, benchmark
+from benchmarks.common import INPUTS, Timer, benchmark
 
 N_LOANS = 1_000_000
 AS_OF = date(2025, 12, 31)

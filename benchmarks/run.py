@@ -8,37 +8,11 @@ the data generation.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.settings import REPO_ROOT
-
-BENCH_DIR = REPO_ROOT / ".bench"
-RESULTS = BENCH_DIR / "results.json"
-INPUTS = BENCH_DIR / "inputs"
-REGISTRY: dict[str, Callable[[], dict[str, float]]] = {}
-
-
-def benchmark(function: Callable[[], dict[str, float]]) -> Callable[[], dict[str, float]]:
-    REGISTRY[function.__name__] = function
-    return function
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class Timer:
-    def __enter__(self) -> Timer:
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.seconds = time.perf_counter() - self.start
+from benchmarks.common import BENCH_DIR, REGISTRY, RESULTS, peak_rss_mb
 
 
 def _load_modules() -> None:

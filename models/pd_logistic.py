@@ -42,23 +42,28 @@ DSTI_LIMIT = 0.43
 UNEMPLOYMENT_REFERENCE = 5.0
 
 
-def design_matrix(features: pd.DataFrame) -> NDArray[np.float64]:
-    """The model's regressors (segments one-hot, then :data:`NUMERIC_TERMS`) from PD_FEATURES columns."""
+def segment_codes(segments: pd.Series) -> NDArray[np.intp]:
+    """Positions of the segments in :data:`SEGMENTS`; categorical input skips string comparisons."""
+    categorical = segments.astype(pd.CategoricalDtype(list(SEGMENTS)))
+    codes = categorical.cat.codes.to_numpy()
+    if np.any(codes < 0):
+        unknown = sorted(set(segments[codes < 0].astype(str)))
+        raise ValueError(f"unknown segments {unknown}")
+    return codes.astype(np.intp)
+
+
+def numeric_terms(features: pd.DataFrame) -> tuple[NDArray[np.intp], list[NDArray[np.float64]]]:
+    """Segment codes and the columns of :data:`NUMERIC_TERMS`, from PD_FEATURES columns."""
     missing = [c for c in PD_FEATURES if c not in features.columns]
     if missing:
         raise ValueError(f"PD features missing: {missing}")
-    segment = np.asarray(features["ProductSegment"].astype(str))
-    unknown = set(np.unique(segment)) - set(SEGMENTS)
-    if unknown:
-        raise ValueError(f"unknown segments {sorted(unknown)}")
-    one_hot = (segment[:, None] == np.array(SEGMENTS)[None, :]).astype(np.float64)
     ltv = features["CurrentLTV"].to_numpy(dtype=np.float64)
     unsecured = ~np.isfinite(ltv)
     ltv = np.where(unsecured, 0.0, np.clip(ltv, 0.0, 3.0))
     dsti = np.clip(np.nan_to_num(features["DSTI"].to_numpy(dtype=np.float64), nan=0.0), 0.0, DSTI_CAP)
     unemployment = features["unemployment_rate_avg_4q"].to_numpy(dtype=np.float64)
     negative_equity = np.maximum(ltv - 1.0, 0.0)
-    numeric = np.column_stack([
+    terms = [
         (features["CreditScore"].to_numpy(dtype=np.float64) - 700.0) / 100.0,
         np.log1p(np.maximum(features["LoanAgeQuarters"].to_numpy(dtype=np.float64), 0.0)),
         ltv,
@@ -72,8 +77,14 @@ def design_matrix(features: pd.DataFrame) -> NDArray[np.float64]:
         unemployment,
         np.maximum(np.nan_to_num(features["unemployment_rate_avg_4q_chg_4q"].to_numpy(dtype=np.float64)), 0.0),
         np.nan_to_num(features["house_price_index_chg_4q"].to_numpy(dtype=np.float64)),
-    ])
-    return np.hstack([one_hot, numeric])
+    ]
+    return segment_codes(features["ProductSegment"]), terms
+
+
+def design_matrix(features: pd.DataFrame) -> NDArray[np.float64]:
+    """The model's regressors: segments one-hot, then :data:`NUMERIC_TERMS`."""
+    codes, terms = numeric_terms(features)
+    return np.hstack([np.eye(len(SEGMENTS))[codes], np.column_stack(terms)])
 
 
 @dataclass
@@ -123,7 +134,13 @@ class MacroLogisticPD:
         """Quarterly default probability of every row."""
         if self.coefficients_ is None:
             raise RuntimeError("fit the model first")
-        return 1.0 / (1.0 + np.exp(-(design_matrix(features) @ self.coefficients_)))
+        # Accumulate term by term: the stress engine scores millions of rows per quarter, and never
+        # materialising the design matrix saves most of the time and memory.
+        codes, terms = numeric_terms(features)
+        score = self.coefficients_[codes].copy()
+        for coefficient, term in zip(self.coefficients_[len(SEGMENTS):], terms, strict=True):
+            score += coefficient * term
+        return 1.0 / (1.0 + np.exp(-score))
 
     __call__ = predict_proba
 

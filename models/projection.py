@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from models.amortisation import QUARTERS_PER_YEAR, draw_down, project_quarter
 from models.basel import asset_class_codes, risk_weighted_assets
 from models.lgd import stressed_lgd
+from pipelines.loan_contract import Segment
 
 PERCENT = 100.0
 # Point-in-time columns every PD model receives, in the names of the performance history.
@@ -120,6 +121,8 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
     variable = book.reference >= 0
     asset_class = asset_class_codes(book.segment_name)
     jump_off_rate = book.rate
+    # Categorical with the contract's segment order: PD models read codes instead of comparing strings.
+    segment = pd.Categorical.from_codes(book.segment, categories=[s.value for s in Segment])
     for q in range(horizon):
         index_move = np.where(variable, macro.rate_change_points[q, np.maximum(book.reference, 0)], 0.0) / PERCENT
         rate = np.clip(jump_off_rate + index_move, 0.0, None)
@@ -135,7 +138,7 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
             ltv = balance / (book.collateral * price_ratio)
             dsti = np.where(book.income > 0, flows.payment * QUARTERS_PER_YEAR / book.income, np.nan)
         features = pd.DataFrame({
-            "ProductSegment": book.segment_name,
+            "ProductSegment": segment,
             "CreditScore": book.score,
             "LoanAgeQuarters": book.age_quarters + q + 1,
             "CurrentLTV": ltv,

@@ -166,12 +166,13 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
     histogram = ExposureHistogram.from_loans(
         correlation_class(book.segment_name, jump_off_pd), CLASS_RHO,
         projection.pd, projection.loss_weight * projection.survival_start, square_unit=SQUARE_UNIT)
-    by_segment = pd.Series(book.segment_name)
     expected_loss = projection.expected_loss
 
     def per_segment(values: np.ndarray) -> dict[str, list[float]]:
-        frame = pd.DataFrame(values).groupby(by_segment.to_numpy()).sum()
-        return {segment: frame.loc[segment].tolist() for segment in frame.index}
+        sums = np.stack([np.bincount(book.segment, weights=column, minlength=len(SEGMENTS)) for column in values.T],
+                        axis=1)
+        present = np.bincount(book.segment, minlength=len(SEGMENTS)) > 0
+        return {segment: sums[code].tolist() for code, segment in enumerate(SEGMENTS) if present[code]}
 
     # Jump-off capital: the bank's own 12-month PD and LGD at today's collateral values.
     jump_off_lgd = stressed_lgd(book.segment, book.balance, book.collateral, 1.0)
