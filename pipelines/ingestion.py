@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -26,10 +26,11 @@ import pyarrow.compute as pc
 from pipelines.loan_contract import FIELDS, REQUIRED_COLUMNS, Field
 
 ROW_NUMBER = "row_number"
-_DECIMAL_TEXT = r"^[+-]?(\d{1,20}(\.\d{0,12})?|\.\d{1,12})$"
+# Plain or scientific notation (writers print tiny decimals as 1.1E-7), at most 18 integer digits.
+_DECIMAL_TEXT = r"^[+-]?(\d{1,18}(\.\d{0,18})?|\.\d{1,18})([eE][+-]?\d{1,2})?$"
 _INTEGER_TEXT = r"^[+-]?\d{1,9}$"
 _DATE_TEXT = r"^\d{4}-\d{2}-\d{2}$"
-_WIDE_DECIMAL = pa.decimal128(38, 12)
+_WIDE_DECIMAL = pa.decimal128(38, 18)
 
 
 class TableContractError(ValueError):
@@ -102,11 +103,19 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
         names = [str(v) for v in header.values()]
     except pa.ArrowInvalid as error:
         raise TableContractError(f"loan tape {source!r} has an unreadable header line: {error}") from error
-    table, malformed = _parse_csv(data, names, use_threads=True)
-    if any(m.row_number < 0 for m in malformed):
-        # The multi-threaded parser cannot tell the line number of a malformed row; re-parse the
-        # (rare) dirty file on one thread so every quarantined row says where it came from.
-        table, malformed = _parse_csv(data, names, use_threads=False)
+    if b"\n" not in data.rstrip(b"\r\n"):
+        raise TableContractError(f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: "
+                                 "the tape has a header but no loans")
+    try:
+        table, malformed = _parse_csv(data, names, use_threads=True)
+        if any(m.row_number < 0 for m in malformed):
+            # The multi-threaded parser cannot tell the line number of a malformed row; re-parse the
+            # (rare) dirty file on one thread so every quarantined row says where it came from.
+            table, malformed = _parse_csv(data, names, use_threads=False)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        # Arrow decodes a malformed line as strict UTF-8 before handing it over; a line that is both
+        # malformed and not UTF-8 aborts its parser. Python's csv module takes such a file instead.
+        table, malformed = _parse_csv_python(data, names)
     row_numbers = _row_numbers(table.num_rows, {m.row_number for m in malformed})
     return table.append_column(ROW_NUMBER, pa.array(row_numbers, pa.int64())), malformed
 
@@ -133,6 +142,25 @@ def _parse_csv(data: bytes, names: list[str], *, use_threads: bool) -> tuple[pa.
             null_values=[""], quoted_strings_can_be_null=True,
         ),
     )
+    return table, malformed
+
+
+def _parse_csv_python(data: bytes, names: list[str]) -> tuple[pa.Table, list[MalformedRow]]:
+    """Slow, forgiving parser for files Arrow's rejects: bytes survive as surrogate escapes."""
+    import csv
+
+    text = data.decode("utf-8", errors="surrogateescape")
+    rows, malformed = [], []
+    for number, fields in enumerate(csv.reader(io.StringIO(text, newline="")), start=0):
+        if number == 0 or not fields:
+            continue
+        if len(fields) != len(names):
+            raw = ",".join(fields).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+            malformed.append(MalformedRow(number, raw, f"malformed_line:{len(fields)}_fields_expected_{len(names)}"))
+            continue
+        rows.append([field.encode("utf-8", errors="surrogateescape") if field else None for field in fields])
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    table = pa.table([pa.array(list(column), pa.binary()) for column in columns], names=names)
     return table, malformed
 
 
@@ -176,7 +204,8 @@ def _read_sql(url: str) -> tuple[pa.Table, list[MalformedRow]]:
     table_name = query.pop("table")[0]
     if not table_name.replace("_", "").replace(".", "").isalnum():
         raise TableContractError(f"table name {table_name!r} is not a plain identifier")
-    db_url = urlunparse(parsed._replace(query=urlencode(query, doseq=True)))
+    # Rebuild the URL by text: urlunparse would turn sqlite:////abs/path into sqlite://abs/path.
+    db_url = url.split("?", 1)[0] + (f"?{urlencode(query, doseq=True)}" if query else "")
     if parsed.scheme.startswith("sqlite"):
         return _read_sqlite(db_url, table_name), []
     return _read_postgres(db_url, table_name, url)
@@ -253,31 +282,46 @@ def _cast_column(column: pa.ChunkedArray, contract_field: Field) -> tuple[pa.Arr
     target = contract_field.arrow_type
     if pa.types.is_string(target):
         return text, bad_utf8
-    pattern = _DATE_TEXT if pa.types.is_date(target) else (
-        _DECIMAL_TEXT if pa.types.is_decimal(target) else _INTEGER_TEXT)
-    well_formed = pc.fill_null(pc.match_substring_regex(text, pattern), False)
-    candidate = pc.if_else(well_formed, text, pa.scalar(None, pa.string()))
-    if pa.types.is_date(target):
-        parsed = pc.strptime(candidate, format="%Y-%m-%d", unit="s", error_is_null=True)
-        # strptime rolls 2020-02-30 over to March; a date must print back to the text it came from.
-        round_trip = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), candidate)
-        parsed = pc.if_else(pc.fill_null(round_trip, False), parsed, pa.scalar(None, parsed.type))
-        values = parsed.cast(pa.date32())
-    elif pa.types.is_decimal(target):
-        wide = candidate.cast(_WIDE_DECIMAL)
-        rounded = pc.round(wide, ndigits=target.scale, round_mode="half_to_even")
-        too_large = pc.fill_null(pc.greater_equal(pc.abs(rounded),
-                                                  pa.scalar(10 ** (target.precision - target.scale), _WIDE_DECIMAL)),
-                                 False)
-        values = pc.if_else(too_large, pa.scalar(None, _WIDE_DECIMAL), rounded).cast(target)
+    if pa.types.is_decimal(target):
+        values = _decimal_values(text, target)
     else:
-        as_int64 = candidate.cast(pa.int64())
-        info = np.iinfo(target.to_pandas_dtype())
-        fits = pc.and_(pc.greater_equal(as_int64, info.min), pc.less_equal(as_int64, info.max))
-        values = pc.if_else(pc.fill_null(fits, False), as_int64, pa.scalar(None, pa.int64())).cast(target)
+        try:
+            # Fast path: Arrow's strict parsers take a clean column whole (and reject 2021-02-30).
+            values = text.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = _values_row_by_row(text, target)
     had_text = pc.is_valid(text).to_numpy(zero_copy_only=False)
     unparsed = had_text & pc.is_null(values).to_numpy(zero_copy_only=False)
     return values, unparsed | bad_utf8
+
+
+def _decimal_values(text: pa.Array, target: pa.Decimal128Type) -> pa.Array:
+    """Exact decimals, rounded half-to-even to the contract's scale; out-of-range or malformed -> null."""
+    try:
+        wide = text.cast(_WIDE_DECIMAL)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        well_formed = pc.fill_null(pc.match_substring_regex(text, _DECIMAL_TEXT), False)
+        wide = pc.if_else(well_formed, text, pa.scalar(None, pa.string())).cast(_WIDE_DECIMAL)
+    rounded = pc.round(wide, ndigits=target.scale, round_mode="half_to_even")
+    limit = pa.scalar(10 ** (target.precision - target.scale), _WIDE_DECIMAL)
+    too_large = pc.fill_null(pc.greater_equal(pc.abs(rounded), limit), False)
+    return pc.if_else(too_large, pa.scalar(None, _WIDE_DECIMAL), rounded).cast(target)
+
+
+def _values_row_by_row(text: pa.Array, target: pa.DataType) -> pa.Array:
+    """Dates and integers of a column with bad cells: parse the well-formed ones, null the rest."""
+    if pa.types.is_date(target):
+        well_formed = pc.fill_null(pc.match_substring_regex(text, _DATE_TEXT), False)
+        candidate = pc.if_else(well_formed, text, pa.scalar(None, pa.string()))
+        parsed = pc.strptime(candidate, format="%Y-%m-%d", unit="s", error_is_null=True)
+        # strptime rolls 2020-02-30 over to March; a date must print back to the text it came from.
+        round_trip = pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), candidate), False)
+        return pc.if_else(round_trip, parsed, pa.scalar(None, parsed.type)).cast(pa.date32())
+    well_formed = pc.fill_null(pc.match_substring_regex(text, _INTEGER_TEXT), False)
+    as_int64 = pc.if_else(well_formed, text, pa.scalar(None, pa.string())).cast(pa.int64())
+    info = np.iinfo(target.to_pandas_dtype())
+    fits = pc.fill_null(pc.and_(pc.greater_equal(as_int64, info.min), pc.less_equal(as_int64, info.max)), False)
+    return pc.if_else(fits, as_int64, pa.scalar(None, pa.int64())).cast(target)
 
 
 def _as_utf8(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:

@@ -149,7 +149,8 @@ def _validation_frame(table: pa.Table, balance_tolerance: float):
     frame = pd.DataFrame(columns)
     for name in ("LoanStartDate", "LoanMaturityDate"):
         frame[name] = pd.to_datetime(frame[name])
-    frame[BALANCE_EXCESS] = frame["CurrentBalance"] - frame["LoanAmount"] * (1 + balance_tolerance)
+    # Rounded to cents: in float64 a balance exactly at the tolerance can come out at +1e-12.
+    frame[BALANCE_EXCESS] = (frame["CurrentBalance"] - frame["LoanAmount"] * (1 + balance_tolerance)).round(2)
     frame[ROW_NUMBER] = table.column(ROW_NUMBER).to_numpy()
     return frame
 

@@ -1,0 +1,638 @@
+"""Ingestion and validation: bad input is quarantined with the rule it broke, never crashes, never loses rows.
+
+Every row-level fault is one case in a single large tape (one Great Expectations run for all of them,
+which keeps the suite fast); each case checks its own rows: they are all accounted for (accepted +
+quarantined == the case's input rows) and the quarantine reason names the rule. Table-level faults
+raise :class:`TableContractError`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, assume, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from pipelines.ingestion import TableContractError, ingest
+from pipelines.loan_contract import ARROW_SCHEMA, COLUMN_NAMES, FIELD_BY_NAME, render_markdown
+from pipelines.settings import REPO_ROOT
+from pipelines.validation import SUITE_PATH, ValidationOutcome, build_suite_dict, validate
+
+DUPLICATE_TOLERANCE = 0.01  # the StressSettings defaults
+BALANCE_TOLERANCE = 0.05
+EXTRA_COLUMN = "BranchCode"
+HEADER = (*COLUMN_NAMES, EXTRA_COLUMN)
+CLONES = 7  # copies of the 28 valid loans: > 200 rows, so one duplicated pair (2 rows) is within 1 %
+
+
+def run_validation(tape, **overrides: float) -> ValidationOutcome:
+    options = {"duplicate_tolerance": DUPLICATE_TOLERANCE, "balance_tolerance": BALANCE_TOLERANCE, **overrides}
+    return validate(tape, **options)
+
+
+def template(rows: list[dict[str, str]], loan_id: str) -> dict[str, str]:
+    return dict(next(row for row in rows if row["LoanId"] == loan_id))
+
+
+def cells_of(row: dict[str, Any], extra: bytes = b"BR-01") -> list[bytes]:
+    """The CSV cells of a loan (values may be str or raw bytes), with the extra column appended."""
+    cells = [value if isinstance(value, bytes) else value.encode() for value in (row[c] for c in COLUMN_NAMES)]
+    return [*cells, extra]
+
+
+def csv_bytes(lines: list[bytes], header: tuple[str, ...] = HEADER) -> bytes:
+    return b"\n".join([",".join(header).encode(), *lines]) + b"\n"
+
+
+def quarantine_by_row(outcome: ValidationOutcome) -> dict[int, dict[str, Any]]:
+    return {row["row_number"]: row for row in outcome.quarantine.to_pylist()}
+
+
+def assert_nothing_lost(outcome: ValidationOutcome, input_rows: int) -> None:
+    assert outcome.input_rows == input_rows
+    assert outcome.accepted.num_rows + outcome.quarantine.num_rows == input_rows
+    numbers = outcome.quarantine.column("row_number").to_pylist()
+    assert len(numbers) == len(set(numbers)), "a row was quarantined twice"
+
+
+# --------------------------------------------------------------------------------------------------
+# Row-level faults: one case each, all in one tape
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    rule: str | None  # None: the case's rows must all be accepted
+
+
+CASES = (
+    Case("too_few_fields", "malformed_line:5_fields_expected_20"),
+    Case("too_many_fields", "malformed_line:22_fields_expected_20"),
+    Case("text_in_loan_amount", "type:LoanAmount"),
+    Case("impossible_date_2021_02_30", "type:LoanStartDate"),
+    Case("inverted_dates", "start_before_maturity"),
+    Case("equal_start_and_maturity", "start_before_maturity"),
+    Case("negative_amount", "range:LoanAmount"),
+    Case("absurd_amount", "range:LoanAmount"),
+    Case("balance_beyond_tolerance", "balance_within_amount"),
+    Case("balance_within_tolerance", None),
+    Case("balance_exactly_at_tolerance", None),
+    Case("variable_rate_without_index", "variable_rate_terms"),
+    Case("fixed_rate_with_margin", "variable_rate_terms"),
+    Case("secured_without_collateral", "secured_has_collateral"),
+    Case("unsecured_with_collateral", None),
+    Case("non_utf8_cell", "type:LoanType"),
+    Case("duplicate_id_within_tolerance", "duplicate_LoanId"),
+    Case("padded_cells", None),
+)
+
+
+def build_case_lines(rows: list[dict[str, str]]) -> dict[str, list[bytes]]:
+    fixed_mortgage = template(rows, "M-0001")  # fixed rate, secured
+    variable_mortgage = template(rows, "M-0003")  # variable rate, secured
+
+    def variant(base: dict[str, str], loan_id: str, **changes: str | bytes) -> list[bytes]:
+        return cells_of({**base, "LoanId": loan_id, **changes})
+
+    line = b",".join
+    return {
+        "too_few_fields": [line(variant(fixed_mortgage, "SHORT-1")[:5])],
+        "too_many_fields": [line([*variant(fixed_mortgage, "LONG-1"), b"surplus", b"more"])],
+        "text_in_loan_amount": [line(variant(fixed_mortgage, "TYPE-1", LoanAmount="twelve thousand"))],
+        "impossible_date_2021_02_30": [line(variant(fixed_mortgage, "DATE-1", LoanStartDate="2021-02-30"))],
+        "inverted_dates": [line(variant(fixed_mortgage, "INV-1", LoanStartDate="2030-06-01",
+                                        LoanMaturityDate="2020-06-01"))],
+        "equal_start_and_maturity": [line(variant(fixed_mortgage, "INV-2", LoanStartDate="2021-06-01",
+                                                  LoanMaturityDate="2021-06-01"))],
+        "negative_amount": [line(variant(fixed_mortgage, "NEG-1", LoanAmount="-5000.00", CurrentBalance="0.00"))],
+        "absurd_amount": [line(variant(fixed_mortgage, "BIG-1", LoanAmount="50000000000.00"))],
+        "balance_beyond_tolerance": [line(variant(fixed_mortgage, "BAL-1", LoanAmount="10000.00",
+                                                  CurrentBalance="10600.00"))],
+        "balance_within_tolerance": [line(variant(fixed_mortgage, "BAL-2", LoanAmount="10000.00",
+                                                  CurrentBalance="10400.00"))],
+        # 12233.97 == 11651.40 x 1.05 exactly: "CurrentBalance <= LoanAmount x (1 + tolerance)" holds.
+        "balance_exactly_at_tolerance": [line(variant(fixed_mortgage, "BAL-3", LoanAmount="11651.40",
+                                                      CurrentBalance="12233.97"))],
+        "variable_rate_without_index": [line(variant(variable_mortgage, "VAR-1", ReferenceIndex=""))],
+        "fixed_rate_with_margin": [line(variant(fixed_mortgage, "VAR-2", RateMargin="0.0100"))],
+        "secured_without_collateral": [line(variant(fixed_mortgage, "SEC-1", CollateralValue=""))],
+        "unsecured_with_collateral": [line(variant(template(rows, "P-0001"), "SEC-2", CollateralValue="5000.00"))],
+        "non_utf8_cell": [line(variant(fixed_mortgage, "BYTES-1", LoanType=b"MORTGAGE_\xff\xfe30Y"))],
+        "duplicate_id_within_tolerance": [line(variant(fixed_mortgage, "DUP-1")),
+                                          line(variant(variable_mortgage, "DUP-1"))],
+        "padded_cells": [line(variant(fixed_mortgage, "PAD-1", LoanAmount="  350000.00 ", Region=" northeast"))],
+    }
+
+
+@dataclass
+class CombinedRun:
+    lines: list[bytes]
+    case_rows: dict[str, list[int]]  # case name -> its row numbers (1-based, header excluded)
+    loan_ids: dict[int, str]  # row number -> LoanId as written
+    tape: Any
+    outcome: ValidationOutcome
+
+
+@pytest.fixture(scope="module")
+def combined(tmp_path_factory, valid_tape_rows_factory) -> CombinedRun:
+    rows = valid_tape_rows_factory()
+    lines: list[bytes] = []
+    loan_ids: dict[int, str] = {}
+    case_rows: dict[str, list[int]] = {"valid": []}
+    for clone in range(CLONES):
+        for row in rows:
+            loan_id = f"{row['LoanId']}-{clone}"
+            lines.append(b",".join(cells_of({**row, "LoanId": loan_id})))
+            case_rows["valid"].append(len(lines))
+            loan_ids[len(lines)] = loan_id
+    for name, case_lines in build_case_lines(rows).items():
+        case_rows[name] = []
+        for case_line in case_lines:
+            lines.append(case_line)
+            case_rows[name].append(len(lines))
+            loan_ids[len(lines)] = case_line.split(b",", 1)[0].decode()
+    path = tmp_path_factory.mktemp("combined") / "tape.csv"
+    path.write_bytes(csv_bytes(lines))
+    tape = ingest(str(path))
+    return CombinedRun(lines, case_rows, loan_ids, tape, run_validation(tape))
+
+
+CASE_PARAMS = [pytest.param(case, id=case.name) for case in CASES]
+
+
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_each_fault_is_accounted_for_and_names_its_rule(combined: CombinedRun, case: Case) -> None:
+    numbers = combined.case_rows[case.name]
+    quarantined = quarantine_by_row(combined.outcome)
+    accepted_ids = combined.outcome.accepted.column("LoanId").to_pylist()
+    in_quarantine = [n for n in numbers if n in quarantined]
+    in_accepted = [n for n in numbers if combined.loan_ids[n] in accepted_ids]
+    assert len(in_quarantine) + len(in_accepted) == len(numbers), "rows of this case were lost or doubled"
+    assert_nothing_lost(combined.outcome, len(combined.lines))
+    if case.rule is None:
+        assert in_accepted == numbers, {n: quarantined[n]["reasons"] for n in in_quarantine}
+    else:
+        assert in_quarantine == numbers
+        for number in numbers:
+            assert case.rule in quarantined[number]["reasons"].split("; "), quarantined[number]
+
+
+def test_every_valid_row_is_accepted_exactly_once(combined: CombinedRun) -> None:
+    accepted_ids = combined.outcome.accepted.column("LoanId").to_pylist()
+    assert len(accepted_ids) == len(set(accepted_ids))
+    expected = {combined.loan_ids[n] for c in ["valid", *(c.name for c in CASES if c.rule is None)]
+                for n in combined.case_rows[c]}
+    assert set(accepted_ids) == expected
+
+
+def test_accepted_table_has_exactly_the_contract_schema(combined: CombinedRun) -> None:
+    assert combined.outcome.accepted.schema.remove_metadata() == ARROW_SCHEMA
+    padded = next(r for r in combined.outcome.accepted.to_pylist() if r["LoanId"] == "PAD-1")
+    assert padded["LoanAmount"] == Decimal("350000.00")
+    assert padded["Region"] == "northeast"
+
+
+def test_unknown_columns_are_ignored_and_listed(combined: CombinedRun) -> None:
+    assert combined.tape.extra_columns == [EXTRA_COLUMN]
+    assert EXTRA_COLUMN not in combined.outcome.accepted.column_names
+
+
+def test_malformed_lines_keep_their_text(combined: CombinedRun) -> None:
+    quarantined = quarantine_by_row(combined.outcome)
+    for name in ("too_few_fields", "too_many_fields"):
+        (number,) = combined.case_rows[name]
+        record = json.loads(quarantined[number]["raw_record"])
+        assert record == {"line": combined.lines[number - 1].decode()}
+
+
+def test_non_utf8_cell_is_quarantined_with_its_raw_record(combined: CombinedRun) -> None:
+    (number,) = combined.case_rows["non_utf8_cell"]
+    record = json.loads(quarantine_by_row(combined.outcome)[number]["raw_record"])
+    assert record["LoanId"] == "BYTES-1"
+    assert record["LoanType"] == "MORTGAGE_\\xff\\xfe30Y"  # undecodable bytes shown escaped, not dropped
+    assert record["LoanAmount"] == "350000.00"
+    assert record[EXTRA_COLUMN] == "BR-01"
+
+
+def test_type_error_is_not_reported_twice_as_not_null(combined: CombinedRun) -> None:
+    (number,) = combined.case_rows["text_in_loan_amount"]
+    assert quarantine_by_row(combined.outcome)[number]["reasons"] == "type:LoanAmount"
+
+
+def test_failed_expectations_count_the_broken_rules(combined: CombinedRun) -> None:
+    failed = combined.outcome.failed_expectations
+    assert failed["start_before_maturity"] == 2
+    assert failed["secured_has_collateral"] == 1
+    assert failed["range:LoanAmount"] == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# Table-level faults: the run stops with a TableContractError that says why
+# --------------------------------------------------------------------------------------------------
+
+def test_missing_columns_name_the_expectation_and_the_columns(tmp_path: Path, valid_tape_rows) -> None:
+    header = tuple("region" if c == "Region" else c for c in COLUMN_NAMES if c != "CurrentBalance")
+    rows = [{("region" if k == "Region" else k): v for k, v in r.items() if k != "CurrentBalance"}
+            for r in valid_tape_rows]
+    path = tmp_path / "tape.csv"
+    path.write_bytes(csv_bytes([",".join(r[c] for c in header).encode() for r in rows], header))
+    with pytest.raises(TableContractError) as error:
+        ingest(str(path))
+    message = str(error.value)
+    assert "expect_table_columns_to_contain_set" in message
+    assert "CurrentBalance" in message
+    assert "Region (found 'region'?)" in message
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\n", b"\xef\xbb\xbf"], ids=["empty", "blank_lines", "only_bom"])
+def test_empty_file_stops_the_run(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "tape.csv"
+    path.write_bytes(content)
+    with pytest.raises(TableContractError, match=r"empty|no loans"):
+        ingest(str(path))
+
+
+def test_header_only_file_stops_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "tape.csv"
+    path.write_bytes(",".join(COLUMN_NAMES).encode() + b"\n")
+    with pytest.raises(TableContractError, match="expect_table_row_count_to_be_between"):
+        ingest(str(path))
+
+
+def test_header_only_file_without_trailing_newline_stops_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "tape.csv"
+    path.write_bytes(",".join(COLUMN_NAMES).encode())
+    with pytest.raises(TableContractError, match="expect_table_row_count_to_be_between"):
+        ingest(str(path))
+
+
+def test_missing_file_and_unknown_format_stop_the_run(tmp_path: Path) -> None:
+    with pytest.raises(TableContractError, match="does not exist"):
+        ingest(str(tmp_path / "nowhere.csv"))
+    other = tmp_path / "tape.xlsx"
+    other.write_bytes(b"whatever")
+    with pytest.raises(TableContractError, match="cannot tell the format"):
+        ingest(str(other))
+
+
+def test_duplicates_beyond_tolerance_stop_the_run(tmp_path: Path, valid_tape_rows, write_csv) -> None:
+    rows = [*valid_tape_rows, {**valid_tape_rows[3]}]  # 2 of 29 rows share an id: 6.9 % > 1 %
+    with pytest.raises(TableContractError) as error:
+        run_validation(ingest(str(write_csv(rows, tmp_path / "tape.csv"))))
+    assert "expect_column_values_to_be_unique" in str(error.value)
+    assert valid_tape_rows[3]["LoanId"] in str(error.value)
+
+
+def test_tape_of_only_malformed_lines_stops_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "tape.csv"
+    path.write_bytes(",".join(COLUMN_NAMES).encode() + b"\nnot,a,loan\nneither,is,this\n")
+    tape = ingest(str(path))
+    assert tape.input_rows == 2 and len(tape.malformed) == 2
+    with pytest.raises(TableContractError, match="expect_table_row_count_to_be_between"):
+        run_validation(tape)
+
+
+def test_malformed_line_with_non_utf8_bytes_is_quarantined(tmp_path: Path, valid_tape_rows) -> None:
+    lines = [",".join(r[c] for c in COLUMN_NAMES).encode() for r in valid_tape_rows]
+    lines.append(b"BAD-\xe9,C-1,100.00")
+    path = tmp_path / "tape.csv"
+    path.write_bytes(csv_bytes(lines, COLUMN_NAMES))
+    tape = ingest(str(path))
+    assert [m.reason for m in tape.malformed] == ["malformed_line:3_fields_expected_19"]
+    assert tape.input_rows == len(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Every source gives the same accepted rows
+# --------------------------------------------------------------------------------------------------
+
+def mixed_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Valid loans plus rule-breaking ones whose every value still has the right type."""
+    mortgage, variable = template(rows, "M-0001"), template(rows, "M-0003")
+    bad = [
+        {**mortgage, "LoanId": "X-1", "LoanStartDate": "2030-01-01", "LoanMaturityDate": "2020-01-01"},
+        {**mortgage, "LoanId": "X-2", "LoanAmount": "-100.00", "CurrentBalance": "0.00"},
+        {**mortgage, "LoanId": "X-3", "CurrentBalance": "999999.99"},
+        {**variable, "LoanId": "X-4", "ReferenceIndex": ""},
+        {**mortgage, "LoanId": "X-5", "CollateralValue": ""},
+        {**mortgage, "LoanId": "X-6", "CreditScore": "900"},
+        {**mortgage, "LoanId": "X-7", "Region": "mars"},
+    ]
+    return [*rows[:14], *bad, *rows[14:]]
+
+
+def typed_value(name: str, text: str) -> Any:
+    arrow_type = FIELD_BY_NAME[name].arrow_type
+    if text == "":
+        return None
+    if pa.types.is_decimal(arrow_type):
+        return Decimal(text)
+    if pa.types.is_date(arrow_type):
+        return date.fromisoformat(text)
+    if pa.types.is_integer(arrow_type):
+        return int(text)
+    return text
+
+
+@pytest.fixture(scope="module")
+def csv_outcome(tmp_path_factory, valid_tape_rows_factory, write_csv) -> ValidationOutcome:
+    rows = mixed_rows(valid_tape_rows_factory())
+    return run_validation(ingest(str(write_csv(rows, tmp_path_factory.mktemp("csv") / "tape.csv"))))
+
+
+def assert_same_outcome(outcome: ValidationOutcome, expected: ValidationOutcome) -> None:
+    assert outcome.accepted.num_rows == 28
+    assert outcome.accepted.equals(expected.accepted)
+    assert (outcome.quarantine.select(["row_number", "reasons"])
+            .equals(expected.quarantine.select(["row_number", "reasons"])))
+
+
+def typed_table(rows: list[dict[str, str]]) -> pa.Table:
+    schema = pa.schema([pa.field(f.name, f.type, nullable=True) for f in ARROW_SCHEMA])
+    return pa.table({name: [typed_value(name, r[name]) for r in rows] for name in COLUMN_NAMES}, schema=schema)
+
+
+def test_parquet_source_matches_csv(tmp_path: Path, valid_tape_rows, csv_outcome) -> None:
+    rows = mixed_rows(valid_tape_rows)
+    text = pa.table({name: [r[name] or None for r in rows] for name in COLUMN_NAMES})
+    pq.write_table(text, tmp_path / "tape.parquet")
+    assert_same_outcome(run_validation(ingest((tmp_path / "tape.parquet").as_uri())), csv_outcome)
+
+
+def test_typed_parquet_money_dates_and_integers_match_csv(tmp_path: Path, valid_tape_rows, write_csv) -> None:
+    pq.write_table(typed_table(valid_tape_rows), tmp_path / "tape.parquet")
+    from_parquet = ingest(str(tmp_path / "tape.parquet")).table
+    from_csv = ingest(str(write_csv(valid_tape_rows, tmp_path / "tape.csv"))).table
+    for f in ARROW_SCHEMA:
+        if f.type != pa.decimal128(12, 8):
+            assert from_parquet.column(f.name).equals(from_csv.column(f.name)), f.name
+
+
+def test_typed_parquet_source_matches_csv(tmp_path: Path, valid_tape_rows, csv_outcome) -> None:
+    pq.write_table(typed_table(mixed_rows(valid_tape_rows)), tmp_path / "tape.parquet")
+    tape = ingest(str(tmp_path / "tape.parquet"))
+    assert tape.type_errors == {}  # H-0004 has RateMargin 0.0000
+    assert_same_outcome(run_validation(tape), csv_outcome)
+
+
+def write_sqlite_tape(path: Path, rows: list[dict[str, str]], numeric_type: str = "TEXT") -> Path:
+    def column_type(name: str) -> str:
+        arrow_type = FIELD_BY_NAME[name].arrow_type
+        if pa.types.is_integer(arrow_type):
+            return "INTEGER"
+        return numeric_type if pa.types.is_decimal(arrow_type) else "TEXT"
+
+    with sqlite3.connect(path) as connection:
+        columns = ", ".join(f'"{n}" {column_type(n)}' for n in COLUMN_NAMES)
+        connection.execute(f"CREATE TABLE loans ({columns})")
+        values = [[typed_value(n, r[n]) for n in COLUMN_NAMES] for r in rows]
+        values = [[float(v) if isinstance(v, Decimal) and numeric_type == "REAL" else
+                   str(v) if isinstance(v, Decimal | date) else v for v in row] for row in values]
+        connection.executemany(f"INSERT INTO loans VALUES ({', '.join('?' for _ in COLUMN_NAMES)})", values)
+    connection.close()
+    return path
+
+
+def test_sqlite_table_source_matches_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, valid_tape_rows,
+                                         csv_outcome) -> None:
+    write_sqlite_tape(tmp_path / "book.db", mixed_rows(valid_tape_rows))
+    monkeypatch.chdir(tmp_path)
+    assert_same_outcome(run_validation(ingest("sqlite:///book.db?table=loans")), csv_outcome)
+
+
+def test_sqlite_absolute_path_source_is_read(tmp_path: Path, valid_tape_rows) -> None:
+    path = write_sqlite_tape(tmp_path / "book.db", valid_tape_rows)
+    tape = ingest(f"sqlite:///{path.resolve()}?table=loans")  # sqlite:////abs/path/book.db
+    assert tape.table.num_rows == len(valid_tape_rows)
+    assert tape.type_errors == {}
+
+
+def test_sqlite_real_columns_are_read_exactly(tmp_path: Path, valid_tape_rows,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [dict(r) for r in valid_tape_rows]
+    rows[0]["DefaultRiskScore"] = "0.00005"
+    write_sqlite_tape(tmp_path / "book.db", rows, numeric_type="REAL")
+    monkeypatch.chdir(tmp_path)
+    tape = ingest("sqlite:///book.db?table=loans")
+    assert tape.type_errors == {}
+    assert tape.table.column("DefaultRiskScore")[0].as_py() == Decimal("0.00005")
+
+
+def test_sql_source_without_table_parameter_stops_the_run() -> None:
+    with pytest.raises(TableContractError, match=r"\?table=NAME"):
+        ingest("sqlite:///book.db")
+    with pytest.raises(TableContractError, match="plain identifier"):
+        ingest("sqlite:///book.db?table=loans;drop")
+
+
+# --------------------------------------------------------------------------------------------------
+# Publishing: exact decimals, idempotence, Data Docs
+# --------------------------------------------------------------------------------------------------
+
+PRECISION_ROW = {"LoanId": "Z-MAX", "LoanAmount": "9999999999.99", "CurrentBalance": "9999999999.99",
+                 "InterestRate": "0.12345678", "DefaultRiskScore": "0.00000001", "BorrowerIncome": "0.01"}
+
+
+@dataclass
+class Published:
+    settings: Any
+    first: dict[str, Any]
+    second: dict[str, Any]
+    counts_after_first: tuple[int, int]
+    direct_tape: Any
+    staged_tape: Any
+    input_rows: int
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, make_settings, valid_tape_rows_factory, write_csv) -> Published:
+    from pipelines.loan_store import LoanStore
+    from pipelines.object_store import open_object_store
+    from pipelines.snapshots import load_staged_tape, stage_tape, validate_and_publish
+
+    root = tmp_path_factory.mktemp("publish")
+    settings = make_settings(root / "home")
+    rows = valid_tape_rows_factory()
+    rows.append({**template(rows, "R-0002"), **PRECISION_ROW})
+    rows.append({**template(rows, "M-0001"), "LoanId": "Q-1", "LoanAmount": "abc"})
+    path = write_csv(rows, root / "tape.csv")
+    with path.open("ab") as handle:
+        handle.write(b"Q-2,too,few\n")
+    staged = stage_tape(str(path), "manual__2025-12-31", settings)
+    staged_tape = load_staged_tape(staged, open_object_store(settings.resolved_object_store_uri))
+    first = validate_and_publish(staged_tape, date(2025, 12, 31), settings, airflow_run_id="manual__1")
+    counts = LoanStore(settings.resolved_loan_store_url).count_rows(first["snapshot_id"])
+    direct_tape = ingest(str(path))
+    second = validate_and_publish(direct_tape, date(2025, 12, 31), settings, airflow_run_id="manual__2")
+    return Published(settings, first, second, counts, direct_tape, staged_tape, len(rows) + 1)
+
+
+def test_staging_round_trip_keeps_the_tape(published: Published) -> None:
+    staged, direct = published.staged_tape, published.direct_tape
+    assert staged.table.equals(direct.table)
+    assert staged.raw_text.equals(direct.raw_text)
+    assert staged.malformed == direct.malformed and len(direct.malformed) == 1
+    assert staged.type_errors == direct.type_errors == {30: ["type:LoanAmount"]}
+
+
+def test_publishing_the_same_tape_twice_is_idempotent(published: Published) -> None:
+    from pipelines.loan_store import LoanStore
+
+    first, second = published.first, published.second
+    assert first["snapshot_id"] == second["snapshot_id"]
+    assert first["content_sha256"] == second["content_sha256"]
+    store = LoanStore(published.settings.resolved_loan_store_url)
+    counts = store.count_rows(second["snapshot_id"])
+    assert counts == published.counts_after_first == (29, 2)
+    with store.engine.connect() as connection:
+        totals = [connection.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                  for t in (store.loans, store.quarantine, store.snapshots)]
+    assert totals == [29, 2, 1]
+    assert store.snapshot_manifest(second["snapshot_id"])["airflow_run_id"] == "manual__2"
+
+
+def test_manifest_accounts_for_every_row(published: Published) -> None:
+    manifest = published.second
+    assert manifest["input_rows"] == published.input_rows == 31
+    assert manifest["accepted_rows"] + manifest["quarantined_rows"] == manifest["input_rows"]
+    assert manifest["quarantine_reasons"] == {"type:LoanAmount": 1, "malformed_line:3_fields_expected_19": 1}
+    assert manifest["as_of"] == "2025-12-31"
+
+
+def test_decimals_are_exact_from_csv_through_parquet_to_the_loan_store(published: Published) -> None:
+    from pipelines.loan_store import LoanStore
+    from pipelines.object_store import open_object_store
+
+    snapshot_id = published.second["snapshot_id"]
+    objects = open_object_store(published.settings.resolved_object_store_uri)
+    parquet = objects.get_parquet(f"snapshots/{snapshot_id}/loans.parquet")
+    assert parquet.schema.field("LoanAmount").type == pa.decimal128(18, 2)
+    stored = LoanStore(published.settings.resolved_loan_store_url).read_snapshot(snapshot_id)
+    for table in (parquet, stored):
+        by_id = {r["LoanId"]: r for r in table.to_pylist()}
+        assert by_id["M-0002"]["LoanAmount"] == Decimal("123456.78")
+        assert str(by_id["M-0002"]["LoanAmount"]) == "123456.78"
+        assert by_id["Z-MAX"]["LoanAmount"] == Decimal("9999999999.99")
+        assert by_id["Z-MAX"]["InterestRate"] == Decimal("0.12345678")
+        assert by_id["Z-MAX"]["DefaultRiskScore"] == Decimal("0.00000001")
+    assert stored.equals(parquet.sort_by("LoanId"))
+
+
+def test_data_docs_index_is_produced(published: Published) -> None:
+    from pipelines.object_store import open_object_store
+
+    snapshot_id = published.second["snapshot_id"]
+    objects = open_object_store(published.settings.resolved_object_store_uri)
+    key = f"snapshots/{snapshot_id}/data_docs/index.html"
+    assert objects.exists(key)
+    assert published.second["data_docs_uri"] == objects.uri(key)
+    assert "loan_tape" in objects.get_bytes(key).decode()
+    assert (published.settings.data_home / "tmp" / "data_docs" / "index.html").is_file()
+
+
+def test_content_hash_follows_the_data() -> None:
+    from pipelines.snapshots import content_hash
+
+    table = pa.table({"LoanAmount": pa.array([Decimal("1.00"), Decimal("2.00")], pa.decimal128(18, 2))})
+    same = pa.table({"LoanAmount": pa.array([Decimal("1.00"), Decimal("2.00")], pa.decimal128(18, 2))})
+    cent_off = pa.table({"LoanAmount": pa.array([Decimal("1.00"), Decimal("2.01")], pa.decimal128(18, 2))})
+    assert content_hash(table) == content_hash(same)
+    assert content_hash(table) != content_hash(cent_off)
+
+
+# --------------------------------------------------------------------------------------------------
+# The suite and the documentation cannot drift from the contract
+# --------------------------------------------------------------------------------------------------
+
+def test_suite_file_equals_the_contract() -> None:
+    assert json.loads(SUITE_PATH.read_text()) == build_suite_dict()
+
+
+def test_contract_document_equals_the_contract() -> None:
+    assert (REPO_ROOT / "docs" / "loan_contract.md").read_text() == render_markdown()
+
+
+def test_suite_checks_every_contract_column() -> None:
+    checked = {e["kwargs"].get("column") for e in build_suite_dict()["expectations"]}
+    assert set(COLUMN_NAMES) <= checked
+
+
+# --------------------------------------------------------------------------------------------------
+# Property: random mixes of valid and corrupted rows
+# --------------------------------------------------------------------------------------------------
+
+# Values that break a row whatever its other values are ({i} becomes the row number, keeping ids unique).
+CORRUPTIONS: dict[str, tuple[bytes, ...]] = {
+    "LoanId": (b"", b"L" * 64 + b"-{i}"),
+    "CustomerId": (b"", b"C" * 65),
+    "LoanAmount": (b"lots", b"-10.00", b"50000000000.00", b"", b"1.2.3", b"1e5"),
+    "InterestRate": (b"0.55", b"-0.01", b"6.5%", b""),
+    "LoanStartDate": (b"2021-02-30", b"2021/01/01", b"", b"9999-99-99"),
+    "LoanMaturityDate": (b"1900-01-01", b"2021-13-01", b""),
+    "LoanType": (b"", b"T" * 65, b"\xff\xfe"),
+    "RepaymentSchedule": (b"monthly", b"", b"ANNUITY"),
+    "CurrentBalance": (b"-1.00", b"x", b"", b"99999999999.00"),
+    "DefaultRiskScore": (b"1.5", b"-0.1", b"", b"p"),
+    "RateType": (b"floating", b"", b"Fixed"),
+    "ReferenceIndex": (b"libor", b"\xc3\x28"),
+    "RateMargin": (b"0.5", b"abc"),
+    "BorrowerIncome": (b"-5.00", b"", b"rich"),
+    "CreditScore": (b"299", b"851", b"7.5", b"", b"99999"),
+    "CollateralValue": (b"0.00", b"abc", b"-1.00"),
+    "Region": (b"mars", b"", b"North East"),
+    "ProductSegment": (b"student_loan", b""),
+    "DaysPastDue": (b"-1", b"3651", b"1.5", b""),
+}
+
+cell_corruption = st.sampled_from(sorted(CORRUPTIONS)).flatmap(
+    lambda column: st.tuples(st.just(column), st.sampled_from(CORRUPTIONS[column])))
+row_fault = st.one_of(
+    st.none(),
+    st.lists(cell_corruption, min_size=1, max_size=3, unique_by=lambda c: c[0]).map(lambda cs: ("cells", cs)),
+    st.integers(1, len(COLUMN_NAMES) - 1).map(lambda k: ("truncate", k)),
+    st.integers(1, 3).map(lambda k: ("extend", k)),
+)
+tape_spec = st.lists(st.tuples(st.integers(0, 27), row_fault), min_size=1, max_size=60)
+
+
+@hypothesis_settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=tape_spec)
+def test_random_corruption_never_loses_rows_nor_accepts_a_corrupted_one(valid_tape_rows_factory, spec) -> None:
+    assume(any(fault is None or fault[0] == "cells" for _, fault in spec))
+    rows = valid_tape_rows_factory()
+    lines, clean_ids, corrupted_numbers = [], set(), set()
+    for number, (index, fault) in enumerate(spec, start=1):
+        row: dict[str, Any] = {**rows[index], "LoanId": f"{rows[index]['LoanId']}-{number}"}
+        if fault is None:
+            clean_ids.add(row["LoanId"])
+        else:
+            corrupted_numbers.add(number)
+        if fault and fault[0] == "cells":
+            row.update({column: value.replace(b"{i}", str(number).encode()) for column, value in fault[1]})
+        cells = cells_of(row)[:-1]
+        if fault and fault[0] == "truncate":
+            cells = cells[:fault[1]]
+        elif fault and fault[0] == "extend":
+            cells += [b"extra"] * fault[1]
+        lines.append(b",".join(cells))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tape.csv"
+        path.write_bytes(csv_bytes(lines, COLUMN_NAMES))
+        outcome = run_validation(ingest(str(path)))
+    assert_nothing_lost(outcome, len(spec))
+    accepted_ids = set(outcome.accepted.column("LoanId").to_pylist())
+    assert accepted_ids <= clean_ids, f"corrupted rows accepted: {accepted_ids - clean_ids}"
+    assert accepted_ids == clean_ids, f"valid rows quarantined: {clean_ids - accepted_ids}"
+    assert set(outcome.quarantine.column("row_number").to_pylist()) == corrupted_numbers
