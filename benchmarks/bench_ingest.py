@@ -24,11 +24,23 @@ def _book_csv() -> str:
     return str(path)
 
 
+def _warm_up(source: str) -> None:
+    """Ingest the first loans once so imports and kernel set-up are not timed as ingestion."""
+    from pipelines.ingestion import ingest
+
+    with open(source, "rb") as handle:
+        head = b"".join(handle.readline() for _ in range(1001))
+    sample = INPUTS / "warm_up.csv"
+    sample.write_bytes(head)
+    ingest(str(sample))
+
+
 @benchmark
 def ingest_csv_1m() -> dict[str, float]:
     from pipelines.ingestion import ingest
 
     source = _book_csv()
+    _warm_up(source)
     with Timer() as timer:
         tape = ingest(source)
     assert tape.table.num_rows == N_LOANS and not tape.type_errors
@@ -54,8 +66,9 @@ def ingest_postgres_1m() -> dict[str, float]:
     from pipelines.ingestion import ingest
 
     source = _book_csv()
+    _warm_up(source)
     with open(source) as handle:
-        columns = handle.readline().strip().split(",")
+        columns = [name.strip('"') for name in handle.readline().strip().split(",")]
     with psycopg.connect(PG_URL, autocommit=True) as connection, connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {PG_TABLE}")
         column_sql = ", ".join(f'"{c}" text' for c in columns)

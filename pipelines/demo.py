@@ -96,3 +96,19 @@ def print_summary(run_id: str, seconds: float) -> None:
     print(f"  GX Data Docs       {snapshot['data_docs_uri']}")
     features = steps["features"]
     print(f"  features           {features['features_uri']} (macro as of {features['macro_quarter']})")
+    plan = steps["plan"]
+    model = plan["pd_model"]
+    print(f"  PD model           {model['name']} version {model['version']}"
+          + (f" ({model['note']})" if model.get("note") else ""))
+    print(f"  simulation         {len(plan['scenarios'])} scenarios x {len(plan['batches'])} batches, "
+          f"{plan['n_paths']:,} paths, {plan['horizon']} quarters, seed {plan['seed']}")
+    print()
+    header = f"  {'scenario':<34} {'9q loss USD':>14} {'loss rate':>9} {'VaR 99.9%':>14} {'ES 99%':>14} {'min CET1':>8}"
+    print(header)
+    for scenario_id in plan["scenarios"]:
+        result = steps[f"result_{scenario_id}"]
+        metrics = result["metrics"]
+        print(f"  {scenario_id:<34} {result['OverallImpact']:>14,.0f} {metrics['loss_rate']:>9.2%} "
+              f"{metrics['var']['0.999']:>14,.0f} {metrics['expected_shortfall']['0.990']:>14,.0f} "
+              f"{metrics['capital']['min_cet1_ratio']:>8.2%}")
+    print(f"  results            {result['AffectedLoans'].rsplit('/', 2)[0]}/<scenario>/")

@@ -14,6 +14,7 @@ CSV parser, which is why ingesting from the database runs close to the speed of 
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
@@ -31,6 +32,7 @@ _DECIMAL_TEXT = r"^[+-]?(\d{1,18}(\.\d{0,18})?|\.\d{1,18})([eE][+-]?\d{1,2})?$"
 _INTEGER_TEXT = r"^[+-]?\d{1,9}$"
 _DATE_TEXT = r"^\d{4}-\d{2}-\d{2}$"
 _WIDE_DECIMAL = pa.decimal128(38, 18)
+_NON_BLANK = re.compile(rb"\S")
 
 
 class TableContractError(ValueError):
@@ -93,9 +95,12 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
     """Parse CSV bytes into binary columns (no UTF-8 or type assumptions) and malformed lines."""
     import pyarrow.csv as pacsv
 
-    if not data.strip():
+    # Look at the first line and the first non-blank byte after it without copying a large file.
+    first_content = _NON_BLANK.search(data)
+    if first_content is None:
         raise TableContractError(f"loan tape {source!r} is empty: expect a header line and at least one loan")
-    header_line = data.split(b"\n", 1)[0]
+    header_end = data.find(b"\n")
+    header_line = data[: header_end if header_end >= 0 else len(data)]
     try:
         header = next(iter(pacsv.read_csv(io.BytesIO(header_line + b"\n"),
                                           read_options=pacsv.ReadOptions(autogenerate_column_names=True))
@@ -103,7 +108,7 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
         names = [str(v) for v in header.values()]
     except pa.ArrowInvalid as error:
         raise TableContractError(f"loan tape {source!r} has an unreadable header line: {error}") from error
-    if b"\n" not in data.rstrip(b"\r\n"):
+    if header_end < 0 or _NON_BLANK.search(data, header_end) is None:
         raise TableContractError(f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: "
                                  "the tape has a header but no loans")
     try:
@@ -297,6 +302,10 @@ def _cast_column(column: pa.ChunkedArray, contract_field: Field) -> tuple[pa.Arr
 
 def _decimal_values(text: pa.Array, target: pa.Decimal128Type) -> pa.Array:
     """Exact decimals, rounded half-to-even to the contract's scale; out-of-range or malformed -> null."""
+    try:
+        return text.cast(target)  # fast path: every value already fits the contract's precision and scale
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     try:
         wide = text.cast(_WIDE_DECIMAL)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
