@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.loan_contract import FIELDS, REQUIRED_COLUMNS, Field
+from pipelines.loan_contract import FIELD_BY_NAME, FIELDS, REQUIRED_COLUMNS, Field
 
 ROW_NUMBER = "row_number"
 # Plain or scientific notation (writers print tiny decimals as 1.1E-7), at most 18 integer digits.
@@ -112,20 +112,34 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
         raise TableContractError(f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: "
                                  "the tape has a header but no loans")
     try:
-        table, malformed = _parse_csv(data, names, use_threads=True)
-        if any(m.row_number < 0 for m in malformed):
-            # The multi-threaded parser cannot tell the line number of a malformed row; re-parse the
-            # (rare) dirty file on one thread so every quarantined row says where it came from.
-            table, malformed = _parse_csv(data, names, use_threads=False)
+        # First pass: parse straight into the contract's types on all cores. One cell that does not
+        # parse (or is not UTF-8) fails the pass, and the file is read again as bytes to be cast cell
+        # by cell, so a bad value costs its row, never the file.
+        typed = {name: FIELD_BY_NAME[name].arrow_type if name in FIELD_BY_NAME else pa.binary() for name in names}
+        table, malformed = _parse_csv_with_line_numbers(data, names, typed)
     except (pa.ArrowInvalid, UnicodeDecodeError):
-        # Arrow decodes a malformed line as strict UTF-8 before handing it over; a line that is both
-        # malformed and not UTF-8 aborts its parser. Python's csv module takes such a file instead.
-        table, malformed = _parse_csv_python(data, names)
+        try:
+            table, malformed = _parse_csv_with_line_numbers(data, names, dict.fromkeys(names, pa.binary()))
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            # Arrow decodes a malformed line as strict UTF-8 before handing it over; a line that is
+            # both malformed and not UTF-8 aborts its parser. Python's csv module takes such a file.
+            table, malformed = _parse_csv_python(data, names)
     row_numbers = _row_numbers(table.num_rows, {m.row_number for m in malformed})
     return table.append_column(ROW_NUMBER, pa.array(row_numbers, pa.int64())), malformed
 
 
-def _parse_csv(data: bytes, names: list[str], *, use_threads: bool) -> tuple[pa.Table, list[MalformedRow]]:
+def _parse_csv_with_line_numbers(data: bytes, names: list[str], column_types: dict[str, pa.DataType],
+                                 ) -> tuple[pa.Table, list[MalformedRow]]:
+    table, malformed = _parse_csv(data, names, column_types, use_threads=True)
+    if any(m.row_number < 0 for m in malformed):
+        # The multi-threaded parser cannot tell the line number of a malformed row; re-parse the
+        # (rare) dirty file on one thread so every quarantined row says where it came from.
+        table, malformed = _parse_csv(data, names, column_types, use_threads=False)
+    return table, malformed
+
+
+def _parse_csv(data: bytes, names: list[str], column_types: dict[str, pa.DataType], *,
+               use_threads: bool) -> tuple[pa.Table, list[MalformedRow]]:
     import pyarrow.csv as pacsv
 
     malformed: list[MalformedRow] = []
@@ -143,8 +157,7 @@ def _parse_csv(data: bytes, names: list[str], *, use_threads: bool) -> tuple[pa.
                                        block_size=16 << 20),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row),
         convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.binary()), strings_can_be_null=True, check_utf8=False,
-            null_values=[""], quoted_strings_can_be_null=True,
+            column_types=column_types, strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True,
         ),
     )
     return table, malformed
@@ -235,18 +248,19 @@ def _read_sqlite(db_url: str, table_name: str) -> pa.Table:
 
 
 def _read_postgres(db_url: str, table_name: str, source: str) -> tuple[pa.Table, list[MalformedRow]]:
+    """``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` into the same multi-threaded CSV reader as files."""
     import psycopg
 
     conninfo = db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    buffer = io.BytesIO()
     try:
-        with psycopg.connect(conninfo) as connection, connection.cursor() as cursor:
-            buffer = io.BytesIO()
-            with cursor.copy(f"COPY (SELECT * FROM {table_name}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
-                for chunk in copy:
-                    buffer.write(chunk)
+        with psycopg.connect(conninfo) as connection, connection.cursor() as cursor, \
+                cursor.copy(f"COPY (SELECT * FROM {table_name}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
+            for chunk in copy:
+                buffer.write(chunk)
     except psycopg.Error as error:
         raise TableContractError(f"cannot read table {table_name!r} from PostgreSQL: {error}") from error
-    return read_csv_as_text(buffer.getvalue(), source)
+    return read_csv_as_text(buffer.getbuffer().tobytes(), source)
 
 
 def cast_to_contract(text: pa.Table, malformed: list[MalformedRow], source: str) -> TypedTape:
@@ -281,10 +295,12 @@ def cast_to_contract(text: pa.Table, malformed: list[MalformedRow], source: str)
 
 def _cast_column(column: pa.ChunkedArray, contract_field: Field) -> tuple[pa.Array, np.ndarray]:
     """(typed values, mask of rows whose non-empty text did not parse)."""
+    target = contract_field.arrow_type
+    if column.type == target and not pa.types.is_string(target):
+        return column.combine_chunks(), np.zeros(len(column), dtype=bool)  # parsed typed already
     text, bad_utf8 = _as_utf8(column)
     text = pc.utf8_trim_whitespace(text)
     text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
-    target = contract_field.arrow_type
     if pa.types.is_string(target):
         return text, bad_utf8
     if pa.types.is_decimal(target):

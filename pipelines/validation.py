@@ -229,8 +229,8 @@ def _quarantine_table(tape: TypedTape, bad: np.ndarray, reasons: dict[int, list[
 
 def _printable(record: dict[str, Any]) -> dict[str, str | None]:
     """Raw cells as text; undecodable bytes are shown escaped rather than lost."""
-    return {key: value.decode("utf-8", errors="backslashreplace") if isinstance(value, bytes) else value
-            for key, value in record.items()}
+    return {key: value.decode("utf-8", errors="backslashreplace") if isinstance(value, bytes)
+            else None if value is None else str(value) for key, value in record.items()}
 
 
 def count_by_reason(quarantine: pa.Table) -> dict[str, int]:
