@@ -254,10 +254,12 @@ def _read_postgres(db_url: str, table_name: str, source: str) -> tuple[pa.Table,
     conninfo = db_url.replace("postgresql+psycopg://", "postgresql://", 1)
     buffer = io.BytesIO()
     try:
-        with psycopg.connect(conninfo) as connection, connection.cursor() as cursor, \
-                cursor.copy(f"COPY (SELECT * FROM {table_name}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
-            for chunk in copy:
-                buffer.write(chunk)
+        with psycopg.connect(conninfo) as connection, connection.cursor() as cursor:
+            # COPY prints dates in the session's DateStyle; the contract reads ISO dates only.
+            cursor.execute("SET DateStyle TO ISO, YMD")
+            with cursor.copy(f"COPY (SELECT * FROM {table_name}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
+                for chunk in copy:
+                    buffer.write(chunk)
     except psycopg.Error as error:
         raise TableContractError(f"cannot read table {table_name!r} from PostgreSQL: {error}") from error
     return read_csv_as_text(buffer.getbuffer().tobytes(), source)

@@ -129,6 +129,7 @@ class LoanStore:
         buffer = io.BytesIO()
         with self.engine.connect() as connection:
             cursor = connection.connection.driver_connection.cursor()
+            cursor.execute("SET DateStyle TO ISO, YMD")
             query = (f"COPY (SELECT {columns} FROM loans WHERE snapshot_id = %s ORDER BY \"LoanId\") "
                      "TO STDOUT (FORMAT csv)")
             with cursor.copy(query, (snapshot_id,)) as copy:
@@ -136,7 +137,9 @@ class LoanStore:
                     buffer.write(chunk)
         buffer.seek(0)
         return pacsv.read_csv(buffer, read_options=pacsv.ReadOptions(column_names=[f.name for f in FIELDS]),
-                              convert_options=pacsv.ConvertOptions(column_types=ARROW_SCHEMA)).cast(ARROW_SCHEMA)
+                              convert_options=pacsv.ConvertOptions(
+                                  column_types=ARROW_SCHEMA, strings_can_be_null=True,
+                                  quoted_strings_can_be_null=False)).cast(ARROW_SCHEMA)
 
     def snapshot_manifest(self, snapshot_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as connection:

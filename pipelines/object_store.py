@@ -115,7 +115,14 @@ class S3ObjectStore(ObjectStore):
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
-        return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except ClientError as error:
+            if _is_missing(error):
+                raise FileNotFoundError(f"no object {self.uri(key)}") from error
+            raise
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -123,7 +130,7 @@ class S3ObjectStore(ObjectStore):
         try:
             self._client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as error:
-            if error.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+            if _is_missing(error):
                 return False
             raise
         return True
@@ -135,6 +142,11 @@ class S3ObjectStore(ObjectStore):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
             keys += [obj["Key"][strip:] for obj in page.get("Contents", [])]
         return sorted(keys)
+
+
+def _is_missing(error: Exception) -> bool:
+    """Whether a botocore ClientError says the object does not exist."""
+    return error.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}
 
 
 def open_object_store(uri: str, region: str = "us-east-1") -> ObjectStore:
