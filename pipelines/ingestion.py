@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from difflib import get_close_matches
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -77,9 +78,10 @@ def ingest(source: str) -> TypedTape:
     else:
         suffix = Path(urlparse(source).path).suffix.lower()
         from pipelines.object_store import read_uri_bytes
+        from pipelines.settings import get_settings
 
         try:
-            data = read_uri_bytes(source)
+            data = read_uri_bytes(source, get_settings().aws_region)
         except FileNotFoundError as error:
             raise TableContractError(f"loan tape {source!r} does not exist") from error
         if suffix == ".parquet":
@@ -273,7 +275,7 @@ def cast_to_contract(text: pa.Table, malformed: list[MalformedRow], source: str)
         hints = [f"{name} (found {close[0]!r}?)" if (close := get_close_matches(name, present, n=1)) else name
                  for name in missing]
         raise TableContractError(
-            f"expect_table_columns_to_contain_set failed for {source!r}: missing column(s) {', '.join(hints)}; "
+            f"expect_table_columns_to_match_set(exact_match=False) failed for {source!r}: missing column(s) {', '.join(hints)}; "
             f"found columns {sorted(present)[:25]}"
         )
     if text.num_rows == 0 and not malformed:
@@ -328,11 +330,24 @@ def _decimal_values(text: pa.Array, target: pa.Decimal128Type) -> pa.Array:
         wide = text.cast(_WIDE_DECIMAL)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         well_formed = pc.fill_null(pc.match_substring_regex(text, _DECIMAL_TEXT), False)
-        wide = pc.if_else(well_formed, text, pa.scalar(None, pa.string())).cast(_WIDE_DECIMAL)
+        candidate = pc.if_else(well_formed, text, pa.scalar(None, pa.string()))
+        try:
+            wide = candidate.cast(_WIDE_DECIMAL)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            wide = pa.array([_wide_decimal_or_none(value) for value in candidate.to_pylist()], _WIDE_DECIMAL)
     rounded = pc.round(wide, ndigits=target.scale, round_mode="half_to_even")
     limit = pa.scalar(10 ** (target.precision - target.scale), _WIDE_DECIMAL)
     too_large = pc.fill_null(pc.greater_equal(pc.abs(rounded), limit), False)
     return pc.if_else(too_large, pa.scalar(None, _WIDE_DECIMAL), rounded).cast(target)
+
+
+def _wide_decimal_or_none(text: str | None) -> Decimal | None:
+    """One well-formed number that may still not fit (1e99): exact when it fits, else None."""
+    if text is None:
+        return None
+    value = Decimal(text)
+    fits = value.adjusted() < _WIDE_DECIMAL.precision - _WIDE_DECIMAL.scale
+    return value.quantize(Decimal(1).scaleb(-_WIDE_DECIMAL.scale)) if fits else None
 
 
 def _values_row_by_row(text: pa.Array, target: pa.DataType) -> pa.Array:

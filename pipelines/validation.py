@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +150,20 @@ def _validation_frame(table: pa.Table, balance_tolerance: float):
     frame = pd.DataFrame(columns)
     for name in ("LoanStartDate", "LoanMaturityDate"):
         frame[name] = pd.to_datetime(frame[name])
-    # Rounded to cents: in float64 a balance exactly at the tolerance can come out at +1e-12.
-    frame[BALANCE_EXCESS] = (frame["CurrentBalance"] - frame["LoanAmount"] * (1 + balance_tolerance)).round(2)
+    frame[BALANCE_EXCESS] = _balance_excess(table, balance_tolerance)
     frame[ROW_NUMBER] = table.column(ROW_NUMBER).to_numpy()
     return frame
+
+
+def _balance_excess(table: pa.Table, balance_tolerance: float) -> np.ndarray:
+    """CurrentBalance - LoanAmount x (1 + tolerance), in exact decimal arithmetic.
+
+    In float64 a balance exactly at the limit can come out at +1e-12; rounding would instead let a
+    fraction of a cent over the limit through. Exact decimals have neither problem.
+    """
+    factor = pa.scalar(Decimal(1) + Decimal(str(balance_tolerance)), pa.decimal128(12, 8))
+    limit = pc.multiply(table.column("LoanAmount"), factor)
+    return pc.subtract(table.column("CurrentBalance"), limit).cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def _run_suite(frame, data_docs_dir: Path | None, duplicate_tolerance: float) -> list[dict[str, Any]]:

@@ -170,6 +170,22 @@ def test_read_snapshot_returns_what_was_loaded(pg_store, accepted: pa.Table) -> 
     assert pg_store.read_snapshot("whole").equals(accepted.sort_by("LoanId"))
 
 
+def test_read_snapshot_does_not_depend_on_the_server_date_style(postgres_database: str, accepted: pa.Table,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.loan_store import LoanStore
+
+    monkeypatch.setenv("PGOPTIONS", "-c DateStyle=SQL,DMY")
+    store = LoanStore(postgres_database)  # a fresh engine: its connections see PGOPTIONS
+    try:
+        store.load_snapshot(manifest("datestyle", accepted, quarantine_table()), accepted, quarantine_table())
+        stored = store.read_snapshot("datestyle")
+    finally:
+        store.engine.dispose()
+    expected = accepted.sort_by("LoanId")
+    for name in ("LoanStartDate", "LoanMaturityDate"):
+        assert stored.column(name).equals(expected.column(name)), name
+
+
 def test_reloading_a_snapshot_is_idempotent(pg_store, accepted: pa.Table) -> None:
     quarantine = quarantine_table()
     pg_store.load_snapshot(manifest("again", accepted, quarantine), accepted, quarantine)

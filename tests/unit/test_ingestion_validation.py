@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, assume, given
+from hypothesis import HealthCheck, Phase, assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -89,6 +89,7 @@ CASES = (
     Case("balance_beyond_tolerance", "balance_within_amount"),
     Case("balance_within_tolerance", None),
     Case("balance_exactly_at_tolerance", None),
+    Case("balance_half_a_cent_beyond_tolerance", "balance_within_amount"),
     Case("variable_rate_without_index", "variable_rate_terms"),
     Case("fixed_rate_with_margin", "variable_rate_terms"),
     Case("secured_without_collateral", "secured_has_collateral"),
@@ -125,6 +126,9 @@ def build_case_lines(rows: list[dict[str, str]]) -> dict[str, list[bytes]]:
         # 12233.97 == 11651.40 x 1.05 exactly: "CurrentBalance <= LoanAmount x (1 + tolerance)" holds.
         "balance_exactly_at_tolerance": [line(variant(fixed_mortgage, "BAL-3", LoanAmount="11651.40",
                                                       CurrentBalance="12233.97"))],
+        # 10000.11 x 1.05 = 10500.1155 < 10500.12: over the limit by less than a cent.
+        "balance_half_a_cent_beyond_tolerance": [line(variant(fixed_mortgage, "BAL-4", LoanAmount="10000.11",
+                                                              CurrentBalance="10500.12"))],
         "variable_rate_without_index": [line(variant(variable_mortgage, "VAR-1", ReferenceIndex=""))],
         "fixed_rate_with_margin": [line(variant(fixed_mortgage, "VAR-2", RateMargin="0.0100"))],
         "secured_without_collateral": [line(variant(fixed_mortgage, "SEC-1", CollateralValue=""))],
@@ -251,7 +255,7 @@ def test_missing_columns_name_the_expectation_and_the_columns(tmp_path: Path, va
     with pytest.raises(TableContractError) as error:
         ingest(str(path))
     message = str(error.value)
-    assert "expect_table_columns_to_contain_set" in message
+    assert "expect_table_columns_to_match_set" in message
     assert "CurrentBalance" in message
     assert "Region (found 'region'?)" in message
 
@@ -304,14 +308,41 @@ def test_tape_of_only_malformed_lines_stops_the_run(tmp_path: Path) -> None:
         run_validation(tape)
 
 
-def test_malformed_line_with_non_utf8_bytes_is_quarantined(tmp_path: Path, valid_tape_rows) -> None:
+# pyarrow reports the UnicodeDecodeError of its own invalid-row callback as "unraisable" before the
+# ingestion falls back to the Python parser; that notice is expected here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_malformed_line_with_non_utf8_bytes_is_quarantined(tmp_path: Path, valid_tape_rows, write_csv) -> None:
     lines = [",".join(r[c] for c in COLUMN_NAMES).encode() for r in valid_tape_rows]
-    lines.append(b"BAD-\xe9,C-1,100.00")
+    lines.insert(5, b"BAD-\xe9,C-1,100.00")
     path = tmp_path / "tape.csv"
     path.write_bytes(csv_bytes(lines, COLUMN_NAMES))
     tape = ingest(str(path))
-    assert [m.reason for m in tape.malformed] == ["malformed_line:3_fields_expected_19"]
     assert tape.input_rows == len(lines)
+    (malformed,) = tape.malformed
+    assert (malformed.row_number, malformed.reason) == (6, "malformed_line:3_fields_expected_19")
+    assert malformed.text == "BAD-\\xe9,C-1,100.00"  # the undecodable byte kept, escaped
+    assert tape.type_errors == {}
+    clean = ingest(str(write_csv(valid_tape_rows, tmp_path / "clean.csv"))).table
+    assert tape.table.drop_columns(["row_number"]).equals(clean.drop_columns(["row_number"]))
+    assert tape.table.column("row_number").to_pylist() == [n for n in range(1, len(lines) + 1) if n != 6]
+
+
+@pytest.mark.parametrize("value", ["1e99", "9e20"])
+def test_huge_scientific_decimal_is_a_type_error(tmp_path: Path, valid_tape_rows, write_csv, value: str) -> None:
+    rows = [dict(r) for r in valid_tape_rows]
+    rows[2]["LoanAmount"] = value
+    tape = ingest(str(write_csv(rows, tmp_path / "tape.csv")))
+    assert tape.type_errors == {3: ["type:LoanAmount"]}
+
+
+def test_scientific_and_sub_cent_decimals_are_parsed_exactly(tmp_path: Path, valid_tape_rows, write_csv) -> None:
+    rows = [dict(r) for r in valid_tape_rows]
+    rows[0]["LoanAmount"], rows[1]["LoanAmount"] = "1.2345678E5", "123.455"
+    rows[2]["LoanAmount"], rows[3]["DefaultRiskScore"] = "123.465", "1.1E-7"
+    table = ingest(str(write_csv(rows, tmp_path / "tape.csv"))).table
+    amounts = table.column("LoanAmount").to_pylist()
+    assert amounts[:3] == [Decimal("123456.78"), Decimal("123.46"), Decimal("123.46")]  # half to even
+    assert table.column("DefaultRiskScore")[3].as_py() == Decimal("0.00000011")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -364,26 +395,22 @@ def typed_table(rows: list[dict[str, str]]) -> pa.Table:
     return pa.table({name: [typed_value(name, r[name]) for r in rows] for name in COLUMN_NAMES}, schema=schema)
 
 
-def test_parquet_source_matches_csv(tmp_path: Path, valid_tape_rows, csv_outcome) -> None:
+def test_text_parquet_source_types_like_csv(tmp_path: Path, valid_tape_rows, write_csv) -> None:
+    """A Parquet tape of string columns gives the very typed table (and faults) of the same CSV."""
     rows = mixed_rows(valid_tape_rows)
-    text = pa.table({name: [r[name] or None for r in rows] for name in COLUMN_NAMES})
-    pq.write_table(text, tmp_path / "tape.parquet")
-    assert_same_outcome(run_validation(ingest((tmp_path / "tape.parquet").as_uri())), csv_outcome)
-
-
-def test_typed_parquet_money_dates_and_integers_match_csv(tmp_path: Path, valid_tape_rows, write_csv) -> None:
-    pq.write_table(typed_table(valid_tape_rows), tmp_path / "tape.parquet")
-    from_parquet = ingest(str(tmp_path / "tape.parquet")).table
-    from_csv = ingest(str(write_csv(valid_tape_rows, tmp_path / "tape.csv"))).table
-    for f in ARROW_SCHEMA:
-        if f.type != pa.decimal128(12, 8):
-            assert from_parquet.column(f.name).equals(from_csv.column(f.name)), f.name
+    rows[3] = {**rows[3], "LoanAmount": "twelve"}
+    pq.write_table(pa.table({name: [r[name] or None for r in rows] for name in COLUMN_NAMES}),
+                   tmp_path / "tape.parquet")
+    from_parquet = ingest((tmp_path / "tape.parquet").as_uri())
+    from_csv = ingest(str(write_csv(rows, tmp_path / "tape.csv")))
+    assert from_parquet.table.equals(from_csv.table)
+    assert from_parquet.type_errors == from_csv.type_errors == {4: ["type:LoanAmount"]}
 
 
 def test_typed_parquet_source_matches_csv(tmp_path: Path, valid_tape_rows, csv_outcome) -> None:
     pq.write_table(typed_table(mixed_rows(valid_tape_rows)), tmp_path / "tape.parquet")
     tape = ingest(str(tmp_path / "tape.parquet"))
-    assert tape.type_errors == {}  # H-0004 has RateMargin 0.0000
+    assert tape.type_errors == {}  # H-0004 has RateMargin 0.0000 (written by Arrow as 0E-8)
     assert_same_outcome(run_validation(tape), csv_outcome)
 
 
@@ -405,18 +432,20 @@ def write_sqlite_tape(path: Path, rows: list[dict[str, str]], numeric_type: str 
     return path
 
 
-def test_sqlite_table_source_matches_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, valid_tape_rows,
-                                         csv_outcome) -> None:
-    write_sqlite_tape(tmp_path / "book.db", mixed_rows(valid_tape_rows))
+def test_sqlite_table_source_matches_csv(tmp_path: Path, valid_tape_rows, csv_outcome) -> None:
+    path = write_sqlite_tape(tmp_path / "book.db", mixed_rows(valid_tape_rows))
+    source = f"sqlite:///{path.resolve()}?table=loans"
+    assert source.startswith("sqlite:////")
+    assert_same_outcome(run_validation(ingest(source)), csv_outcome)
+
+
+def test_sqlite_relative_path_source_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, valid_tape_rows,
+                                            write_csv) -> None:
+    write_sqlite_tape(tmp_path / "book.db", valid_tape_rows)
     monkeypatch.chdir(tmp_path)
-    assert_same_outcome(run_validation(ingest("sqlite:///book.db?table=loans")), csv_outcome)
-
-
-def test_sqlite_absolute_path_source_is_read(tmp_path: Path, valid_tape_rows) -> None:
-    path = write_sqlite_tape(tmp_path / "book.db", valid_tape_rows)
-    tape = ingest(f"sqlite:///{path.resolve()}?table=loans")  # sqlite:////abs/path/book.db
-    assert tape.table.num_rows == len(valid_tape_rows)
+    tape = ingest("sqlite:///book.db?table=loans")
     assert tape.type_errors == {}
+    assert tape.table.equals(ingest(str(write_csv(valid_tape_rows, tmp_path / "tape.csv"))).table)
 
 
 def test_sqlite_real_columns_are_read_exactly(tmp_path: Path, valid_tape_rows,
@@ -577,7 +606,7 @@ def test_suite_checks_every_contract_column() -> None:
 CORRUPTIONS: dict[str, tuple[bytes, ...]] = {
     "LoanId": (b"", b"L" * 64 + b"-{i}"),
     "CustomerId": (b"", b"C" * 65),
-    "LoanAmount": (b"lots", b"-10.00", b"50000000000.00", b"", b"1.2.3", b"1e5"),
+    "LoanAmount": (b"lots", b"-10.00", b"50000000000.00", b"", b"1.2.3", b"1e5.0", b"0.001"),
     "InterestRate": (b"0.55", b"-0.01", b"6.5%", b""),
     "LoanStartDate": (b"2021-02-30", b"2021/01/01", b"", b"9999-99-99"),
     "LoanMaturityDate": (b"1900-01-01", b"2021-13-01", b""),
@@ -598,16 +627,23 @@ CORRUPTIONS: dict[str, tuple[bytes, ...]] = {
 
 cell_corruption = st.sampled_from(sorted(CORRUPTIONS)).flatmap(
     lambda column: st.tuples(st.just(column), st.sampled_from(CORRUPTIONS[column])))
-row_fault = st.one_of(
-    st.none(),
-    st.lists(cell_corruption, min_size=1, max_size=3, unique_by=lambda c: c[0]).map(lambda cs: ("cells", cs)),
-    st.integers(1, len(COLUMN_NAMES) - 1).map(lambda k: ("truncate", k)),
-    st.integers(1, 3).map(lambda k: ("extend", k)),
-)
-tape_spec = st.lists(st.tuples(st.integers(0, 27), row_fault), min_size=1, max_size=60)
+FAULT_BUILDERS = {
+    "ok": st.none(),
+    "cells": st.lists(cell_corruption, min_size=1, max_size=2, unique_by=lambda c: c[0]).map(
+        lambda cs: ("cells", cs)),
+    "truncate": st.integers(1, len(COLUMN_NAMES) - 1).map(lambda k: ("truncate", k)),
+    "extend": st.integers(1, 3).map(lambda k: ("extend", k)),
+}
+# Cell faults weighted up: they exercise the GX rules, while line faults only exercise the CSV parser.
+row_fault = st.sampled_from(["ok", "ok", "cells", "cells", "cells", "truncate", "extend"]).flatmap(
+    FAULT_BUILDERS.__getitem__)
+tape_spec = st.lists(st.tuples(st.integers(0, 27), row_fault), min_size=20, max_size=60)
 
 
-@hypothesis_settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Few examples of up to 60 rows each (every example is a GX run); no shrinking, which would re-run GX
+# hundreds of times: a failure names the offending LoanIds / row numbers instead.
+@hypothesis_settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                     phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(spec=tape_spec)
 def test_random_corruption_never_loses_rows_nor_accepts_a_corrupted_one(valid_tape_rows_factory, spec) -> None:
     assume(any(fault is None or fault[0] == "cells" for _, fault in spec))
