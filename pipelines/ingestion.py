@@ -275,8 +275,8 @@ def cast_to_contract(text: pa.Table, malformed: list[MalformedRow], source: str)
         hints = [f"{name} (found {close[0]!r}?)" if (close := get_close_matches(name, present, n=1)) else name
                  for name in missing]
         raise TableContractError(
-            f"expect_table_columns_to_match_set(exact_match=False) failed for {source!r}: missing column(s) {', '.join(hints)}; "
-            f"found columns {sorted(present)[:25]}"
+            f"expect_table_columns_to_match_set(exact_match=False) failed for {source!r}: "
+            f"missing column(s) {', '.join(hints)}; found columns {sorted(present)[:25]}"
         )
     if text.num_rows == 0 and not malformed:
         raise TableContractError(
