@@ -13,7 +13,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo test bench airflow mlflow lint lock contract clean
+.PHONY: install demo test bench airflow mlflow lint lock contract clean serve-model
 
 install: $(VENV)/.installed
 
@@ -50,3 +50,11 @@ lock:  ## re-lock requirements.txt from requirements.in
 
 clean:
 	rm -rf $(DATA_HOME) .bench
+
+serve-model: install  ## the champion PD model over HTTP (POST /invocations; port STRESS_MODEL_SERVING_PORT, 5001)
+	$(PY) -m pipelines.deployment serve
+
+.PHONY: monitor
+monitor: install  ## one portfolio_monitoring run (score, back-test, drift, compliance) on the demo tape; after `make demo`
+	$(PY) -c 'from pipelines.demo import prepare_airflow, run_dag; from pipelines.settings import get_settings; \
+	prepare_airflow(get_settings()); print("portfolio_monitoring run", run_dag("portfolio_monitoring", {}), "succeeded")'

@@ -10,8 +10,11 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
+from pipelines.alerting import on_task_failure
+
 # Scenario ids offered in the trigger form; a test keeps this list equal to the scenario library.
 SCENARIOS = ["2026_baseline", "2026_severely_adverse", "2025_baseline", "2025_severely_adverse", "rate_hike_300bp"]
+DAG_ID = "loan_stress_test"
 VALIDATED_LOAN_SNAPSHOT = Asset(name="validated_loan_snapshot", uri="file://loanstress/validated_loan_snapshot")
 
 DEFAULT_ARGS = {
@@ -19,12 +22,14 @@ DEFAULT_ARGS = {
     "retries": 2,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
+    "on_failure_callback": on_task_failure,  # a TaskFailures metric (and its alarm) for every failed task
 }
 
 
 @dag(
-    dag_id="loan_stress_test",
-    description="Ingest and validate the loan tape, engineer features, run the stress scenarios.",
+    dag_id=DAG_ID,
+    description="Ingest and validate the loan tape, engineer features, run the stress scenarios, check "
+                "compliance, publish metrics and write the report.",
     schedule="0 6 1 1,4,7,10 *",  # 06:00 UTC on the first day of each quarter
     start_date=datetime(2025, 1, 1),
     catchup=False,
@@ -105,10 +110,28 @@ def loan_stress_test() -> None:
 
         return check_results_step(plan, run_id)
 
+    @task
+    def compliance(run_id: str) -> dict:
+        from pipelines.steps import compliance_step
+
+        return compliance_step(run_id, DAG_ID)
+
+    @task
+    def emit_metrics(run_id: str) -> dict:
+        from pipelines.steps import emit_metrics_step
+
+        return emit_metrics_step(run_id)
+
+    @task
+    def report(plan: dict, run_id: str) -> dict:
+        from pipelines.steps import report_step
+
+        return report_step(plan, run_id)
+
     planned = plan(build_features(validate(ingest())))
     simulated = simulate.partial(plan=planned).expand_kwargs(work_items(planned))
     reduced = reduce.partial(plan=planned).expand(scenario_id=scenario_ids(planned))
-    simulated >> reduced >> check_results(planned)
+    simulated >> reduced >> check_results(planned) >> compliance() >> emit_metrics() >> report(planned)
 
 
 loan_stress_test()

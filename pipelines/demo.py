@@ -112,3 +112,26 @@ def print_summary(run_id: str, seconds: float) -> None:
               f"{metrics['var']['0.999']:>14,.0f} {metrics['expected_shortfall']['0.990']:>14,.0f} "
               f"{metrics['capital']['min_cet1_ratio']:>8.2%}")
     print(f"  results            {result['AffectedLoans'].rsplit('/', 2)[0]}/<scenario>/")
+    print_compliance(steps)
+
+
+def print_compliance(steps: dict[str, Any]) -> None:
+    """The run's compliance table and where its report is (after the simulation summary)."""
+    from pipelines.compliance import format_measure
+
+    compliance = steps["compliance"]
+    print()
+    print("  compliance         " + ", ".join(f"{count} {status}" for status, count in compliance["status"].items()))
+    print(f"  {'MetricId':<26} {'MetricName':<46} {'applies to':<44} {'threshold':>9} {'actual':>9}  Status")
+    for record in compliance["records"]:
+        where = " / ".join(filter(None, (record["Scenario"], record["Segment"], record["Feature"])))
+        print(f"  {record['MetricId']:<26} {record['MetricName'][:46]:<46} {where[:44]:<44} "
+              f"{format_measure(record['Metric'], record['ComplianceThreshold']):>9} "
+              f"{format_measure(record['Metric'], record['ActualValue']):>9}  {record['Status']}")
+    for note in dict.fromkeys(r["Note"] for r in compliance["records"] if r["Status"] == "Not Evaluated"):
+        print(f"    Not Evaluated: {note}")
+    metrics = steps["metrics"]
+    print(f"  metrics            {metrics['datapoints']} data points, {metrics['alarms']} alarms "
+          f"({metrics['target']} target, namespace {metrics['namespace']})")
+    print(f"  report             {steps['report']['pdf_uri']} ({steps['report']['pdf_pages']} pages)")
+    print(f"                     {steps['report']['html_uri']}")

@@ -12,6 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pipelines.compliance import ComplianceRecord
+
 _metadata = sa.MetaData()
 SIMULATION_RESULTS = sa.Table(
     "simulation_results", _metadata,
@@ -28,6 +30,42 @@ SIMULATION_RESULTS = sa.Table(
     sa.Column("result_json", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+# One row per (run, rule, scenario/segment/feature): the compliance history of every run.
+COMPLIANCE_RECORDS = sa.Table(
+    "compliance_records", _metadata,
+    sa.Column("record_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("airflow_run_id", sa.Text, nullable=False, index=True),
+    sa.Column("dag_id", sa.String(250), nullable=False),
+    sa.Column("metric_id", sa.String(64), nullable=False, index=True),
+    sa.Column("metric_name", sa.Text, nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("scenario_id", sa.String(128)),
+    sa.Column("segment", sa.String(64)),
+    sa.Column("feature", sa.String(64)),
+    sa.Column("compliance_threshold", sa.Float, nullable=False),
+    sa.Column("actual_value", sa.Float),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("direction", sa.String(3), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("model_version", sa.String(128)),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+)
+_RECORD_COLUMNS = {  # ComplianceRecord.to_dict() key -> column
+    "MetricId": "metric_id", "MetricName": "metric_name", "ComplianceThreshold": "compliance_threshold",
+    "ActualValue": "actual_value", "Status": "status", "RunId": "airflow_run_id", "DagId": "dag_id",
+    "Metric": "metric", "Scope": "scope", "Direction": "direction", "Severity": "severity",
+    "Scenario": "scenario_id", "Segment": "segment", "Feature": "feature", "ModelVersion": "model_version",
+    "Note": "note", "EvaluatedAt": "evaluated_at",
+}
+
+
+def _compliance_record(row: sa.Row) -> ComplianceRecord:
+    values = {key: getattr(row, column) for key, column in _RECORD_COLUMNS.items()}
+    evaluated_at = values["EvaluatedAt"]  # SQLite gives back naive datetimes: they were written in UTC
+    values["EvaluatedAt"] = (evaluated_at if evaluated_at.tzinfo else evaluated_at.replace(tzinfo=UTC)).isoformat()
+    return ComplianceRecord.from_dict(values)
 
 
 class ResultsStore:
@@ -66,3 +104,39 @@ class ResultsStore:
                 SIMULATION_RESULTS.c.airflow_run_id == airflow_run_id)
                 .order_by(SIMULATION_RESULTS.c.scenario_id)).scalars().all()
         return [json.loads(text) for text in texts]
+
+    def save_compliance(self, run_id: str, dag_id: str, records: list[ComplianceRecord]) -> None:
+        """Replace the records of one run (a re-run replaces its own), keeping every other run's as history."""
+        strangers = {(r.run_id, r.dag_id) for r in records} - {(run_id, dag_id)}
+        if strangers:
+            raise ValueError(f"records of other runs {sorted(strangers)} given to save for {dag_id} run {run_id}")
+        rows = []
+        for record in records:
+            values = record.to_dict()
+            row = {column: values[key] for key, column in _RECORD_COLUMNS.items()}
+            rows.append(row | {"evaluated_at": record.evaluated_at})
+        with self.engine.begin() as connection:
+            connection.execute(COMPLIANCE_RECORDS.delete().where(
+                (COMPLIANCE_RECORDS.c.airflow_run_id == run_id) & (COMPLIANCE_RECORDS.c.dag_id == dag_id)))
+            if rows:
+                connection.execute(COMPLIANCE_RECORDS.insert(), rows)
+
+    def compliance_of_run(self, run_id: str) -> list[ComplianceRecord]:
+        """The records of one run, in evaluation order."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(COMPLIANCE_RECORDS).where(
+                COMPLIANCE_RECORDS.c.airflow_run_id == run_id).order_by(COMPLIANCE_RECORDS.c.record_id)).all()
+        return [_compliance_record(row) for row in rows]
+
+    def latest_model_compliance(self, dag_id: str, model_version: str) -> list[ComplianceRecord] | None:
+        """The model-scope records of the latest ``dag_id`` run that evaluated ``model_version``, if any."""
+        table = COMPLIANCE_RECORDS
+        evaluated = (table.c.dag_id == dag_id) & (table.c.model_version == model_version) & (table.c.scope == "model")
+        with self.engine.connect() as connection:
+            latest_run = connection.execute(sa.select(table.c.airflow_run_id).where(evaluated).order_by(
+                table.c.evaluated_at.desc(), table.c.record_id.desc()).limit(1)).scalar_one_or_none()
+            if latest_run is None:
+                return None
+            rows = connection.execute(sa.select(table).where(evaluated & (table.c.airflow_run_id == latest_run))
+                                      .order_by(table.c.record_id)).all()
+        return [_compliance_record(row) for row in rows]

@@ -70,6 +70,57 @@ class StressSettings(BaseSettings):
                                     "share of loan balances.")
     tax_rate: float = Field(default=0.21, ge=0, lt=1)
 
+    # PD model training, MLflow registry governance and deployment (pipelines/training.py, model_registry.py,
+    # deployment.py; docs/pd_model.md).
+    pd_feature_spec_path: str = Field(default="", description="YAML/JSON FeatureSpec of the PD model; default "
+                                      "models/specs/pd_12m.yaml.")
+    pd_holdout_quarters: int = Field(default=8, ge=1, le=40, description="Latest observation quarters held out "
+                                     "as the out-of-time test set.")
+    pd_search_candidates: int = Field(default=8, ge=1, le=16, description="Hyper-parameter candidates tried by "
+                                      "time-aware cross-validation (the search budget).")
+    pd_training_seed: int = 20260101
+    pd_training_threads: int = Field(default=2, ge=1, description="XGBoost threads (nthread) for training and "
+                                     "scoring; match the worker's cores.")
+    history_max_rejected_share: float = Field(default=0.01, ge=0, le=1, description="Largest share of history "
+                                              "rows failing a row-level expectation that is dropped rather than "
+                                              "stopping the training run.")
+    mlflow_experiment_name: str = "loan-pd-model"
+    mlflow_artifact_root: str = Field(default="", description="Artifact location of a new experiment; default "
+                                      "data_home/mlartifacts with the embedded SQLite store, the server's own "
+                                      "with a remote tracking server.")
+    pd_registered_model_name: str = "loan_pd_xgboost"
+    promotion_auc_margin: float = Field(default=0.005, ge=0, description="AUC points the challenger must gain "
+                                        "over the incumbent on the same out-of-time data.")
+    promotion_calibration_alpha: float = Field(default=0.01, gt=0, lt=1, description="Level of the per-band "
+                                               "binomial calibration tests.")
+    promotion_min_calibrated_band_share: float = Field(default=0.6, ge=0, le=1, description="Share of score bands "
+                                                       "whose binomial test must not reject.")
+    promotion_brier_tolerance: float = Field(default=0.0, ge=0, description="How much worse than the incumbent's "
+                                             "the challenger's Brier score may be.")
+    sagemaker_image_uri: str = Field(default="", description="ECR image serving MLflow pyfunc models (built by "
+                                     "`mlflow sagemaker build-and-push-container`); required for STRESS_TARGET=aws.")
+    sagemaker_execution_role_arn: str = Field(default="", description="IAM role SageMaker assumes; required for "
+                                              "STRESS_TARGET=aws.")
+    sagemaker_instance_type: str = "ml.m5.large"
+    sagemaker_instance_count: int = Field(default=1, ge=1)
+    sagemaker_endpoint_name: str = "loan-pd-champion"
+    model_serving_port: int = Field(default=5001, ge=1, le=65535, description="Port of `make serve-model`.")
+
+    # Compliance, metrics and alarms (pipelines/compliance.py, metrics_sink.py; docs/compliance.md).
+    compliance_rules_path: Path = Field(default=REPO_ROOT / "compliance" / "rules.yaml",
+                                        description="YAML file of the compliance rules.")
+    stress_capital_buffer: float = Field(default=0.025, ge=0, lt=1, description="Stress capital buffer added to "
+                                         "the 4.5 % CET1 minimum by rules with add_setting: stress_capital_buffer.")
+    leverage_exposure_multiple: float = Field(default=1.2, ge=1, description="Total leverage exposure (Basel III "
+                                              "leverage ratio denominator) over the loan book's jump-off balance.")
+    model_evidence_max_age_days: int = Field(default=31, ge=1, description="Oldest portfolio_monitoring "
+                                             "evaluation of the PD model a stress test's compliance check uses.")
+    monitoring_backtest_quarters: int = Field(default=4, ge=1, le=40, description="Latest performance-history "
+                                              "quarters the daily monitoring back-tests the PD model on.")
+    cloudwatch_namespace: str = Field(default="LoanStress", min_length=1, max_length=255)
+    cloudwatch_alarm_actions: list[str] = Field(default_factory=list, description="ARNs (e.g. SNS topics) an alarm "
+                                                "notifies; JSON list in STRESS_CLOUDWATCH_ALARM_ACTIONS.")
+
     @model_validator(mode="after")
     def _aws_needs_remote_stores(self) -> StressSettings:
         if self.target is Target.AWS and not self.object_store_uri.startswith("s3://"):

@@ -215,3 +215,120 @@ def check_results_step(plan: dict[str, Any], run_id: str) -> dict[str, Any]:
     loans = [store.get_parquet(f"{prefix}/{s}/affected_loans.parquet").drop_columns(["QuarterlyPD"]).to_pandas()
              for s in plan["scenarios"]]
     return record_step(run_id, "check_results", check_results(results, loans))
+
+
+# --- compliance, metrics and the report (both DAGs) --------------------------------------------------
+
+
+def _scenario_results(plan: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    """The simulation_result.json of every scenario of the run's plan."""
+    store = _store()
+    prefix = f"runs/{run_key(run_id)}/results"
+    return [json.loads(store.get_bytes(f"{prefix}/{s}/simulation_result.json")) for s in plan["scenarios"]]
+
+
+def compliance_step(run_id: str, dag_id: str) -> dict[str, Any]:
+    """Judge the run against the compliance rules; the records go to the results store, beside earlier runs'."""
+    from pipelines.compliance import evaluate_run, load_rules, status_counts
+    from pipelines.results_store import ResultsStore
+
+    settings = get_settings()
+    steps = read_run_steps(run_id)
+    results_store = ResultsStore(settings.resolved_loan_store_url)
+    records = evaluate_run(load_rules(settings.compliance_rules_path), run_id=run_id, dag_id=dag_id, steps=steps,
+                           scenario_results=_scenario_results(steps["plan"], run_id) if "plan" in steps else None,
+                           store=results_store, settings=settings)
+    results_store.save_compliance(run_id, dag_id, records)
+    return record_step(run_id, "compliance", {"status": status_counts(records),
+                                              "records": [record.to_dict() for record in records]})
+
+
+def emit_metrics_step(run_id: str) -> dict[str, Any]:
+    """Publish the run's compliance records to the metrics sink and make sure the rules' alarms exist."""
+    from pipelines.compliance import load_rules
+    from pipelines.metrics_sink import publish_compliance
+    from pipelines.results_store import ResultsStore
+
+    settings = get_settings()
+    records = ResultsStore(settings.resolved_loan_store_url).compliance_of_run(run_id)
+    return record_step(run_id, "metrics", publish_compliance(records, load_rules(settings.compliance_rules_path),
+                                                             settings))
+
+
+def report_step(plan: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Render the run's HTML and PDF report into ``runs/<run>/report/``."""
+    from datetime import UTC, datetime
+
+    from pipelines.compliance import load_rules
+    from pipelines.report import ReportData, capital_lines, render
+    from pipelines.results_store import ResultsStore
+
+    settings = get_settings()
+    data = ReportData(run_id=run_id, manifest=read_run_steps(run_id)["validate"],
+                      results=_scenario_results(plan, run_id),
+                      records=ResultsStore(settings.resolved_loan_store_url).compliance_of_run(run_id),
+                      capital_lines=capital_lines(load_rules(settings.compliance_rules_path), settings),
+                      generated_at=datetime.now(UTC))
+    report = render(data)
+    store = _store()
+    prefix = f"runs/{run_key(run_id)}/report"
+    return record_step(run_id, "report", {
+        "html_uri": store.put_bytes(f"{prefix}/stress_test_report.html", report.html.encode()),
+        "pdf_uri": store.put_bytes(f"{prefix}/stress_test_report.pdf", report.pdf), "pdf_pages": report.pages,
+    })
+
+
+# --- daily portfolio monitoring ------------------------------------------------------------------------
+
+
+def score_step(features: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Score the validated book with the stress test's PD model (the champion, else the benchmark)."""
+    import pyarrow as pa
+
+    from pipelines.macro import load_history
+    from pipelines.monitoring import SCORE, score_book
+    from pipelines.pd_models import load_pd_function, resolve_stress_model
+
+    store = _store()
+    model = resolve_stress_model(get_settings())
+    scores = score_book(store.get_parquet(features["features_key"]), load_history(), load_pd_function(model, store))
+    key = f"runs/{run_key(run_id)}/monitoring/scores.parquet"
+    return record_step(run_id, "score", {
+        "model": model, "scores_key": key,
+        "scores_uri": store.put_parquet(key, pa.Table.from_pandas(scores, preserve_index=False)),
+        "rows": len(scores), "mean_quarterly_pd": float(scores[SCORE].mean()),
+        "snapshot_id": features["snapshot_id"], "as_of": features["as_of"], "macro_quarter": features["macro_quarter"],
+    })
+
+
+def backtest_step(score: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """AUC and calibration of the scoring model on the latest quarters of the performance history."""
+    from pipelines.monitoring import backtest
+    from pipelines.pd_models import load_pd_function, performance_history
+
+    settings = get_settings()
+    history, source = performance_history(settings)
+    result = backtest(history, load_pd_function(score["model"], _store()), settings.monitoring_backtest_quarters,
+                      settings.promotion_calibration_alpha)
+    return record_step(run_id, "backtest", {**result, "history_source": source,
+                                            "model_version": score["model"]["version"]})
+
+
+def drift_step(score: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """PSI of the score and the PD features against the reference snapshot; remembers this one as the next."""
+    from pipelines.monitoring import drift, reference_snapshot, remember_scored_snapshot
+
+    store = _store()
+    version = score["model"]["version"]
+    reference = reference_snapshot(store, score["snapshot_id"], version)
+    if reference is None:
+        result = {"score_psi": None, "feature_psi": {}, "reference": None,
+                  "note": f"no earlier snapshot scored by PD model version {version}: no reference distribution yet"}
+    else:
+        current = store.get_parquet(score["scores_key"]).to_pandas()
+        result = {**drift(store.get_parquet(reference["scores_key"]).to_pandas(), current), "reference": reference,
+                  "note": f"reference: snapshot {reference['snapshot_id']} (as of {reference['as_of']}) "
+                          f"scored in run {reference['run_id']}"}
+    remember_scored_snapshot(store, {"snapshot_id": score["snapshot_id"], "model_version": version,
+                                     "scores_key": score["scores_key"], "as_of": score["as_of"], "run_id": run_id})
+    return record_step(run_id, "drift", result)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,4 +51,29 @@ def stress_settings():
 
     get_settings.cache_clear()
     yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def _small_history_file() -> Path:
+    from pipelines.synthetic import generate_performance_history
+
+    path = _HOME / "inputs" / "performance_history_3000.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generate_performance_history(3000, seed=5).to_parquet(path)
+    return path
+
+
+@pytest.fixture
+def small_performance_history(_small_history_file: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A 3,000-loan synthetic performance history as STRESS_PERFORMANCE_HISTORY_URI, for one test.
+
+    On embedded defaults the benchmark PD model is estimated on a 30,000-loan history (about 30 s);
+    DAG tests that score or simulate request this fixture to fit on a tenth of that instead.
+    """
+    from pipelines.settings import get_settings
+
+    monkeypatch.setenv("STRESS_PERFORMANCE_HISTORY_URI", str(_small_history_file))
+    get_settings.cache_clear()
+    yield _small_history_file
     get_settings.cache_clear()

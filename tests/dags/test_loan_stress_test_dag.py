@@ -6,11 +6,12 @@ from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
 AS_OF = date(2025, 12, 31)
 
 
-def test_loan_stress_test_end_to_end(airflow_db, dagbag, stress_settings, tmp_path):
+def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_history, stress_settings, tmp_path):
     from pipelines.cli import write_table
     from pipelines.loan_store import LoanStore
     from pipelines.object_store import open_object_store
@@ -52,3 +53,48 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, stress_settings, tmp_pa
     features = store.get_parquet(steps["features"]["features_key"])
     assert features.num_rows == 396
     assert steps["features"]["macro_quarter"] == "2025Q4"
+    assert_compliance_metrics_and_report(run.run_id, steps, stress_settings)
+
+
+def assert_compliance_metrics_and_report(run_id: str, steps: dict, settings) -> None:
+    """The run judged its results against the rules, published them and wrote its report."""
+    from pipelines.compliance import MONITORING_DAG_ID, Status, status_counts
+    from pipelines.metrics_sink import LocalMetricsSink, records_to_datapoints
+    from pipelines.object_store import open_object_store
+    from pipelines.results_store import ResultsStore
+    from pipelines.steps import run_key
+
+    records = ResultsStore(settings.resolved_loan_store_url).compliance_of_run(run_id)
+    assert steps["compliance"]["status"] == status_counts(records)
+    assert [r.to_dict() for r in records] == steps["compliance"]["records"]
+    scenarios = steps["plan"]["scenarios"]
+    cet1 = {r.scenario: r for r in records if r.metric_id == "CET1_MIN_RATIO"}
+    assert sorted(cet1) == sorted(scenarios)
+    for scenario, record in cet1.items():
+        assert record.actual == steps[f"result_{scenario}"]["metrics"]["capital"]["min_cet1_ratio"]
+        assert record.threshold == pytest.approx(0.045 + settings.stress_capital_buffer)
+        assert record.status is (Status.COMPLIANT if record.actual >= record.threshold else Status.NON_COMPLIANT)
+    (quality,) = [r for r in records if r.metric_id == "DATA_QUALITY_PASS_RATE"]
+    assert (quality.actual, quality.status) == (396 / 400, Status.COMPLIANT)
+    model_records = [r for r in records if r.scope.value == "model"]
+    assert model_records and {r.model_version for r in model_records} == {steps["plan"]["pd_model"]["version"]}
+    for record in model_records:  # evidence comes from a monitoring run, or the record says it is missing
+        if record.actual is None:
+            assert record.status is Status.NOT_EVALUATED and record.note
+        else:
+            assert record.note.startswith(f"from {MONITORING_DAG_ID} run ")
+
+    published = steps["metrics"]
+    assert published["datapoints"] == len(records_to_datapoints(records)) and published["alarms"] > 0
+    sink = LocalMetricsSink(settings.resolved_loan_store_url, settings.cloudwatch_namespace)
+    for scenario, record in cet1.items():
+        assert sink.values("CET1_MIN_RATIO", {"Run": run_id, "Scenario": scenario}) == [record.actual]
+
+    store = open_object_store(settings.resolved_object_store_uri)
+    prefix = f"runs/{run_key(run_id)}/report"
+    assert steps["report"]["pdf_uri"] == store.uri(f"{prefix}/stress_test_report.pdf")
+    pdf = store.get_bytes(f"{prefix}/stress_test_report.pdf")
+    assert pdf.startswith(b"%PDF-") and steps["report"]["pdf_pages"] >= 7
+    html = store.get_bytes(f"{prefix}/stress_test_report.html").decode()
+    assert steps["validate"]["content_sha256"] in html
+    assert all(f"<td>{r.metric_id}</td>" in html for r in records)

@@ -1,0 +1,114 @@
+"""Monthly (and on every new performance history) training of the XGBoost PD model.
+
+Ingest the loan performance history, validate it with GX, build the point-in-time 12-month default
+dataset, split out of time, train the challenger (and the benchmark on the same rows), evaluate,
+log and register it in MLflow as ``challenger``, run the promotion gate (``champion`` only if it
+beats the incumbent on the same out-of-time data and is calibrated), and deploy the champion
+(aws: SageMaker endpoint; local: nothing to do, the URI of ``make serve-model`` is recorded).
+
+Schedule: ``AssetOrTimeSchedule`` = the 1st of every month at 03:00 UTC *or* whenever the
+``loan_performance_history`` asset gets an event (the process that lands a new history at
+``STRESS_PERFORMANCE_HISTORY_URI`` emits it, e.g. through the REST API), so a new history is used
+at once and a quiet month still re-trains on the latest data. Wiring only: each task is one call
+into ``pipelines/``; heavy libraries load inside the tasks. See ``docs/pd_model.md``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+PERFORMANCE_HISTORY = Asset(name="loan_performance_history", uri="file://loanstress/loan_performance_history")
+
+DEFAULT_ARGS = {
+    "owner": "risk-engineering",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+}
+
+
+@dag(
+    dag_id="pd_model_training",
+    description="Train, evaluate, register, gate and deploy the XGBoost PD model (MLflow, SageMaker).",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 1 * *", timezone="UTC"),
+                                 assets=[PERFORMANCE_HISTORY]),
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["pd-model", "credit-risk", "mlops"],
+    params={
+        "history_source_uri": Param("", type="string", title="Performance history",
+                                    description="Parquet/CSV path or file:// / s3:// URI. Empty: the configured "
+                                                "history (STRESS_PERFORMANCE_HISTORY_URI; on embedded defaults a "
+                                                "seeded synthetic one)."),
+        "holdout_quarters": Param(0, type="integer", minimum=0, maximum=40, title="Out-of-time quarters",
+                                  description="Latest observation quarters held out; 0: STRESS_PD_HOLDOUT_QUARTERS."),
+        "search_budget": Param(0, type="integer", minimum=0, maximum=16, title="Search budget",
+                               description="Hyper-parameter candidates; 0: STRESS_PD_SEARCH_CANDIDATES."),
+    },
+    doc_md=__doc__,
+)
+def pd_model_training() -> None:
+    @task
+    def ingest_history(params: dict, run_id: str) -> dict:
+        from pipelines.training import ingest_history_step
+
+        return ingest_history_step(params["history_source_uri"], run_id)
+
+    @task
+    def validate_history(ingested: dict, run_id: str) -> dict:
+        from pipelines.training import validate_history_step
+
+        return validate_history_step(ingested, run_id)
+
+    @task
+    def build_dataset(validated: dict, run_id: str) -> dict:
+        from pipelines.training import build_dataset_step
+
+        return build_dataset_step(validated, run_id)
+
+    @task
+    def split(dataset: dict, params: dict, run_id: str) -> dict:
+        from pipelines.training import split_step
+
+        return split_step(dataset, params["holdout_quarters"], run_id)
+
+    @task
+    def train(split_result: dict, params: dict, run_id: str) -> dict:
+        from pipelines.training import train_step
+
+        return train_step(split_result, params["search_budget"], run_id)
+
+    @task
+    def evaluate(split_result: dict, trained: dict, run_id: str) -> dict:
+        from pipelines.training import evaluate_step
+
+        return evaluate_step(split_result, trained, run_id)
+
+    @task
+    def register(trained: dict, evaluated: dict, run_id: str) -> dict:
+        from pipelines.model_registry import register_step
+
+        return register_step(trained, evaluated, run_id)
+
+    @task
+    def promotion_gate(registered: dict, run_id: str) -> dict:
+        from pipelines.model_registry import promotion_step
+
+        return promotion_step(registered, run_id)
+
+    @task
+    def deploy(decision: dict, run_id: str) -> dict:
+        from pipelines.deployment import deploy_step
+
+        return deploy_step(decision, run_id)
+
+    split_result = split(build_dataset(validate_history(ingest_history())))
+    trained = train(split_result)
+    deploy(promotion_gate(register(trained, evaluate(split_result, trained))))
+
+
+pd_model_training()

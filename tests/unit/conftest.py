@@ -1,0 +1,53 @@
+"""Hand-made stress results for the compliance, metrics and report tests (no simulation needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+QUARTERS = [f"{2026 + q // 4}Q{q % 4 + 1}" for q in range(9)]
+JUMP_OFF = "2025Q4"
+SEGMENT_EXPOSURE = {"first_lien_mortgage": 600.0, "credit_card": 100.0, "commercial_real_estate": 300.0}
+
+
+def make_stress_result(scenario_id: str, cet1_ratio: list[float], *, cet1: list[float] | None = None,
+                       loss_rate_by_segment: dict[str, float] | None = None,
+                       exposure_by_segment: dict[str, float] | None = None) -> dict[str, Any]:
+    """A simulation_result.json with the fields compliance and the report read.
+
+    ``cet1_ratio`` is the path including the start (10 values for the 9-quarter horizon)."""
+    exposure_by_segment = exposure_by_segment or SEGMENT_EXPOSURE
+    loss_rate_by_segment = loss_rate_by_segment or {s: 0.01 for s in exposure_by_segment}
+    exposure = sum(exposure_by_segment.values())
+    loss_by_segment = {s: rate * exposure_by_segment[s] for s, rate in loss_rate_by_segment.items()}
+    expected_loss = sum(loss_by_segment.values())
+    projected = cet1_ratio[1:]
+    trough = min(range(len(projected)), key=projected.__getitem__)
+    return {
+        "SimulationId": f"SIM-{scenario_id[:12]}",
+        "metrics": {
+            "scenario_id": scenario_id, "exposure": exposure, "expected_loss": expected_loss,
+            "expected_loss_mc": expected_loss * 1.01, "loss_rate": expected_loss / exposure,
+            "var": {"0.990": expected_loss * 3, "0.999": expected_loss * 4},
+            "expected_shortfall": {"0.975": expected_loss * 2.9, "0.990": expected_loss * 3.6},
+            "loss_by_quarter": [expected_loss / 9] * 9, "loss_by_segment": loss_by_segment,
+            "loss_rate_by_segment": loss_rate_by_segment, "exposure_by_segment": exposure_by_segment,
+            "loss_distribution": [expected_loss * 5 * i / 200 for i in range(201)],
+            "capital": {"cet1_ratio": cet1_ratio, "min_cet1_ratio": projected[trough], "min_quarter": trough + 1,
+                        "cet1": cet1 or [r * exposure * 0.5 for r in projected]},
+        },
+        "scenario": {"scenario_id": scenario_id, "fingerprint": f"fp-{scenario_id}", "jump_off_quarter": JUMP_OFF,
+                     "quarters": QUARTERS, "path": {"unemployment_rate": [4.0 + q / 2 for q in range(9)],
+                                                    "house_price_index": [300.0 - 5 * q for q in range(9)]}},
+        "provenance": {"snapshot_id": "snap0123456789abcdef0123", "pd_model": {
+            "kind": "benchmark_logistic", "name": "benchmark_macro_logistic", "version": "v-test-1",
+            "note": "no champion in the MLflow registry: using the benchmark macro-linked logistic PD model"},
+            "airflow_run_id": "manual__test", "seed": 7, "n_paths": 100, "horizon": 9},
+    }
+
+
+@pytest.fixture(name="stress_result", scope="session")
+def stress_result_fixture():
+    """The :func:`make_stress_result` factory."""
+    return make_stress_result

@@ -1,0 +1,174 @@
+"""The stress test report: the PDF's pages and text, and the HTML's tables and charts.
+
+There is no pdftotext on the machines and no PDF library in the venv, so :func:`pdf_text` reads
+the PDF directly: matplotlib writes each page's content as a Flate-compressed stream in which text
+is shown by ``TJ``/``Tj`` operators on literal strings (Type 3 fonts, one byte per character).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+
+import pytest
+
+from pipelines.compliance import SEGMENTS, Status, judge, load_rules, model_observations, scenario_observations
+from pipelines.report import COMPLIANCE_ROWS_PER_PAGE, CapitalLine, Report, ReportData, capital_lines, render
+
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+MANIFEST = {"snapshot_id": "snap0123456789abcdef0123", "content_sha256": "ab" * 32, "source": "/data/tape.csv",
+            "as_of": "2025-12-31", "input_rows": 400, "accepted_rows": 396, "quarantined_rows": 4}
+_ESCAPE = re.compile(rb"\\([0-7]{1,3}|.)", re.S)
+
+
+def _unescape(literal: bytes) -> bytes:
+    def replace(match: re.Match[bytes]) -> bytes:
+        code = match.group(1)
+        if code.isdigit():
+            return bytes([int(code, 8)])
+        return {b"n": b"\n", b"r": b"\r", b"t": b"\t"}.get(code, code)
+
+    return _ESCAPE.sub(replace, literal)
+
+
+def pdf_text(data: bytes) -> str:
+    """The strings shown on every page, one text object per line."""
+    shown = []
+    for raw in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            content = zlib.decompress(raw)
+        except zlib.error:  # fonts and images are streams too
+            continue
+        for array, single in re.findall(rb"\[((?:[^\]\\]|\\.)*)\]\s*TJ|(\((?:[^)\\]|\\.)*\))\s*Tj", content, re.S):
+            parts = re.findall(rb"\(((?:[^)\\]|\\.)*)\)", array or single)
+            shown.append(b"".join(_unescape(p) for p in parts).decode("latin-1"))
+    return "\n".join(shown)
+
+
+def pdf_page_count(data: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page\b", data))
+
+
+class _Tables(HTMLParser):
+    """Rows of every ``<table id=...>``, and the ``src`` of every image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: list[str] = []
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "table":
+            self._table = attributes["id"]
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in {"td", "th"}:
+            self._cell = []
+        elif tag == "img":
+            self.images.append(attributes["src"])
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in {"td", "th"} and self._table:
+            self.tables[self._table][-1].append("".join(self._cell or []))
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+
+NO_MONITORING = "no portfolio_monitoring evaluation of PD model version v-test-1"
+
+
+@pytest.fixture(scope="module")
+def report_data(make_settings, tmp_path_factory, stress_result) -> ReportData:
+    settings = make_settings(tmp_path_factory.mktemp("report"))
+    book = dict.fromkeys(SEGMENTS, 100.0)
+    adverse_losses = dict.fromkeys(SEGMENTS, 0.05) | {"credit_card": 0.31}
+    results = [stress_result("2026_baseline", [0.125, 0.12, 0.118, 0.117, 0.118, 0.12, 0.121, 0.122, 0.123, 0.124],
+                             exposure_by_segment=book),
+               stress_result("2026_severely_adverse", [0.125, 0.11, 0.09, 0.07, 0.06, 0.051, 0.055, 0.06, 0.065, 0.07],
+                             exposure_by_segment=book, loss_rate_by_segment=adverse_losses)]
+    rules = load_rules(settings.compliance_rules_path)
+    observations = [*scenario_observations(results, settings.leverage_exposure_multiple),
+                    *model_observations({"note": NO_MONITORING}, {"feature_psi": {}, "note": NO_MONITORING})]
+    records = judge(rules, observations, settings, run_id="manual__2026-01-05T12:00:00+00:00",
+                    dag_id="loan_stress_test", model_version="v-test-1", now=NOW)
+    return ReportData(run_id="manual__2026-01-05T12:00:00+00:00", manifest=MANIFEST, results=results,
+                      records=records, capital_lines=capital_lines(rules, settings), generated_at=NOW)
+
+
+def test_capital_lines_are_the_minimum_and_the_minimum_plus_buffer(report_data):
+    assert report_data.capital_lines == [CapitalLine("CET1 minimum", 0.045),
+                                         CapitalLine("minimum + stress capital buffer", pytest.approx(0.07))]
+
+
+@pytest.fixture(scope="module")
+def report(report_data) -> Report:
+    return render(report_data)
+
+
+def test_pdf_pages_and_text(report_data, report):
+    records = report_data.records
+    assert len(records) > COMPLIANCE_ROWS_PER_PAGE  # the compliance table runs over two pages
+    expected_pages = 5 + math.ceil(len(records) / COMPLIANCE_ROWS_PER_PAGE) + 1
+    assert report.pdf.startswith(b"%PDF-")
+    assert pdf_page_count(report.pdf) == report.pages == expected_pages
+
+    text = pdf_text(report.pdf)
+    for expected in ("Loan portfolio stress test report", "manual__2026-01-05T12:00:00+00:00",
+                     "snapshot snap0123456789abcdef0123", "ab" * 32, "version v-test-1",
+                     "Scenario macro paths", "Unemployment rate (%)",
+                     "Expected credit losses by segment and by quarter",
+                     "Loss distribution over the horizon, with VaR and expected shortfall", "VaR 99.9 %",
+                     "ES 97.5 %", "CET1 ratio path against the requirements", "CET1 minimum 4.5 %",
+                     "minimum + stress capital buffer 7.0 %", "Compliance (1/2)", "Compliance (2/2)", "Provenance",
+                     "first_lien_mortgage", "fingerprint fp-2026_baseline",
+                     f"Not Evaluated: {NO_MONITORING}"):
+        assert expected in text, expected
+    # The severely adverse CET1 trough, 5.1 %, against 7 %: in the summary and the compliance table.
+    assert "Non-Compliant: Minimum CET1 ratio over the horizon 2026_severely_adverse: 5.10 % against 7.00 %" in text
+    assert text.count("Non-Compliant") == 1 + sum(r.status is Status.NON_COMPLIANT for r in records) * 2
+    for record in records:
+        assert record.metric_id in text
+
+
+def test_html_has_the_tables_and_charts(report_data, report):
+    parser = _Tables()
+    parser.feed(report.html)
+    summary = parser.tables["summary"]
+    assert [row[0] for row in summary[1:]] == ["2026_baseline", "2026_severely_adverse"]
+    assert summary[2][-1] == "5.10 % (Q5)"
+    compliance = parser.tables["compliance"]
+    assert compliance[0] == ["MetricId", "MetricName", "Scenario", "Segment / feature", "Threshold", "Actual",
+                             "Status", "Note"]
+    assert len(compliance) - 1 == len(report_data.records)
+    cet1 = [row for row in compliance if row[0] == "CET1_MIN_RATIO"]
+    assert cet1 == [
+        ["CET1_MIN_RATIO", "Minimum CET1 ratio over the horizon", "2026_baseline", "", "7.00 %", "11.70 %",
+         "Compliant", "trough in projected quarter 3"],
+        ["CET1_MIN_RATIO", "Minimum CET1 ratio over the horizon", "2026_severely_adverse", "", "7.00 %", "5.10 %",
+         "Non-Compliant", "trough in projected quarter 5"]]
+    auc = next(row for row in compliance if row[0] == "PD_MODEL_AUC")
+    assert auc[4:7] == ["0.700", "n/a", "Not Evaluated"]
+    provenance = dict(parser.tables["provenance"][1:])
+    assert provenance["Snapshot SHA-256"] == "ab" * 32
+    assert provenance["Simulation 2026_severely_adverse"].startswith("SIM-2026_severel")
+    assert len(parser.images) == 4
+    assert all(src.startswith("data:image/png;base64,iVBORw0KGgo") for src in parser.images)
+
+
+def test_a_run_without_results_has_no_report(report_data):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="no scenario results"):
+        render(replace(report_data, results=[]))
