@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
+from pipelines.alerting import on_task_failure
+
 PERFORMANCE_HISTORY = Asset(name="loan_performance_history", uri="file://loanstress/loan_performance_history")
 
 DEFAULT_ARGS = {
@@ -26,6 +28,7 @@ DEFAULT_ARGS = {
     "retries": 2,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
+    "on_failure_callback": on_task_failure,  # a TaskFailures metric (and its alarm) for every failed task
 }
 
 
