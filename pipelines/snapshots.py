@@ -64,6 +64,9 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, settings: StressSe
     docs_dir = (work_dir or settings.data_home / "tmp") / "data_docs"
     outcome = validate(tape, duplicate_tolerance=settings.duplicate_id_tolerance,
                        balance_tolerance=settings.balance_over_amount_tolerance, data_docs_dir=docs_dir)
+    # In LoanId order (unique once duplicates are quarantined): the same loans give the same snapshot
+    # whatever order the source delivered them in.
+    outcome.accepted = outcome.accepted.sort_by("LoanId")
     snapshot_id = content_hash(outcome.accepted)[:24]
     store = open_object_store(settings.resolved_object_store_uri, settings.aws_region)
     prefix = f"snapshots/{snapshot_id}"
