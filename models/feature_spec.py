@@ -76,13 +76,8 @@ class FeatureSpec:
 
     @property
     def features(self) -> tuple[str, ...]:
-        """Model input columns, numeric first (the order of the booster's feature vector)."""
+        """Model input columns, numeric first."""
         return self.numeric + self.categorical
-
-    @property
-    def monotone_vector(self) -> tuple[int, ...]:
-        """Constraint per feature in :attr:`features` order (0: unconstrained), as XGBoost wants it."""
-        return tuple(self.monotone.get(c, 0) for c in self.features)
 
     def quarters(self, frame: pd.DataFrame) -> npt.NDArray[np.int64]:
         """Quarter number (``year * 4 + quarter - 1``) of every row's observation date: the panel's time

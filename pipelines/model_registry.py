@@ -283,7 +283,10 @@ def run_promotion_gate(version: str, test: pd.DataFrame, target: str, settings: 
 
 def champion_info(settings: StressSettings) -> dict[str, Any] | None:
     """Where the champion is (pinned to its version), or ``None`` when there is none."""
-    client = connect(settings.resolved_mlflow_tracking_uri)
+    uri = settings.resolved_mlflow_tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None  # no registry yet: a read must not create (and migrate) an empty MLflow database
+    client = connect(uri)
     name = settings.pd_registered_model_name
     version = _alias_version(client, name, CHAMPION)
     if version is None:

@@ -24,8 +24,7 @@ def test_default_spec_reads_the_stress_engine_features():
     assert set(spec.features) == set(PD_FEATURES)
     assert spec.horizon_quarters == 4
     assert spec.monotone["CurrentLTV"] == 1 and spec.monotone["DSTI"] == 1
-    assert spec.monotone["unemployment_rate_avg_4q"] == 1
-    assert len(spec.monotone_vector) == len(spec.features)
+    assert spec.monotone["unemployment_rate_avg_4q"] == 1 and spec.monotone["CreditScore"] == -1
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
@@ -35,7 +34,7 @@ def test_yaml_and_json_round_trip(tmp_path, suffix):
     path.write_text(dump(VALID))
     spec = FeatureSpec.from_file(path)
     assert spec.features == ("CurrentLTV", "DSTI", "ProductSegment")
-    assert spec.monotone_vector == (1, 0, 0)
+    assert spec.monotone == {"CurrentLTV": 1}
     assert FeatureSpec.from_dict(spec.to_dict()) == spec
 
 

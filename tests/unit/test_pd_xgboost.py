@@ -36,7 +36,9 @@ def test_fit_searches_the_budget_and_ranks_out_of_time(fitted, panel):
     assert len(fitted.search_results_) == 2
     assert all(len(r["fold_auc"]) == fitted.cv_folds for r in fitted.search_results_)
     assert fitted.n_trees_ >= 1
-    assert fitted.params_["monotone_constraints"] == str(SPEC.monotone_vector)
+    # numeric features in spec order, then one unconstrained indicator per segment
+    expected = tuple(SPEC.monotone.get(c, 0) for c in SPEC.numeric) + (0,) * len(SEGMENTS)
+    assert fitted.params_["monotone_constraints"] == str(expected)
     recent = panel[SPEC.quarters(panel) >= SPEC.quarters(panel).max() - 4]
     assert auc(recent[SPEC.target], fitted.predict_proba(recent)) > 0.7
 
