@@ -6,24 +6,16 @@ the scheduler parses this file in milliseconds.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
-from pipelines.alerting import on_task_failure
+from pipelines.alerting import DEFAULT_ARGS
 
 # Scenario ids offered in the trigger form; a test keeps this list equal to the scenario library.
 SCENARIOS = ["2026_baseline", "2026_severely_adverse", "2025_baseline", "2025_severely_adverse", "rate_hike_300bp"]
 DAG_ID = "loan_stress_test"
 VALIDATED_LOAN_SNAPSHOT = Asset(name="validated_loan_snapshot", uri="file://loanstress/validated_loan_snapshot")
-
-DEFAULT_ARGS = {
-    "owner": "risk-engineering",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "on_failure_callback": on_task_failure,  # a TaskFailures metric (and its alarm) for every failed task
-}
 
 
 @dag(

@@ -15,21 +15,13 @@ into ``pipelines/``; heavy libraries load inside the tasks. See ``docs/pd_model.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from pipelines.alerting import on_task_failure
+from pipelines.alerting import DEFAULT_ARGS
 
 PERFORMANCE_HISTORY = Asset(name="loan_performance_history", uri="file://loanstress/loan_performance_history")
-
-DEFAULT_ARGS = {
-    "owner": "risk-engineering",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "on_failure_callback": on_task_failure,  # a TaskFailures metric (and its alarm) for every failed task
-}
 
 
 @dag(

@@ -10,21 +10,13 @@ scope data and model, and publish the metrics. Wiring only: each task is one cal
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from pipelines.alerting import on_task_failure
+from pipelines.alerting import DEFAULT_ARGS
 
 DAG_ID = "portfolio_monitoring"
-
-DEFAULT_ARGS = {
-    "owner": "risk-engineering",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "on_failure_callback": on_task_failure,
-}
 
 
 @dag(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -26,3 +27,13 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
         emit_task_failure(task_instance.dag_id, task_instance.task_id, task_instance.run_id, get_settings())
     except Exception:
         log.exception("could not emit the TaskFailures metric")
+
+
+# The team's task policy for every DAG: an owner, retries with backoff, and a failure metric.
+DEFAULT_ARGS = {
+    "owner": "risk-engineering",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "on_failure_callback": on_task_failure,  # a TaskFailures metric (and its alarm) for every failed task
+}
