@@ -52,9 +52,9 @@ clean:
 	rm -rf $(DATA_HOME) .bench
 
 serve-model: install  ## the champion PD model over HTTP (POST /invocations; port STRESS_MODEL_SERVING_PORT, 5001)
-	$(PY) -m pipelines.deployment serve
+	$(PY) -m pipelines.cli serve-model
 
 .PHONY: monitor
 monitor: install  ## one portfolio_monitoring run (score, back-test, drift, compliance) on the demo tape; after `make demo`
-	$(PY) -c 'from pipelines.demo import prepare_airflow, run_dag; from pipelines.settings import get_settings; \
+	$(PY) -c 'from pipelines.cli.demo import prepare_airflow, run_dag; from pipelines.settings import get_settings; \
 	prepare_airflow(get_settings()); print("portfolio_monitoring run", run_dag("portfolio_monitoring", {}), "succeeded")'

@@ -14,8 +14,8 @@ PG_TABLE = "bench_loan_tape"
 
 
 def _book_csv() -> str:
-    from pipelines.cli import write_table
-    from pipelines.synthetic import generate_loan_book
+    from pipelines.cli.main import write_table
+    from pipelines.data.synthetic import generate_loan_book
 
     path = INPUTS / f"loan_book_{N_LOANS}.csv"
     if not path.exists():
@@ -26,7 +26,7 @@ def _book_csv() -> str:
 
 def _warm_up(source: str) -> None:
     """Ingest the first loans once so imports and kernel set-up are not timed as ingestion."""
-    from pipelines.ingestion import ingest
+    from pipelines.data.ingestion import ingest
 
     with open(source, "rb") as handle:
         head = b"".join(handle.readline() for _ in range(1001))
@@ -37,7 +37,7 @@ def _warm_up(source: str) -> None:
 
 @benchmark
 def ingest_csv_1m() -> dict[str, float]:
-    from pipelines.ingestion import ingest
+    from pipelines.data.ingestion import ingest
 
     source = _book_csv()
     _warm_up(source)
@@ -49,8 +49,8 @@ def ingest_csv_1m() -> dict[str, float]:
 
 @benchmark
 def validate_1m() -> dict[str, float]:
-    from pipelines.ingestion import ingest
-    from pipelines.validation import validate
+    from pipelines.data.ingestion import ingest
+    from pipelines.data.validation import validate
 
     tape = ingest(_book_csv())
     with Timer() as timer:
@@ -63,7 +63,7 @@ def validate_1m() -> dict[str, float]:
 def ingest_postgres_1m() -> dict[str, float]:
     import psycopg
 
-    from pipelines.ingestion import ingest
+    from pipelines.data.ingestion import ingest
 
     source = _book_csv()
     _warm_up(source)

@@ -20,8 +20,8 @@ BATCH_SIZE = 250_000
 def _features(n_loans: int):
     import pyarrow.parquet as pq
 
-    from pipelines.features import build_features
-    from pipelines.synthetic import generate_loan_book
+    from pipelines.data.features import build_features
+    from pipelines.data.synthetic import generate_loan_book
 
     path = INPUTS / f"features_{n_loans}.parquet"
     if not path.exists():
@@ -32,8 +32,8 @@ def _features(n_loans: int):
 
 def _pd_model():
     from models.pd_logistic import MacroLogisticPD
-    from pipelines.features import history_pd_features
-    from pipelines.synthetic import generate_performance_history
+    from pipelines.data.features import history_pd_features
+    from pipelines.data.synthetic import generate_performance_history
 
     panel = generate_performance_history(10_000, seed=2)
     return MacroLogisticPD().fit(history_pd_features(panel), panel["DefaultFlag"].to_numpy())
@@ -42,9 +42,9 @@ def _pd_model():
 @benchmark
 def simulate_standard() -> dict[str, float]:
     """1,000,000 loans x 3 scenarios x 9 quarters x 1,000 paths through the engine, batch by batch."""
-    from pipelines.macro import load_history
-    from pipelines.scenarios import resolve_scenario
-    from pipelines.simulation import SimulationConfig, plan_batches, reduce_scenario, simulate_batch
+    from pipelines.data.macro import load_history
+    from pipelines.engine.scenarios import resolve_scenario
+    from pipelines.engine.simulation import SimulationConfig, plan_batches, reduce_scenario, simulate_batch
 
     features, model, history = _features(N_LOANS), _pd_model(), load_history()
     config = SimulationConfig(horizon=HORIZON, n_paths=N_PATHS)
@@ -77,9 +77,9 @@ def simulate_vs_dense() -> dict[str, float]:
     from models.loss_statistics import summarise
     from models.portfolio_loss import ExposureHistogram, simulate_losses, simulate_losses_dense
     from models.projection import project_book
-    from pipelines.macro import load_history
-    from pipelines.scenarios import resolve_scenario
-    from pipelines.simulation import CLASS_RHO, book_arrays, correlation_class, macro_path
+    from pipelines.data.macro import load_history
+    from pipelines.engine.scenarios import resolve_scenario
+    from pipelines.engine.simulation import CLASS_RHO, book_arrays, correlation_class, macro_path
 
     n_loans, n_paths = 20_000, N_PATHS
     features, model, history = _features(n_loans), _pd_model(), load_history()

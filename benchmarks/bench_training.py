@@ -21,7 +21,7 @@ def _history() -> Any:
 
     path = INPUTS / f"performance_history_{N_ROWS}.parquet"
     if not path.exists():
-        from pipelines.synthetic import generate_performance_history
+        from pipelines.data.synthetic import generate_performance_history
 
         INPUTS.mkdir(parents=True, exist_ok=True)
         generate_performance_history(HISTORY_LOANS, HISTORY_SEED).head(N_ROWS).to_parquet(path)
@@ -39,8 +39,8 @@ def train_1m() -> dict[str, float]:
     from models.pd_xgboost import XGBoostPD
     from models.projection import PD_FEATURES
     from models.validation_metrics import auc
+    from pipelines.model.training import out_of_time_predictions, out_of_time_split, point_in_time_dataset
     from pipelines.settings import get_settings
-    from pipelines.training import out_of_time_predictions, out_of_time_split, point_in_time_dataset
 
     settings = get_settings()
     spec = load_feature_spec()

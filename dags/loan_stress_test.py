@@ -1,16 +1,22 @@
 """Quarterly regulatory stress test of the loan book (also triggered on demand from the UI).
 
-Wiring only: each task is one call into ``pipelines.steps``; heavy libraries load inside tasks so
+Wiring only: each task is one call into ``pipelines.tasks``; heavy libraries load inside tasks so
 the scheduler parses this file in milliseconds.
+
+``loan_tape`` (ingest -> validate -> features) -> plan -> simulate[scenario x batch] ->
+reduce[scenario] -> check_results -> publish -> compliance -> emit_metrics -> report ->
+compliance_gate, and the teardown ``clean_up`` after everything, whatever happened. Results reach
+the results store only in ``publish``, after the checks passed.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, Param, chain, dag, task, teardown
 
-from pipelines.alerting import DEFAULT_ARGS
+from pipelines.tasks.groups import loan_tape
+from pipelines.tasks.policy import DEFAULT_ARGS
 
 # Scenario ids offered in the trigger form; a test keeps this list equal to the scenario library.
 SCENARIOS = ["2026_baseline", "2026_severely_adverse", "2025_baseline", "2025_severely_adverse", "rate_hike_300bp"]
@@ -29,11 +35,12 @@ VALIDATED_LOAN_SNAPSHOT = Asset(name="validated_loan_snapshot", uri="file://loan
     default_args=DEFAULT_ARGS,
     tags=["stress-test", "credit-risk", "regulatory"],
     params={
-        "source_uri": Param("", type="string", title="Loan tape",
+        "source_uri": Param(None, type=["null", "string"], title="Loan tape",
                             description="CSV/Parquet path or file:// / s3:// URI, or a SQL URL with ?table=NAME. "
                                         "Empty: the configured tape (STRESS_LOAN_TAPE_URI)."),
-        "as_of_date": Param("", type="string", title="As-of date",
-                            description="YYYY-MM-DD date of the loan tape; empty: the run's logical date."),
+        "as_of_date": Param(None, type=["null", "string"], format="date", title="As-of date",
+                            description="Date of the loan tape; empty: the run's logical date (or, for a run "
+                                        "without one, the time it was due)."),
         "scenarios": Param(["2026_baseline", "2026_severely_adverse", "rate_hike_300bp"], type="array",
                            title="Scenarios", examples=SCENARIOS, items={"type": "string", "enum": SCENARIOS},
                            description="Fed supervisory scenarios and custom scenarios in scenarios/custom."),
@@ -50,33 +57,15 @@ VALIDATED_LOAN_SNAPSHOT = Asset(name="validated_loan_snapshot", uri="file://loan
 )
 def loan_stress_test() -> None:
     @task
-    def ingest(params: dict, run_id: str) -> dict:
-        from pipelines.steps import ingest_step
-
-        return ingest_step(params["source_uri"], run_id)
-
-    @task(outlets=[VALIDATED_LOAN_SNAPSHOT])
-    def validate(staged: dict, params: dict, run_id: str, ds: str) -> dict:
-        from pipelines.steps import validate_step
-
-        return validate_step(staged, params["as_of_date"] or ds, run_id)
-
-    @task
-    def build_features(snapshot: dict, params: dict, run_id: str, ds: str) -> dict:
-        from pipelines.steps import features_step
-
-        return features_step(snapshot, params["as_of_date"] or ds, run_id)
-
-    @task
     def plan(features: dict, params: dict, run_id: str) -> dict:
-        from pipelines.steps import plan_step
+        from pipelines.tasks.stress import plan as plan_run
 
-        return plan_step(features, params["scenarios"], params["rate_shock_bp"], params["horizon_quarters"],
-                         params["n_paths"], params["seed"], params["batch_size"], run_id)
+        return plan_run(features, params["scenarios"], params["rate_shock_bp"], params["horizon_quarters"],
+                        params["n_paths"], params["seed"], params["batch_size"], run_id)
 
     @task
     def work_items(plan: dict) -> list[dict]:
-        from pipelines.steps import simulation_work_items
+        from pipelines.tasks.stress import simulation_work_items
 
         return simulation_work_items(plan)
 
@@ -86,44 +75,67 @@ def loan_stress_test() -> None:
 
     @task(map_index_template="{{ scenario_id }} batch {{ batch.batch }}")
     def simulate(plan: dict, scenario_id: str, batch: dict, run_id: str) -> dict:
-        from pipelines.steps import simulate_step
+        from pipelines.tasks.stress import simulate as simulate_batch
 
-        return simulate_step(plan, scenario_id, batch, run_id)
+        return simulate_batch(plan, scenario_id, batch, run_id)
 
     @task(map_index_template="{{ scenario_id }}")
     def reduce(plan: dict, scenario_id: str, run_id: str) -> dict:
-        from pipelines.steps import reduce_step
+        from pipelines.tasks.stress import reduce as reduce_scenario
 
-        return reduce_step(plan, scenario_id, run_id)
-
-    @task
-    def check_results(plan: dict, run_id: str) -> dict:
-        from pipelines.steps import check_results_step
-
-        return check_results_step(plan, run_id)
+        return reduce_scenario(plan, scenario_id, run_id)
 
     @task
-    def compliance(run_id: str) -> dict:
-        from pipelines.steps import compliance_step
+    def check_results(reduced: list[dict], run_id: str) -> dict:
+        from pipelines.tasks.stress import check_results as check
 
-        return compliance_step(run_id, DAG_ID)
-
-    @task
-    def emit_metrics(run_id: str) -> dict:
-        from pipelines.steps import emit_metrics_step
-
-        return emit_metrics_step(run_id)
+        return check(reduced, run_id)
 
     @task
-    def report(plan: dict, run_id: str) -> dict:
-        from pipelines.steps import report_step
+    def publish(checked: dict, run_id: str) -> dict:
+        from pipelines.tasks.stress import publish as publish_results
 
-        return report_step(plan, run_id)
+        return publish_results(checked, run_id)
 
-    planned = plan(build_features(validate(ingest())))
+    @task
+    def compliance(manifest: dict, plan: dict, published: dict, run_id: str) -> dict:
+        from pipelines.tasks.stress import compliance as judge
+
+        return judge(manifest, plan, published, run_id)
+
+    @task
+    def emit_metrics(compliance_result: dict, run_id: str) -> dict:
+        from pipelines.tasks.compliance import emit_metrics as emit
+
+        return emit(compliance_result, run_id)
+
+    @task
+    def report(manifest: dict, published: dict, compliance_result: dict, run_id: str) -> dict:
+        from pipelines.tasks.stress import report as render_report
+
+        return render_report(manifest, published, compliance_result, run_id)
+
+    @task
+    def compliance_gate(compliance_result: dict) -> dict:
+        from pipelines.tasks.compliance import compliance_gate as gate
+
+        return gate(compliance_result)
+
+    @teardown  # runs whatever happened before it; does not decide the run's state
+    def clean_up(run_id: str) -> dict:
+        from pipelines.tasks.stress import teardown as tear_down
+
+        return tear_down(run_id, DAG_ID)
+
+    tape = loan_tape(snapshot_asset=VALIDATED_LOAN_SNAPSHOT)
+    planned = plan(tape["features"])
     simulated = simulate.partial(plan=planned).expand_kwargs(work_items(planned))
     reduced = reduce.partial(plan=planned).expand(scenario_id=scenario_ids(planned))
-    simulated >> reduced >> check_results(planned) >> compliance() >> emit_metrics() >> report(planned)
+    published = publish(check_results(reduced))
+    judged = compliance(tape["manifest"], planned, published)
+    reported = report(tape["manifest"], published, judged)
+    chain(simulated, reduced)
+    chain(emit_metrics(judged), reported, compliance_gate(judged), clean_up())
 
 
 loan_stress_test()

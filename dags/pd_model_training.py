@@ -10,7 +10,7 @@ Schedule: ``AssetOrTimeSchedule`` = the 1st of every month at 03:00 UTC *or* whe
 ``loan_performance_history`` asset gets an event (the process that lands a new history at
 ``STRESS_PERFORMANCE_HISTORY_URI`` emits it, e.g. through the REST API), so a new history is used
 at once and a quiet month still re-trains on the latest data. Wiring only: each task is one call
-into ``pipelines/``; heavy libraries load inside the tasks. See ``docs/pd_model.md``.
+into ``pipelines.tasks.training``; heavy libraries load inside the tasks. See ``docs/pd_model.md``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import datetime
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from pipelines.alerting import DEFAULT_ARGS
+from pipelines.tasks.policy import DEFAULT_ARGS
 
 PERFORMANCE_HISTORY = Asset(name="loan_performance_history", uri="file://loanstress/loan_performance_history")
 
@@ -35,7 +35,7 @@ PERFORMANCE_HISTORY = Asset(name="loan_performance_history", uri="file://loanstr
     default_args=DEFAULT_ARGS,
     tags=["pd-model", "credit-risk", "mlops"],
     params={
-        "history_source_uri": Param("", type="string", title="Performance history",
+        "history_source_uri": Param(None, type=["null", "string"], title="Performance history",
                                     description="Parquet/CSV path or file:// / s3:// URI. Empty: the configured "
                                                 "history (STRESS_PERFORMANCE_HISTORY_URI; on embedded defaults a "
                                                 "seeded synthetic one)."),
@@ -49,57 +49,57 @@ PERFORMANCE_HISTORY = Asset(name="loan_performance_history", uri="file://loanstr
 def pd_model_training() -> None:
     @task
     def ingest_history(params: dict, run_id: str) -> dict:
-        from pipelines.training import ingest_history_step
+        from pipelines.tasks import training
 
-        return ingest_history_step(params["history_source_uri"], run_id)
+        return training.ingest_history(params["history_source_uri"], run_id)
 
     @task
     def validate_history(ingested: dict, run_id: str) -> dict:
-        from pipelines.training import validate_history_step
+        from pipelines.tasks import training
 
-        return validate_history_step(ingested, run_id)
+        return training.validate_history(ingested, run_id)
 
     @task
     def build_dataset(validated: dict, run_id: str) -> dict:
-        from pipelines.training import build_dataset_step
+        from pipelines.tasks import training
 
-        return build_dataset_step(validated, run_id)
+        return training.build_dataset(validated, run_id)
 
     @task
     def split(dataset: dict, params: dict, run_id: str) -> dict:
-        from pipelines.training import split_step
+        from pipelines.tasks import training
 
-        return split_step(dataset, params["holdout_quarters"], run_id)
+        return training.split(dataset, params["holdout_quarters"], run_id)
 
     @task
     def train(split_result: dict, params: dict, run_id: str) -> dict:
-        from pipelines.training import train_step
+        from pipelines.tasks import training
 
-        return train_step(split_result, params["search_budget"], run_id)
+        return training.train(split_result, params["search_budget"], run_id)
 
     @task
     def evaluate(split_result: dict, trained: dict, run_id: str) -> dict:
-        from pipelines.training import evaluate_step
+        from pipelines.tasks import training
 
-        return evaluate_step(split_result, trained, run_id)
+        return training.evaluate(split_result, trained, run_id)
 
     @task
     def register(trained: dict, evaluated: dict, run_id: str) -> dict:
-        from pipelines.model_registry import register_step
+        from pipelines.tasks import training
 
-        return register_step(trained, evaluated, run_id)
+        return training.register(trained, evaluated, run_id)
 
     @task
     def promotion_gate(registered: dict, run_id: str) -> dict:
-        from pipelines.model_registry import promotion_step
+        from pipelines.tasks import training
 
-        return promotion_step(registered, run_id)
+        return training.promotion_gate(registered, run_id)
 
     @task
     def deploy(decision: dict, run_id: str) -> dict:
-        from pipelines.deployment import deploy_step
+        from pipelines.tasks import training
 
-        return deploy_step(decision, run_id)
+        return training.deploy(decision, run_id)
 
     split_result = split(build_dataset(validate_history(ingest_history())))
     trained = train(split_result)

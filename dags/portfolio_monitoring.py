@@ -5,16 +5,17 @@ model the stress test would use (the MLflow champion, else the benchmark logisti
 step records which and why), back-test the model on the latest performance history, measure drift
 (PSI of the score and the features against the previous snapshot), judge the compliance rules of
 scope data and model, and publish the metrics. Wiring only: each task is one call into
-``pipelines.steps``.
+``pipelines.tasks``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, chain, dag, task
 
-from pipelines.alerting import DEFAULT_ARGS
+from pipelines.tasks.groups import loan_tape
+from pipelines.tasks.policy import DEFAULT_ARGS
 
 DAG_ID = "portfolio_monitoring"
 
@@ -30,65 +31,56 @@ DAG_ID = "portfolio_monitoring"
     default_args=DEFAULT_ARGS,
     tags=["monitoring", "credit-risk", "model-risk"],
     params={
-        "source_uri": Param("", type="string", title="Loan tape",
+        "source_uri": Param(None, type=["null", "string"], title="Loan tape",
                             description="CSV/Parquet path or file:// / s3:// URI, or a SQL URL with ?table=NAME. "
                                         "Empty: the configured tape (STRESS_LOAN_TAPE_URI)."),
-        "as_of_date": Param("", type="string", title="As-of date",
-                            description="YYYY-MM-DD date of the loan tape; empty: the run's logical date."),
+        "as_of_date": Param(None, type=["null", "string"], format="date", title="As-of date",
+                            description="Date of the loan tape; empty: the run's logical date (or, for a run "
+                                        "without one, the time it was due)."),
     },
     doc_md=__doc__,
 )
 def portfolio_monitoring() -> None:
     @task
-    def ingest(params: dict, run_id: str) -> dict:
-        from pipelines.steps import ingest_step
-
-        return ingest_step(params["source_uri"], run_id)
-
-    @task
-    def validate(staged: dict, params: dict, run_id: str, ds: str) -> dict:
-        from pipelines.steps import validate_step
-
-        return validate_step(staged, params["as_of_date"] or ds, run_id)
-
-    @task
-    def build_features(snapshot: dict, params: dict, run_id: str, ds: str) -> dict:
-        from pipelines.steps import features_step
-
-        return features_step(snapshot, params["as_of_date"] or ds, run_id)
-
-    @task
     def score(features: dict, run_id: str) -> dict:
-        from pipelines.steps import score_step
+        from pipelines.tasks.monitoring import score as score_book
 
-        return score_step(features, run_id)
-
-    @task
-    def backtest(score: dict, run_id: str) -> dict:
-        from pipelines.steps import backtest_step
-
-        return backtest_step(score, run_id)
+        return score_book(features, run_id)
 
     @task
-    def drift(score: dict, run_id: str) -> dict:
-        from pipelines.steps import drift_step
+    def backtest(scored: dict, run_id: str) -> dict:
+        from pipelines.tasks.monitoring import backtest as run_backtest
 
-        return drift_step(score, run_id)
-
-    @task
-    def compliance(run_id: str) -> dict:
-        from pipelines.steps import compliance_step
-
-        return compliance_step(run_id, DAG_ID)
+        return run_backtest(scored, run_id)
 
     @task
-    def emit_metrics(run_id: str) -> dict:
-        from pipelines.steps import emit_metrics_step
+    def drift(scored: dict, run_id: str) -> dict:
+        from pipelines.tasks.monitoring import drift as measure_drift
 
-        return emit_metrics_step(run_id)
+        return measure_drift(scored, run_id)
 
-    scored = score(build_features(validate(ingest())))
-    [backtest(scored), drift(scored)] >> compliance() >> emit_metrics()
+    @task
+    def compliance(manifest: dict, scored: dict, backtested: dict, drifted: dict, run_id: str) -> dict:
+        from pipelines.tasks.monitoring import compliance as judge
+
+        return judge(manifest, scored, backtested, drifted, run_id)
+
+    @task
+    def emit_metrics(compliance_result: dict, run_id: str) -> dict:
+        from pipelines.tasks.compliance import emit_metrics as emit
+
+        return emit(compliance_result, run_id)
+
+    @task
+    def compliance_gate(compliance_result: dict) -> dict:
+        from pipelines.tasks.compliance import compliance_gate as gate
+
+        return gate(compliance_result)
+
+    tape = loan_tape()
+    scored = score(tape["features"])
+    judged = compliance(tape["manifest"], scored, backtest(scored), drift(scored))
+    chain(emit_metrics(judged), compliance_gate(judged))
 
 
 portfolio_monitoring()

@@ -11,7 +11,7 @@ quarter, so a loan with ``remaining_quarters <= 1`` matures now: it repays its w
 new balance is 0, whatever its schedule.
 
 Schedules (integer codes, ``ScheduleCode``, in the order of
-:data:`pipelines.loan_contract.REPAYMENT_SCHEDULES`):
+:data:`pipelines.data.contract.REPAYMENT_SCHEDULES`):
 
 * ``annuity``: a level payment re-amortised each quarter over the remaining term at the current
   rate (``level_payment``), so a rate rise raises the payment;

@@ -28,8 +28,8 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from models.segments import Segment
 from models.vasicek import lhp_loss_quantile
-from pipelines.loan_contract import Segment
 
 CONFIDENCE_LEVEL = 0.999
 RISK_WEIGHT_MULTIPLIER = 12.5

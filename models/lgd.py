@@ -16,7 +16,7 @@ Secured loans, for one quarter::
 * ``floor`` keeps a minimum loss (legal costs, time value of the workout, model risk) however
   rich the collateral.
 
-The secured segments are those of :data:`pipelines.loan_contract.SECURED_SEGMENTS`. A missing
+The secured segments are those of :data:`models.segments.SECURED_SEGMENTS`. A missing
 collateral value counts as no collateral (LGD 1); a loan with no exposure gets its floor (its loss
 ``EAD x LGD`` is 0 either way).
 
@@ -46,10 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from pipelines.loan_contract import Segment
-
-# Segment codes used in arrays: the position of the segment in the enum's definition order.
-SEGMENT_ORDER: tuple[Segment, ...] = tuple(Segment)
+from models.segments import SEGMENT_ORDER, Segment
 
 
 @dataclass(frozen=True)
@@ -75,18 +72,6 @@ COLLATERAL_TERMS: Mapping[Segment, CollateralTerms] = {
     Segment.AUTO: CollateralTerms(haircut=0.35, floor=0.15),
     Segment.COMMERCIAL_REAL_ESTATE: CollateralTerms(haircut=0.25, floor=0.10),
 }
-
-
-def segment_codes(segments: ArrayLike) -> NDArray[np.int8]:
-    """Segment codes (positions in ``SEGMENT_ORDER``) for an array of segment names."""
-    names = np.asarray(segments)
-    codes = np.full(names.shape, -1, dtype=np.int8)
-    for code, segment in enumerate(SEGMENT_ORDER):
-        codes[names == segment.value] = code
-    if np.any(codes < 0):
-        unknown = sorted(set(np.unique(names[codes < 0]).tolist()))
-        raise ValueError(f"unknown segments: {unknown}")
-    return codes
 
 
 def _lookup_tables(

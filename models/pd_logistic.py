@@ -25,9 +25,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from models.projection import PD_FEATURES
-from pipelines.loan_contract import Segment
+from models.segments import SEGMENT_NAMES, segment_codes
 
-SEGMENTS = tuple(s.value for s in Segment)
 DSTI_CAP = 1.5
 NUMERIC_TERMS = ("score_per_100", "log_age", "ltv", "ltv_over_80", "ltv_over_100", "negative_equity_x_unemployment",
                  "unsecured", "dsti", "dsti_over_43", "payment_shock_x_dsti", "unemployment", "unemployment_rise",
@@ -40,16 +39,6 @@ NON_NEGATIVE_TERMS = frozenset({"ltv", "ltv_over_80", "ltv_over_100", "negative_
 NON_POSITIVE_TERMS = frozenset({"score_per_100", "house_price_change"})
 DSTI_LIMIT = 0.43
 UNEMPLOYMENT_REFERENCE = 5.0
-
-
-def segment_codes(segments: pd.Series) -> NDArray[np.intp]:
-    """Positions of the segments in :data:`SEGMENTS`; categorical input skips string comparisons."""
-    categorical = segments.astype(pd.CategoricalDtype(list(SEGMENTS)))
-    codes = categorical.cat.codes.to_numpy()
-    if np.any(codes < 0):
-        unknown = sorted(set(segments[codes < 0].astype(str)))
-        raise ValueError(f"unknown segments {unknown}")
-    return codes.astype(np.intp)
 
 
 def numeric_terms(features: pd.DataFrame) -> tuple[NDArray[np.intp], list[NDArray[np.float64]]]:
@@ -78,13 +67,13 @@ def numeric_terms(features: pd.DataFrame) -> tuple[NDArray[np.intp], list[NDArra
         np.maximum(np.nan_to_num(features["unemployment_rate_avg_4q_chg_4q"].to_numpy(dtype=np.float64)), 0.0),
         np.nan_to_num(features["house_price_index_chg_4q"].to_numpy(dtype=np.float64)),
     ]
-    return segment_codes(features["ProductSegment"]), terms
+    return segment_codes(features["ProductSegment"]).astype(np.intp), terms
 
 
 def design_matrix(features: pd.DataFrame) -> NDArray[np.float64]:
     """The model's regressors: segments one-hot, then :data:`NUMERIC_TERMS`."""
     codes, terms = numeric_terms(features)
-    return np.hstack([np.eye(len(SEGMENTS))[codes], np.column_stack(terms)])
+    return np.hstack([np.eye(len(SEGMENT_NAMES))[codes], np.column_stack(terms)])
 
 
 @dataclass
@@ -118,7 +107,7 @@ class MacroLogisticPD:
         bounds = [(0.0, None) if name in NON_NEGATIVE_TERMS else (None, 0.0) if name in NON_POSITIVE_TERMS
                   else (None, None) for name in names]
         start = np.zeros(len(names))
-        start[: len(SEGMENTS)] = np.log(target.mean() / (1.0 - target.mean()))
+        start[: len(SEGMENT_NAMES)] = np.log(target.mean() / (1.0 - target.mean()))
         solution = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B", bounds=bounds,
                             options={"maxiter": self.max_iter})
         if not solution.success and solution.nit >= self.max_iter:
@@ -128,7 +117,7 @@ class MacroLogisticPD:
 
     @staticmethod
     def term_names() -> list[str]:
-        return [f"segment[{s}]" for s in SEGMENTS] + list(NUMERIC_TERMS)
+        return [f"segment[{s}]" for s in SEGMENT_NAMES] + list(NUMERIC_TERMS)
 
     def predict_proba(self, features: pd.DataFrame) -> NDArray[np.float64]:
         """Quarterly default probability of every row."""
@@ -138,7 +127,7 @@ class MacroLogisticPD:
         # materialising the design matrix saves most of the time and memory.
         codes, terms = numeric_terms(features)
         score = self.coefficients_[codes].copy()
-        for coefficient, term in zip(self.coefficients_[len(SEGMENTS):], terms, strict=True):
+        for coefficient, term in zip(self.coefficients_[len(SEGMENT_NAMES):], terms, strict=True):
             score += coefficient * term
         return 1.0 / (1.0 + np.exp(-score))
 

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from models.amortisation import QUARTERS_PER_YEAR, draw_down, project_quarter
 from models.basel import asset_class_codes, risk_weighted_assets
 from models.lgd import stressed_lgd
-from pipelines.loan_contract import Segment
+from models.segments import Segment
 
 PERCENT = 100.0
 # Point-in-time columns every PD model receives, in the names of the performance history.
@@ -53,7 +53,7 @@ PDFunction = Callable[[pd.DataFrame], NDArray[np.float64]]
 class BookArrays:
     """The loan book at jump-off as arrays (one entry per loan)."""
 
-    segment: NDArray[np.int8]  # position in pipelines.loan_contract.Segment
+    segment: NDArray[np.int8]  # position in pipelines.data.contract.Segment
     segment_name: NDArray[np.object_]
     schedule: NDArray[np.int8]  # ScheduleCode
     balance: NDArray[np.float64]

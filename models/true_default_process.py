@@ -1,6 +1,6 @@
 """The *true* quarterly default process of the synthetic loan world (synthetic data only).
 
-The synthetic generator (``pipelines/synthetic.py``) draws defaults from this function, so it is the
+The synthetic generator (``pipelines/data/synthetic.py``) draws defaults from this function, so it is the
 ground truth that fitted PD models are later checked against. It is deliberately non-linear and has
 interactions a plain logistic regression on raw columns will not capture. Real banks never know
 this function; nothing outside synthetic data and model validation may use it.
@@ -45,7 +45,7 @@ from dataclasses import astuple, dataclass, fields
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.loan_contract import Segment
+from models.segments import SEGMENT_ORDER, Segment
 
 SCORE_REFERENCE = 700.0
 SCORE_SCALE = 100.0
@@ -53,7 +53,6 @@ UNEMPLOYMENT_REFERENCE = 5.0  # percent; roughly the US natural rate
 LTV_HINGE_LOW = 0.80  # above it the borrower starts to lack equity (no PMI-free refinancing)
 LTV_HINGE_HIGH = 1.00  # negative equity
 
-SEGMENTS: tuple[Segment, ...] = tuple(Segment)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -89,20 +88,9 @@ COEFFICIENTS: dict[Segment, SegmentCoefficients] = {
 }
 del _C
 
-# One row per segment in SEGMENTS order, one column per coefficient: vectorised lookup by code.
-_TABLE = np.array([astuple(COEFFICIENTS[s]) for s in SEGMENTS], dtype=np.float64)
+# One row per segment in SEGMENT_ORDER order, one column per coefficient: vectorised lookup by code.
+_TABLE = np.array([astuple(COEFFICIENTS[s]) for s in SEGMENT_ORDER], dtype=np.float64)
 _COLUMN = {f.name: i for i, f in enumerate(fields(SegmentCoefficients))}
-
-
-def segment_codes(segments: npt.ArrayLike) -> npt.NDArray[np.int8]:
-    """Integer codes (positions in :data:`SEGMENTS`) of segment names, for the vectorised lookup."""
-    names = np.asarray(segments, dtype=object)
-    codes = np.full(names.shape, -1, dtype=np.int8)
-    for code, segment in enumerate(SEGMENTS):
-        codes[names == segment.value] = code
-    if (codes < 0).any():
-        raise ValueError(f"unknown segments: {sorted(set(names[codes < 0].tolist()))}")
-    return codes
 
 
 def quarterly_default_probability(

@@ -1,6 +1,7 @@
 """The one settings object of the platform.
 
-Every adapter, DAG and command reads its configuration from :func:`get_settings`, which is
+The composition root (:mod:`pipelines.composition`) and the command line read the configuration from
+:func:`get_settings`, which is
 driven by environment variables with the ``STRESS_`` prefix (for example ``STRESS_TARGET=aws``).
 Secrets (database passwords, AWS keys) are never defaults here: they come from the environment,
 the AWS credential chain or Airflow connections.
@@ -12,7 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +71,7 @@ class StressSettings(BaseSettings):
                                     "share of loan balances.")
     tax_rate: float = Field(default=0.21, ge=0, lt=1)
 
-    # PD model training, MLflow registry governance and deployment (pipelines/training.py, model_registry.py,
+    # PD model training, MLflow registry governance and deployment (pipelines/model/training.py, model_registry.py,
     # deployment.py; docs/pd_model.md).
     pd_feature_spec_path: str = Field(default="", description="YAML/JSON FeatureSpec of the PD model; default "
                                       "models/specs/pd_12m.yaml.")
@@ -106,7 +107,7 @@ class StressSettings(BaseSettings):
     sagemaker_endpoint_name: str = "loan-pd-champion"
     model_serving_port: int = Field(default=5001, ge=1, le=65535, description="Port of `make serve-model`.")
 
-    # Compliance, metrics and alarms (pipelines/compliance.py, metrics_sink.py; docs/compliance.md).
+    # Compliance, metrics and alarms (pipelines/compliance/rules.py, metrics_sink.py; docs/compliance.md).
     compliance_rules_path: Path = Field(default=REPO_ROOT / "compliance" / "rules.yaml",
                                         description="YAML file of the compliance rules.")
     stress_capital_buffer: float = Field(default=0.025, ge=0, lt=1, description="Stress capital buffer added to "
@@ -117,15 +118,12 @@ class StressSettings(BaseSettings):
                                              "evaluation of the PD model a stress test's compliance check uses.")
     monitoring_backtest_quarters: int = Field(default=4, ge=1, le=40, description="Latest performance-history "
                                               "quarters the daily monitoring back-tests the PD model on.")
+    fail_on_compliance_breach: bool = Field(default=False, description="Whether a Non-Compliant record fails the "
+                                            "run (its compliance_gate task) after the report is written; "
+                                            "otherwise the run succeeds with a warning summary in the log.")
     cloudwatch_namespace: str = Field(default="LoanStress", min_length=1, max_length=255)
     cloudwatch_alarm_actions: list[str] = Field(default_factory=list, description="ARNs (e.g. SNS topics) an alarm "
                                                 "notifies; JSON list in STRESS_CLOUDWATCH_ALARM_ACTIONS.")
-
-    @model_validator(mode="after")
-    def _aws_needs_remote_stores(self) -> StressSettings:
-        if self.target is Target.AWS and not self.object_store_uri.startswith("s3://"):
-            raise ValueError("STRESS_TARGET=aws needs STRESS_OBJECT_STORE_URI=s3://bucket/prefix")
-        return self
 
     @property
     def resolved_loan_store_url(self) -> str:

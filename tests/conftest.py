@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.loan_contract import COLUMN_NAMES
+from pipelines.data.contract import COLUMN_NAMES
 
 POSTGRES_SERVER_URL = "postgresql://postgres@127.0.0.1:5432"
 POSTGRES_TEST_URL = f"{POSTGRES_SERVER_URL}/test"
@@ -216,3 +216,21 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(f"{POSTGRES_SERVER_URL}/postgres", autocommit=True) as connection:
             connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _publish_snapshot(tape, as_of, settings, airflow_run_id: str | None = None) -> dict:
+    """``validate_and_publish`` into the stores of ``settings`` (built by the composition root)."""
+    from pipelines.composition import build_adapters
+    from pipelines.data.snapshots import validate_and_publish
+
+    adapters = build_adapters(settings)
+    return validate_and_publish(
+        tape, as_of, store=adapters.object_store, loan_store=adapters.loan_store,
+        duplicate_tolerance=settings.duplicate_id_tolerance, balance_tolerance=settings.balance_over_amount_tolerance,
+        work_dir=settings.data_home / "tmp" / (airflow_run_id or "direct"), airflow_run_id=airflow_run_id)
+
+
+@pytest.fixture(name="publish_snapshot", scope="session")
+def publish_snapshot_fixture():
+    """The ``publish_snapshot(tape, as_of, settings, airflow_run_id)`` helper."""
+    return _publish_snapshot

@@ -24,7 +24,6 @@ os.environ.update({
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow' / 'airflow.db'}",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    "STRESS_DATA_HOME": str(_HOME / "data_home"),
 })
 
 
@@ -45,10 +44,14 @@ def dagbag():
 
 
 @pytest.fixture
-def stress_settings():
-    """Settings read afresh from the environment this file set up."""
+def stress_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Settings of one DAG test: a data home of its own, so no test sees another's stores or models."""
     from pipelines.settings import get_settings
 
+    for name in list(os.environ):
+        if name.startswith("STRESS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("STRESS_DATA_HOME", str(tmp_path / "data_home"))
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
@@ -56,7 +59,7 @@ def stress_settings():
 
 @pytest.fixture(scope="session")
 def _small_history_file() -> Path:
-    from pipelines.synthetic import generate_performance_history
+    from pipelines.data.synthetic import generate_performance_history
 
     path = _HOME / "inputs" / "performance_history_3000.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +68,8 @@ def _small_history_file() -> Path:
 
 
 @pytest.fixture
-def small_performance_history(_small_history_file: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def small_performance_history(_small_history_file: Path, stress_settings,
+                              monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A 3,000-loan synthetic performance history as STRESS_PERFORMANCE_HISTORY_URI, for one test.
 
     On embedded defaults the benchmark PD model is estimated on a 30,000-loan history (about 30 s);

@@ -12,11 +12,12 @@ AS_OF = date(2025, 12, 31)
 
 
 def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_history, stress_settings, tmp_path):
-    from pipelines.cli import write_table
-    from pipelines.loan_store import LoanStore
-    from pipelines.object_store import open_object_store
-    from pipelines.steps import read_run_steps
-    from pipelines.synthetic import generate_loan_book
+    from pipelines.adapters.loan_store import LoanStore
+    from pipelines.adapters.object_store import open_object_store
+    from pipelines.adapters.results_store import ResultsStore
+    from pipelines.data.export import write_table
+    from pipelines.data.synthetic import generate_loan_book
+    from pipelines.tasks.runs import read_run_steps, run_key
 
     book = generate_loan_book(400, seed=11, as_of=AS_OF)
     # Break three rows the way real tapes break: an inverted date, a negative amount, a duplicate id.
@@ -39,7 +40,8 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_histo
     run = dagbag.get_dag("loan_stress_test").test(run_conf={"source_uri": tape, "as_of_date": AS_OF.isoformat()})
 
     assert str(run.state) == "success"
-    steps = read_run_steps(run.run_id)
+    store = open_object_store(stress_settings.resolved_object_store_uri)
+    steps = read_run_steps(store, run.run_id)
     snapshot = steps["validate"]
     assert snapshot["input_rows"] == 400
     assert snapshot["accepted_rows"] + snapshot["quarantined_rows"] == 400
@@ -49,20 +51,55 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_histo
     assert snapshot["accepted_rows"] == 396
     assert snapshot["airflow_run_id"] == run.run_id
     assert LoanStore(stress_settings.resolved_loan_store_url).count_rows(snapshot["snapshot_id"]) == (396, 4)
-    store = open_object_store(stress_settings.resolved_object_store_uri)
     features = store.get_parquet(steps["features"]["features_key"])
     assert features.num_rows == 396
     assert steps["features"]["macro_quarter"] == "2025Q4"
     assert_compliance_metrics_and_report(run.run_id, steps, stress_settings)
 
+    # Published after the checks, every scenario; the teardown removed staging and batch partials.
+    results = ResultsStore(stress_settings.resolved_loan_store_url)
+    published = results.simulations_of_run(run.run_id)
+    assert sorted(r["SimulationId"] for r in published) == sorted(steps["publish"]["simulation_ids"])
+    assert len(published) == len(steps["plan"]["scenarios"])
+    for result in published:
+        check = result["metrics"]["self_check"]
+        assert check["passed"] and abs(check["z"]) <= check["z_limit"]
+    assert results.run_status(run.run_id, "loan_stress_test")["status"] == "succeeded"
+    assert store.list_keys(f"staging/{run_key(run.run_id)}/") == []
+    assert store.list_keys(f"runs/{run_key(run.run_id)}/simulation/") == []
+    assert steps["teardown"]["status"] == "succeeded"
+
+
+def test_trigger_form_defaults_validate(dagbag):
+    """Every DAG can be triggered with its defaults: optional params are nullable with a null default."""
+    for dag_id, dag in dagbag.dags.items():
+        dag.params.validate()  # raises ParamValidationError when a default breaks its own schema
+        for name, param in dag.params.items():
+            if "empty" in (param.description or "").lower():
+                assert param.value is None and "null" in param.schema["type"], f"{dag_id}.{name}"
+
+
+def test_a_missing_tape_fails_at_once_and_publishes_nothing(airflow_db, dagbag, stress_settings, tmp_path):
+    """A wrong path is not retried (it would hold the run slot for minutes) and leaves nothing published."""
+    from pipelines.adapters.results_store import ResultsStore
+
+    dag = dagbag.get_dag("loan_stress_test")
+    run = dag.test(run_conf={"source_uri": str(tmp_path / "missing.csv"), "as_of_date": AS_OF.isoformat()})
+    assert str(run.state) == "failed"
+    states = {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
+    assert states["loan_tape.ingest"] == ("failed", 1)
+    results = ResultsStore(stress_settings.resolved_loan_store_url)
+    assert results.simulations_of_run(run.run_id) == []
+    assert results.run_status(run.run_id, "loan_stress_test")["status"] == "failed_nothing_published"
+
 
 def assert_compliance_metrics_and_report(run_id: str, steps: dict, settings) -> None:
     """The run judged its results against the rules, published them and wrote its report."""
-    from pipelines.compliance import MONITORING_DAG_ID, Status, status_counts
-    from pipelines.metrics_sink import LocalMetricsSink, records_to_datapoints
-    from pipelines.object_store import open_object_store
-    from pipelines.results_store import ResultsStore
-    from pipelines.steps import run_key
+    from pipelines.adapters.metrics_sink import LocalMetricsSink, records_to_datapoints
+    from pipelines.adapters.object_store import open_object_store
+    from pipelines.adapters.results_store import ResultsStore
+    from pipelines.compliance.rules import MONITORING_DAG_ID, Status, status_counts
+    from pipelines.tasks.runs import run_key
 
     records = ResultsStore(settings.resolved_loan_store_url).compliance_of_run(run_id)
     assert steps["compliance"]["status"] == status_counts(records)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 
 def test_pd_model_training_end_to_end(airflow_db, dagbag, stress_settings, tmp_path, monkeypatch):
-    from pipelines.model_registry import CHALLENGER, CHAMPION, connect
+    """Seeded history, one thread: the outcome of the gate is fixed, and asserted."""
+    from pipelines.adapters.model_registry import CHALLENGER, CHAMPION, connect
+    from pipelines.composition import current_adapters
+    from pipelines.data.synthetic import generate_performance_history
     from pipelines.settings import get_settings
-    from pipelines.steps import read_run_steps
-    from pipelines.synthetic import generate_performance_history
+    from pipelines.tasks.runs import read_run_steps
 
     monkeypatch.setenv("STRESS_PD_TRAINING_THREADS", "1")
     get_settings.cache_clear()
@@ -18,7 +20,7 @@ def test_pd_model_training_end_to_end(airflow_db, dagbag, stress_settings, tmp_p
     run = dag.test(run_conf={"history_source_uri": str(history), "holdout_quarters": 8, "search_budget": 2})
 
     assert str(run.state) == "success"
-    steps = read_run_steps(run.run_id)
+    steps = read_run_steps(current_adapters().object_store, run.run_id)
     assert steps["pd_ingest_history"]["provenance"]["source"] == str(history)
     assert steps["pd_validate_history"]["rejected_rows"] == 0
     assert steps["pd_split"]["test_quarters"] == ["2023Q1", "2024Q4"]

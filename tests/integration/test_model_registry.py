@@ -14,15 +14,9 @@ import pytest
 from models.feature_spec import load_feature_spec
 from models.pd_pyfunc import SERVING_MODULES
 from models.pd_xgboost import XGBoostPD
-from pipelines.model_registry import (
-    CHALLENGER,
-    CHAMPION,
-    champion_info,
-    connect,
-    load_champion_pd_model,
-    log_and_register,
-    run_promotion_gate,
-)
+from pipelines.adapters.model_registry import CHALLENGER, CHAMPION, ModelRegistry, load_quarterly_pd_function
+from pipelines.composition import build_adapters
+from pipelines.model.promotion import PromotionPolicy, run_promotion_gate
 
 SPEC = load_feature_spec()
 # Seasoning alone: a real but clearly weaker model.
@@ -32,8 +26,8 @@ WEAK_SPEC = dataclasses.replace(SPEC, name="seasoning_only", numeric=("LoanAgeQu
 
 @pytest.fixture(scope="module")
 def split():
-    from pipelines.synthetic import generate_performance_history
-    from pipelines.training import out_of_time_split, point_in_time_dataset
+    from pipelines.data.synthetic import generate_performance_history
+    from pipelines.model.training import out_of_time_split, point_in_time_dataset
 
     return out_of_time_split(point_in_time_dataset(generate_performance_history(2000, seed=5), SPEC), SPEC, 8)
 
@@ -51,34 +45,41 @@ def registry_settings(settings):
                                        "promotion_brier_tolerance": 0.0})
 
 
+def _registry(settings) -> ModelRegistry:
+    return build_adapters(settings).model_registry
+
+
 def _register(model: XGBoostPD, split, settings, tmp_path, run: str) -> dict:
-    from pipelines.object_store import LocalObjectStore
-    from pipelines.training import evaluate
+    from pipelines.adapters.object_store import LocalObjectStore
+    from pipelines.model.training import evaluate
 
     evaluation = evaluate(split, model.spec, model, {"xgboost": model.predict_proba(split.test)}, 0.01)
     (tmp_path / run).mkdir()
     (tmp_path / run / "model_card.md").write_text(f"# card of {run}\n")
     LocalObjectStore(tmp_path / run).put_bytes("evaluation.json", b"{}")
     provenance = {"source": "synthetic", "data_sha256": "ab" * 32, "airflow_run_id": run}
-    return log_and_register(model, evaluation, tmp_path / run, split.test.head(5), provenance, settings)
+    return _registry(settings).log_and_register(model, evaluation, tmp_path / run, split.test.head(5), provenance,
+                                                run_name=run)
 
 
 def _gate(version: str, split, settings):
-    return run_promotion_gate(version, split.test, SPEC.target, settings, context={"airflow_run_id": "test"})
+    return run_promotion_gate(_registry(settings), version, split.test, SPEC.target,
+                              PromotionPolicy.from_settings(settings), context={"airflow_run_id": "test"})
 
 
 def test_register_promote_refuse_and_load_the_champion(split, models, registry_settings, tmp_path):
     import mlflow
 
     settings = registry_settings
-    assert load_champion_pd_model(settings) is None  # empty registry: the caller falls back to the benchmark
+    registry = _registry(settings)
+    assert registry.champion_info() is None  # empty registry: the caller falls back to the benchmark
 
     first = _register(models["weak"], split, settings, tmp_path, "run-1")
-    client = connect(settings.resolved_mlflow_tracking_uri)
+    client = registry.client()
     name = settings.pd_registered_model_name
     assert first["version"] == "1"
     assert str(client.get_model_version_by_alias(name, CHALLENGER).version) == "1"
-    assert champion_info(settings) is None
+    assert registry.champion_info() is None
     run = client.get_run(first["mlflow_run_id"])
     assert run.data.tags["airflow_run_id"] == "run-1" and run.data.tags["data_sha256"] == "ab" * 32
     assert run.data.metrics["xgboost_auc"] > 0.5 and "xgb.max_depth" in run.data.params
@@ -111,7 +112,8 @@ def test_register_promote_refuse_and_load_the_champion(split, models, registry_s
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "2"
     assert str(client.get_model_version_by_alias(name, CHALLENGER).version) == "3"
 
-    pd_function, info = load_champion_pd_model(settings)
+    info = registry.champion_info()
+    pd_function = load_quarterly_pd_function(info)
     assert info["version"] == "2" and info["model_uri"] == f"models:/{name}/2" and info["output"] == "pd_quarterly"
     np.testing.assert_allclose(pd_function(split.test), models["strong"].predict_quarterly(split.test))
 

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from pipelines.ingestion import ROW_NUMBER, TableContractError, ingest
-from pipelines.loan_contract import ARROW_SCHEMA, COLUMN_NAMES, FIELD_BY_NAME
+from pipelines.data.contract import ARROW_SCHEMA, COLUMN_NAMES, FIELD_BY_NAME
+from pipelines.data.ingestion import ROW_NUMBER, TableContractError, ingest
 
 pytestmark = pytest.mark.postgres
 
@@ -102,7 +102,7 @@ def test_ingest_does_not_depend_on_the_server_date_style(pg_tape_table, postgres
 
 @pytest.fixture
 def pg_store(postgres_database: str) -> Iterator[Any]:
-    from pipelines.loan_store import LoanStore
+    from pipelines.adapters.loan_store import LoanStore
 
     store = LoanStore(postgres_database)
     yield store
@@ -172,7 +172,7 @@ def test_read_snapshot_returns_what_was_loaded(pg_store, accepted: pa.Table) -> 
 
 def test_read_snapshot_does_not_depend_on_the_server_date_style(postgres_database: str, accepted: pa.Table,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines.loan_store import LoanStore
+    from pipelines.adapters.loan_store import LoanStore
 
     monkeypatch.setenv("PGOPTIONS", "-c DateStyle=SQL,DMY")
     store = LoanStore(postgres_database)  # a fresh engine: its connections see PGOPTIONS

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipelines.ingestion import TableContractError, ingest
+from pipelines.data.ingestion import TableContractError, ingest
 
 BUCKET = "loanstress-test-bucket"
 REGION = "us-east-1"
@@ -35,7 +35,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
 
 def test_put_get_exists_and_list(s3) -> None:
-    from pipelines.object_store import S3ObjectStore, open_object_store
+    from pipelines.adapters.object_store import S3ObjectStore, open_object_store
 
     store = open_object_store(f"s3://{BUCKET}/stress/", REGION)
     assert isinstance(store, S3ObjectStore)
@@ -57,7 +57,7 @@ def test_put_get_exists_and_list(s3) -> None:
 
 
 def test_overwrite_replaces_the_object(s3) -> None:
-    from pipelines.object_store import open_object_store
+    from pipelines.adapters.object_store import open_object_store
 
     store = open_object_store(f"s3://{BUCKET}/stress", REGION)
     store.put_bytes("k.txt", b"first")
@@ -67,7 +67,7 @@ def test_overwrite_replaces_the_object(s3) -> None:
 
 
 def test_store_at_the_bucket_root(s3) -> None:
-    from pipelines.object_store import open_object_store
+    from pipelines.adapters.object_store import open_object_store
 
     store = open_object_store(f"s3://{BUCKET}", REGION)
     assert store.put_bytes("top.txt", b"x") == f"s3://{BUCKET}/top.txt"
@@ -76,7 +76,7 @@ def test_store_at_the_bucket_root(s3) -> None:
 
 
 def test_parquet_round_trip_keeps_exact_decimals(s3) -> None:
-    from pipelines.object_store import open_object_store
+    from pipelines.adapters.object_store import open_object_store
 
     store = open_object_store(f"s3://{BUCKET}/stress", REGION)
     table = pa.table({"LoanAmount": pa.array([Decimal("123456.78"), Decimal("9999999999.99")],
@@ -86,7 +86,7 @@ def test_parquet_round_trip_keeps_exact_decimals(s3) -> None:
 
 
 def test_s3_uri_without_bucket_is_refused() -> None:
-    from pipelines.object_store import open_object_store
+    from pipelines.adapters.object_store import open_object_store
 
     with pytest.raises(ValueError, match="names no bucket"):
         open_object_store("s3:///prefix")
@@ -107,10 +107,11 @@ def test_ingest_from_a_missing_s3_object_stops_the_run(s3) -> None:
         ingest(f"s3://{BUCKET}/inputs/missing.csv")
 
 
-def test_stage_and_publish_to_s3(s3, make_settings, tmp_path: Path, valid_tape_rows, write_csv) -> None:
-    from pipelines.loan_store import LoanStore
-    from pipelines.object_store import open_object_store
-    from pipelines.snapshots import load_staged_tape, stage_tape, validate_and_publish
+def test_stage_and_publish_to_s3(s3, make_settings, tmp_path: Path, valid_tape_rows, write_csv,
+                                 publish_snapshot) -> None:
+    from pipelines.adapters.loan_store import LoanStore
+    from pipelines.adapters.object_store import open_object_store
+    from pipelines.data.snapshots import load_staged_tape, stage_tape
 
     rows = [*valid_tape_rows, {**valid_tape_rows[0], "LoanId": "SEC-1", "CollateralValue": ""}]
     path = write_csv(rows, tmp_path / "tape.csv")
@@ -118,10 +119,11 @@ def test_stage_and_publish_to_s3(s3, make_settings, tmp_path: Path, valid_tape_r
     settings = make_settings(tmp_path / "home", object_store_uri=f"s3://{BUCKET}/stress")
     store = open_object_store(settings.resolved_object_store_uri, settings.aws_region)
 
-    staged = stage_tape(f"s3://{BUCKET}/inputs/loan_tape.csv", "manual__2025-12-31", settings)
+    staged = stage_tape(f"s3://{BUCKET}/inputs/loan_tape.csv", "manual__2025-12-31",
+                       open_object_store(settings.resolved_object_store_uri), settings.aws_region)
     assert staged["input_rows"] == len(rows)
     assert store.exists("staging/manual__2025-12-31/typed.parquet")
-    manifest = validate_and_publish(load_staged_tape(staged, store), None, settings, airflow_run_id="manual__1")
+    manifest = publish_snapshot(load_staged_tape(staged, store), None, settings, airflow_run_id="manual__1")
 
     prefix = f"snapshots/{manifest['snapshot_id']}"
     keys = store.list_keys(prefix)

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from pipelines.deployment import (
+from pipelines.adapters.deployment import (
     deploy_champion_to_sagemaker,
     deploy_endpoint,
     endpoint_config_request,
@@ -25,6 +25,7 @@ from pipelines.deployment import (
     transform_job_request,
     versioned_name,
 )
+from pipelines.adapters.object_store import open_object_store
 from pipelines.settings import Target
 
 REGION = "us-east-1"
@@ -100,7 +101,17 @@ def test_names_longer_than_sagemaker_allows_are_refused():
         versioned_name("x" * 60, "123")
 
 
-def _champion(monkeypatch, tmp_path, version: str = "4") -> dict:
+class _Registry:
+    """A registry holding one champion, without MLflow (the artifact download is replaced too)."""
+
+    def __init__(self, info: dict | None) -> None:
+        self.info = info
+
+    def champion_info(self) -> dict | None:
+        return self.info
+
+
+def _champion(monkeypatch, tmp_path, version: str = "4") -> _Registry:
     """A registry champion without MLflow: champion_info and the artifact download are replaced."""
     model_dir = tmp_path / "model"
     (model_dir / "artifacts").mkdir(parents=True)
@@ -108,9 +119,8 @@ def _champion(monkeypatch, tmp_path, version: str = "4") -> dict:
     (model_dir / "artifacts" / "xgboost_pd.json").write_text("{}")
     info = {"name": "loan_pd_xgboost", "version": version, "model_uri": f"models:/loan_pd_xgboost/{version}",
             "tracking_uri": "sqlite:///unused.sqlite"}
-    monkeypatch.setattr("pipelines.model_registry.champion_info", lambda settings: info)
     monkeypatch.setattr("mlflow.artifacts.download_artifacts", lambda **kwargs: str(model_dir))
-    return info
+    return _Registry(info)
 
 
 @pytest.fixture
@@ -123,8 +133,9 @@ def aws_settings(settings):
 
 def test_champion_is_packaged_to_s3_and_deployed(aws, aws_settings, monkeypatch, tmp_path):
     boto3.client("s3", region_name=REGION).create_bucket(Bucket="pd-models")
-    _champion(monkeypatch, tmp_path)
-    result = deploy_champion_to_sagemaker(aws_settings, client=aws)
+    registry = _champion(monkeypatch, tmp_path)
+    store = open_object_store(aws_settings.object_store_uri, REGION)
+    result = deploy_champion_to_sagemaker(aws_settings, registry, store, client=aws)
     assert result["action"] == "created" and result["version"] == "4"
     assert result["model_data_url"] == "s3://pd-models/loanstress/models/loan_pd_xgboost/v4/model.tar.gz"
     container = aws.describe_model(ModelName=f"{ENDPOINT}-v4")["PrimaryContainer"]
@@ -137,15 +148,17 @@ def test_champion_is_packaged_to_s3_and_deployed(aws, aws_settings, monkeypatch,
 
 def test_deployment_needs_image_and_role(aws_settings):
     with pytest.raises(ValueError, match="STRESS_SAGEMAKER_IMAGE_URI"):
-        deploy_champion_to_sagemaker(aws_settings.model_copy(update={"sagemaker_image_uri": ""}))
+        deploy_champion_to_sagemaker(aws_settings.model_copy(update={"sagemaker_image_uri": ""}), _Registry(None),
+                                     open_object_store("file:///tmp/unused"))
 
 
 def test_batch_scoring_job_request(aws, aws_settings, monkeypatch, tmp_path):
-    _champion(monkeypatch, tmp_path, version="4")
+    registry = _champion(monkeypatch, tmp_path, version="4")
     with pytest.raises(ValueError, match="deploy the champion first"):
-        start_batch_scoring("s3://in/", "s3://out/", aws_settings, client=aws)
+        start_batch_scoring("s3://in/", "s3://out/", aws_settings, registry, client=aws)
     deploy_endpoint(aws, ENDPOINT, *_requests("4"))
-    job = start_batch_scoring("s3://pd-models/to-score/", "s3://pd-models/scored/", aws_settings, client=aws)
+    job = start_batch_scoring("s3://pd-models/to-score/", "s3://pd-models/scored/", aws_settings, registry,
+                              client=aws)
     described = aws.describe_transform_job(TransformJobName=job["job_name"])
     assert described["ModelName"] == f"{ENDPOINT}-v4"
     assert described["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://pd-models/to-score/"

@@ -12,7 +12,7 @@ from models.amortisation import (
     project_quarter,
     schedule_codes,
 )
-from pipelines.loan_contract import REPAYMENT_SCHEDULES
+from pipelines.data.contract import REPAYMENT_SCHEDULES
 
 PRINCIPAL = 100_000.0
 ANNUAL_RATE = 0.06

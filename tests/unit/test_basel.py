@@ -18,7 +18,7 @@ from models.basel import (
     risk_weight,
     risk_weighted_assets,
 )
-from pipelines.loan_contract import Segment
+from pipelines.data.contract import Segment
 
 
 def hand_k(pd: float, lgd: float, r: float, maturity_factor: float = 1.0) -> float:

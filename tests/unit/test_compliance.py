@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from pipelines.compliance import (
+from pipelines.compliance.rules import (
     DRIFT_FEATURES,
     MODEL_METRICS,
     ComplianceRecord,
@@ -179,7 +179,7 @@ def test_load_rules_names_the_file_on_bad_yaml(tmp_path):
 
 @pytest.fixture
 def results_store(settings):
-    from pipelines.results_store import ResultsStore
+    from pipelines.adapters.results_store import ResultsStore
 
     settings.data_home.mkdir(parents=True)
     return ResultsStore(settings.resolved_loan_store_url)
@@ -211,13 +211,17 @@ def test_results_store_keeps_history_and_replaces_a_rerun(settings, results_stor
 
 def test_stress_run_takes_model_evidence_from_recent_monitoring_only(settings, results_store):
     store = results_store
-    missing = monitored_model_observations(store, "v1", NOW, timedelta(days=31))
+
+    def evidence():
+        return store.latest_model_compliance("portfolio_monitoring", "v1")
+
+    missing = monitored_model_observations(evidence(), "v1", NOW, timedelta(days=31))
     assert {o.value for o in missing} == {None}
     assert all(o.note == "no portfolio_monitoring evaluation of PD model version v1" for o in missing)
     assert len(missing) == len(MODEL_METRICS) - 1 + len(DRIFT_FEATURES)
 
     store.save_compliance("m-1", "portfolio_monitoring", _monitoring_records(settings, "m-1", NOW, None))
-    copied = monitored_model_observations(store, "v1", NOW + timedelta(days=1), timedelta(days=31))
+    copied = monitored_model_observations(evidence(), "v1", NOW + timedelta(days=1), timedelta(days=31))
     values = {(o.metric, o.feature): o for o in copied}
     assert values[("pd_calibrated_band_share", None)].value == 0.8
     assert values[("feature_psi", "DSTI")].value == 0.3
@@ -225,7 +229,7 @@ def test_stress_run_takes_model_evidence_from_recent_monitoring_only(settings, r
     assert values[("pd_auc", None)].note == "from portfolio_monitoring run m-1 (2026-01-05 12:00 UTC): window"
     assert len(copied) == len(missing)
 
-    stale = monitored_model_observations(store, "v1", NOW + timedelta(days=40), timedelta(days=31))
+    stale = monitored_model_observations(evidence(), "v1", NOW + timedelta(days=40), timedelta(days=31))
     assert {o.value for o in stale} == {None}
     assert "older than 31 days" in stale[0].note
 
@@ -237,7 +241,7 @@ def test_evaluate_run_of_a_monitoring_run_has_no_scenario_records(settings, resu
              "drift": {"score_psi": 0.3, "feature_psi": dict.fromkeys(DRIFT_FEATURES, 0.01), "note": "ref"}}
     records = evaluate_run(load_rules(settings.compliance_rules_path), run_id="m", dag_id="portfolio_monitoring",
                            steps=copy.deepcopy(steps), scenario_results=None,
-                           store=results_store, settings=settings, now=NOW)
+                           model_evidence=None, settings=settings, now=NOW)
     statuses = {(r.metric_id, r.feature): r.status for r in records}
     assert {r.scope.value for r in records} == {"data", "model"}
     assert statuses[("PD_MODEL_AUC", None)] is Status.COMPLIANT

@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, Phase, assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from pipelines.ingestion import TableContractError, ingest
-from pipelines.loan_contract import ARROW_SCHEMA, COLUMN_NAMES, FIELD_BY_NAME, render_markdown
+from pipelines.data.contract import ARROW_SCHEMA, COLUMN_NAMES, FIELD_BY_NAME, render_markdown
+from pipelines.data.ingestion import TableContractError, ingest
+from pipelines.data.validation import SUITE_PATH, ValidationOutcome, build_suite_dict, validate
 from pipelines.settings import REPO_ROOT
-from pipelines.validation import SUITE_PATH, ValidationOutcome, build_suite_dict, validate
 
 DUPLICATE_TOLERANCE = 0.01  # the StressSettings defaults
 BALANCE_TOLERANCE = 0.05
@@ -486,10 +486,10 @@ class Published:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, make_settings, valid_tape_rows_factory, write_csv) -> Published:
-    from pipelines.loan_store import LoanStore
-    from pipelines.object_store import open_object_store
-    from pipelines.snapshots import load_staged_tape, stage_tape, validate_and_publish
+def published(tmp_path_factory, make_settings, valid_tape_rows_factory, write_csv, publish_snapshot) -> Published:
+    from pipelines.adapters.loan_store import LoanStore
+    from pipelines.adapters.object_store import open_object_store
+    from pipelines.data.snapshots import load_staged_tape, stage_tape
 
     root = tmp_path_factory.mktemp("publish")
     settings = make_settings(root / "home")
@@ -499,12 +499,13 @@ def published(tmp_path_factory, make_settings, valid_tape_rows_factory, write_cs
     path = write_csv(rows, root / "tape.csv")
     with path.open("ab") as handle:
         handle.write(b"Q-2,too,few\n")
-    staged = stage_tape(str(path), "manual__2025-12-31", settings)
+    staged = stage_tape(str(path), "manual__2025-12-31",
+                       open_object_store(settings.resolved_object_store_uri), settings.aws_region)
     staged_tape = load_staged_tape(staged, open_object_store(settings.resolved_object_store_uri))
-    first = validate_and_publish(staged_tape, date(2025, 12, 31), settings, airflow_run_id="manual__1")
+    first = publish_snapshot(staged_tape, date(2025, 12, 31), settings, airflow_run_id="manual__1")
     counts = LoanStore(settings.resolved_loan_store_url).count_rows(first["snapshot_id"])
     direct_tape = ingest(str(path))
-    second = validate_and_publish(direct_tape, date(2025, 12, 31), settings, airflow_run_id="manual__2")
+    second = publish_snapshot(direct_tape, date(2025, 12, 31), settings, airflow_run_id="manual__2")
     return Published(settings, first, second, counts, direct_tape, staged_tape, len(rows) + 1)
 
 
@@ -517,7 +518,7 @@ def test_staging_round_trip_keeps_the_tape(published: Published) -> None:
 
 
 def test_publishing_the_same_tape_twice_is_idempotent(published: Published) -> None:
-    from pipelines.loan_store import LoanStore
+    from pipelines.adapters.loan_store import LoanStore
 
     first, second = published.first, published.second
     assert first["snapshot_id"] == second["snapshot_id"]
@@ -541,8 +542,8 @@ def test_manifest_accounts_for_every_row(published: Published) -> None:
 
 
 def test_decimals_are_exact_from_csv_through_parquet_to_the_loan_store(published: Published) -> None:
-    from pipelines.loan_store import LoanStore
-    from pipelines.object_store import open_object_store
+    from pipelines.adapters.loan_store import LoanStore
+    from pipelines.adapters.object_store import open_object_store
 
     snapshot_id = published.second["snapshot_id"]
     objects = open_object_store(published.settings.resolved_object_store_uri)
@@ -560,7 +561,7 @@ def test_decimals_are_exact_from_csv_through_parquet_to_the_loan_store(published
 
 
 def test_data_docs_index_is_produced(published: Published) -> None:
-    from pipelines.object_store import open_object_store
+    from pipelines.adapters.object_store import open_object_store
 
     snapshot_id = published.second["snapshot_id"]
     objects = open_object_store(published.settings.resolved_object_store_uri)
@@ -568,11 +569,11 @@ def test_data_docs_index_is_produced(published: Published) -> None:
     assert objects.exists(key)
     assert published.second["data_docs_uri"] == objects.uri(key)
     assert "loan_tape" in objects.get_bytes(key).decode()
-    assert (published.settings.data_home / "tmp" / "data_docs" / "index.html").is_file()
+    assert (published.settings.data_home / "tmp" / "manual__2" / "data_docs" / "index.html").is_file()
 
 
 def test_content_hash_follows_the_data() -> None:
-    from pipelines.snapshots import content_hash
+    from pipelines.data.snapshots import content_hash
 
     table = pa.table({"LoanAmount": pa.array([Decimal("1.00"), Decimal("2.00")], pa.decimal128(18, 2))})
     same = pa.table({"LoanAmount": pa.array([Decimal("1.00"), Decimal("2.00")], pa.decimal128(18, 2))})

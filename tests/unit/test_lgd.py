@@ -9,13 +9,11 @@ from hypothesis import strategies as st
 
 from models.lgd import (
     COLLATERAL_TERMS,
-    SEGMENT_ORDER,
     UNSECURED_LGD,
     CollateralTerms,
-    segment_codes,
     stressed_lgd,
 )
-from pipelines.loan_contract import SECURED_SEGMENTS, Segment
+from models.segments import SECURED_SEGMENTS, SEGMENT_ORDER, Segment, segment_codes
 
 CODE = {segment: code for code, segment in enumerate(SEGMENT_ORDER)}
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.loan_contract import REFERENCE_INDICES
-from pipelines.macro import (
+from pipelines.data.contract import REFERENCE_INDICES
+from pipelines.data.macro import (
     FED_COLUMNS,
     FED_DIR,
     MACRO_VARIABLES,

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines.compliance import DRIFT_FEATURES, METRICS, SEGMENTS, Observation, judge, load_rules
-from pipelines.metrics_sink import (
+from models.segments import SEGMENT_NAMES
+from pipelines.adapters.metrics_sink import (
     MAX_DATUMS_PER_CALL,
     TASK_FAILURES,
     CloudWatchSink,
@@ -19,6 +19,7 @@ from pipelines.metrics_sink import (
     publish_compliance,
     records_to_datapoints,
 )
+from pipelines.compliance.rules import DRIFT_FEATURES, METRICS, Observation, judge, load_rules
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -116,7 +117,7 @@ def test_alarms_follow_the_rules(settings):
     assert alarms["LoanStress-PD_FEATURE_PSI-DSTI"].dimensions == (("Feature", "DSTI"),)
     assert alarms[f"LoanStress-{TASK_FAILURES}"].comparison == "GreaterThanOrEqualToThreshold"
     rules = load_rules(settings.compliance_rules_path)
-    per_rule = {"segment": len(SEGMENTS), "feature": len(DRIFT_FEATURES)}
+    per_rule = {"segment": len(SEGMENT_NAMES), "feature": len(DRIFT_FEATURES)}
     assert len(alarms) == 1 + sum(per_rule.get(METRICS[r.metric].dimension, 1) for r in rules)
 
 
@@ -182,8 +183,8 @@ def test_local_sink_keeps_points_and_alarms(settings):
 
 
 def test_failure_callback_emits_a_task_failure_metric(settings, monkeypatch):
-    from pipelines.alerting import on_task_failure
     from pipelines.settings import get_settings
+    from pipelines.tasks.policy import on_task_failure
 
     monkeypatch.setenv("STRESS_DATA_HOME", str(settings.data_home))
     get_settings.cache_clear()
@@ -195,7 +196,7 @@ def test_failure_callback_emits_a_task_failure_metric(settings, monkeypatch):
 
 
 def test_failure_callback_never_raises(caplog):
-    from pipelines.alerting import on_task_failure
+    from pipelines.tasks.policy import on_task_failure
 
     on_task_failure({})  # no task instance: logged, not raised over the task's own error
     assert "could not emit the TaskFailures metric" in caplog.text

@@ -20,8 +20,8 @@ SEGMENTS = ("first_lien_mortgage", "heloc", "auto", "credit_card", "personal", "
 
 @pytest.fixture(scope="module")
 def panel() -> pd.DataFrame:
-    from pipelines.synthetic import generate_performance_history
-    from pipelines.training import point_in_time_dataset
+    from pipelines.data.synthetic import generate_performance_history
+    from pipelines.model.training import point_in_time_dataset
 
     return point_in_time_dataset(generate_performance_history(2000, seed=21), SPEC)
 

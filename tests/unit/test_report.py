@@ -15,8 +15,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from pipelines.compliance import SEGMENTS, Status, judge, load_rules, model_observations, scenario_observations
-from pipelines.report import COMPLIANCE_ROWS_PER_PAGE, CapitalLine, Report, ReportData, capital_lines, render
+from models.segments import SEGMENT_NAMES
+from pipelines.compliance.report import COMPLIANCE_ROWS_PER_PAGE, CapitalLine, Report, ReportData, capital_lines, render
+from pipelines.compliance.rules import Status, judge, load_rules, model_observations, scenario_observations
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 MANIFEST = {"snapshot_id": "snap0123456789abcdef0123", "content_sha256": "ab" * 32, "source": "/data/tape.csv",
@@ -92,8 +93,8 @@ NO_MONITORING = "no portfolio_monitoring evaluation of PD model version v-test-1
 @pytest.fixture(scope="module")
 def report_data(make_settings, tmp_path_factory, stress_result) -> ReportData:
     settings = make_settings(tmp_path_factory.mktemp("report"))
-    book = dict.fromkeys(SEGMENTS, 100.0)
-    adverse_losses = dict.fromkeys(SEGMENTS, 0.05) | {"credit_card": 0.31}
+    book = dict.fromkeys(SEGMENT_NAMES, 100.0)
+    adverse_losses = dict.fromkeys(SEGMENT_NAMES, 0.05) | {"credit_card": 0.31}
     results = [stress_result("2026_baseline", [0.125, 0.12, 0.118, 0.117, 0.118, 0.12, 0.121, 0.122, 0.123, 0.124],
                              exposure_by_segment=book),
                stress_result("2026_severely_adverse", [0.125, 0.11, 0.09, 0.07, 0.06, 0.051, 0.055, 0.06, 0.065, 0.07],

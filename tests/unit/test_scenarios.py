@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.macro import load_history
-from pipelines.scenarios import (
+from pipelines.data.macro import load_history
+from pipelines.engine.scenarios import (
     ScenarioError,
     available_scenarios,
     rate_shock_scenario,

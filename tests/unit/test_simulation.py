@@ -10,17 +10,17 @@ import pyarrow as pa
 import pytest
 
 from models.pd_logistic import MacroLogisticPD
-from pipelines.features import build_features, history_pd_features
-from pipelines.macro import load_history
-from pipelines.scenarios import rate_shock_scenario, resolve_scenario
-from pipelines.simulation import (
+from pipelines.data.features import build_features, history_pd_features
+from pipelines.data.macro import load_history
+from pipelines.data.synthetic import generate_loan_book, generate_performance_history
+from pipelines.engine.scenarios import rate_shock_scenario, resolve_scenario
+from pipelines.engine.simulation import (
     SimulationConfig,
     plan_batches,
     reduce_scenario,
     simulate_batch,
     simulation_id,
 )
-from pipelines.synthetic import generate_loan_book, generate_performance_history
 
 AS_OF = date(2025, 12, 31)
 CONFIG = SimulationConfig(n_paths=400, seed=5)

@@ -14,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.projection import PD_FEATURES
-from models.true_default_process import SEGMENTS, quarterly_default_probability, segment_codes
-from pipelines.loan_contract import (
+from models.segments import SEGMENT_ORDER, segment_codes
+from models.true_default_process import quarterly_default_probability
+from pipelines.data.contract import (
     ARROW_SCHEMA,
     REFERENCE_INDICES,
     REGIONS,
@@ -23,8 +24,8 @@ from pipelines.loan_contract import (
     SECURED_SEGMENTS,
     Segment,
 )
-from pipelines.macro import PERCENT, REFERENCE_INDEX_VARIABLE, load_history
-from pipelines.synthetic import PRODUCTS, generate_loan_book, generate_performance_history
+from pipelines.data.macro import PERCENT, REFERENCE_INDEX_VARIABLE, load_history
+from pipelines.data.synthetic import PRODUCTS, generate_loan_book, generate_performance_history
 
 AS_OF = datetime.date(2025, 12, 31)
 BOOK_LOANS = 20_000
@@ -69,7 +70,7 @@ def test_book_differs_between_seeds(table: pa.Table) -> None:
 
 
 def test_book_spans_several_chunks_with_unique_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pipelines.synthetic.BOOK_CHUNK_LOANS", 700)
+    monkeypatch.setattr("pipelines.data.synthetic.BOOK_CHUNK_LOANS", 700)
     table = generate_loan_book(2_000, seed=1, as_of=AS_OF)
     assert table.schema == ARROW_SCHEMA
     assert pc.count_distinct(table["LoanId"]).as_py() == 2_000
@@ -291,7 +292,7 @@ def test_variable_rate_loans_feel_the_2022_rate_rise(history: pd.DataFrame) -> N
 
 # --- true default process ---------------------------------------------------------------------------
 
-segments = st.integers(min_value=0, max_value=len(SEGMENTS) - 1)
+segments = st.integers(min_value=0, max_value=len(SEGMENT_ORDER) - 1)
 scores = st.floats(min_value=300, max_value=850)
 unemployment = st.floats(min_value=2, max_value=15)
 changes = st.floats(min_value=-5, max_value=10)
@@ -324,7 +325,7 @@ def test_true_process_is_decreasing_in_credit_score(segment, s_a, s_b, u, du, lt
 
 def test_true_process_negative_equity_bites_harder_in_unemployment() -> None:
     """The double trigger: the extra risk of negative equity grows with unemployment."""
-    mortgage = SEGMENTS.index(Segment.FIRST_LIEN_MORTGAGE)
+    mortgage = SEGMENT_ORDER.index(Segment.FIRST_LIEN_MORTGAGE)
 
     def logit(ltv: float, u: float) -> float:
         p = quarterly_default_probability(mortgage, 720, u, 0.0, ltv, 0.3, 0.0, 20)
@@ -334,7 +335,7 @@ def test_true_process_negative_equity_bites_harder_in_unemployment() -> None:
 
 
 def test_true_process_payment_shock_and_dsti_threshold() -> None:
-    mortgage = SEGMENTS.index(Segment.FIRST_LIEN_MORTGAGE)
+    mortgage = SEGMENT_ORDER.index(Segment.FIRST_LIEN_MORTGAGE)
 
     def p(dsti: float, shock: float) -> float:
         return float(quarterly_default_probability(mortgage, 720, 5.0, 0.0, 0.7, dsti, shock, 20))
@@ -347,10 +348,10 @@ def test_true_process_payment_shock_and_dsti_threshold() -> None:
 
 
 def test_true_process_unsecured_ltv_is_neutral_and_arrays_broadcast() -> None:
-    codes = segment_codes([s.value for s in SEGMENTS])
+    codes = segment_codes([s.value for s in SEGMENT_ORDER])
     with_nan = quarterly_default_probability(codes, 700, 5.0, 0.0, np.nan, 0.3, 0.0, 8)
     with_zero = quarterly_default_probability(codes, 700, 5.0, 0.0, 0.0, 0.3, 0.0, 8)
-    assert with_nan.shape == (len(SEGMENTS),)
+    assert with_nan.shape == (len(SEGMENT_ORDER),)
     np.testing.assert_array_equal(with_nan, with_zero)
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from models.feature_spec import load_feature_spec
 from models.projection import PD_FEATURES
-from pipelines.model_registry import PromotionPolicy, decide_promotion
-from pipelines.training import (
+from pipelines.model.promotion import PromotionPolicy, decide_promotion
+from pipelines.model.training import (
     HISTORY_SUITE_PATH,
     build_history_suite,
     out_of_time_split,
@@ -80,7 +80,7 @@ def test_suite_file_is_generated_from_the_default_spec():
     expected = build_history_suite(SPEC)
     assert json.loads(HISTORY_SUITE_PATH.read_text()) == expected, (
         "expectations/performance_history.json is stale: run "
-        "`python -c 'from pipelines.training import write_history_suite; write_history_suite()'`")
+        "`python -c 'from pipelines.model.training import write_history_suite; write_history_suite()'`")
     rules = {e["meta"]["rule"]: e for e in expected["expectations"]}
     assert rules["binary:DefaultFlag"]["kwargs"]["value_set"] == [0, 1]
     assert rules["range:TrueDefaultProbability"]["meta"]["optional"] is True
@@ -89,7 +89,7 @@ def test_suite_file_is_generated_from_the_default_spec():
 
 @pytest.fixture(scope="module")
 def small_history() -> pd.DataFrame:
-    from pipelines.synthetic import generate_performance_history
+    from pipelines.data.synthetic import generate_performance_history
 
     return generate_performance_history(300, seed=4)
 
@@ -104,7 +104,7 @@ def test_validation_drops_bad_rows_within_the_tolerance(small_history):
 
 
 def test_validation_stops_on_table_rules_and_too_many_bad_rows(small_history):
-    from pipelines.ingestion import TableContractError
+    from pipelines.data.ingestion import TableContractError
 
     with pytest.raises(TableContractError, match="required_columns"):
         validate_history(small_history.drop(columns="DSTI"), SPEC, 0.01)

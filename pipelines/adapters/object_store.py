@@ -1,0 +1,190 @@
+"""Object store adapter: a local folder (``file://``) or an S3 prefix (``s3://``), same interface.
+
+Every write is atomic: a local write goes to a temporary file in the same folder and is renamed
+into place; an S3 PUT is atomic by nature. A re-run therefore replaces its own output and a reader
+never sees half a file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class ObjectStore(ABC):
+    """Keys are ``/``-separated relative paths under the store's root URI."""
+
+    root_uri: str
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> str:
+        """Write ``data`` at ``key`` atomically and return the object's URI."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list_keys(self, prefix: str = "") -> list[str]: ...
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix``; returns how many."""
+
+    def uri(self, key: str) -> str:
+        return f"{self.root_uri.rstrip('/')}/{key}"
+
+    def put_parquet(self, key: str, table: pa.Table) -> str:
+        import pyarrow.parquet as pq
+
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        return self.put_bytes(key, buffer.getvalue())
+
+    def get_parquet(self, key: str) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(io.BytesIO(self.get_bytes(key)))
+
+
+class LocalObjectStore(ObjectStore):
+    """A folder on disk standing in for S3 on a laptop."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root_uri = root.resolve().as_uri()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"object key {key!r} escapes the store root {self.root}")
+        return path
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.uri(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        base = self.root.resolve()
+        if not base.exists():
+            return []
+        return sorted(
+            p.relative_to(base).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".") and p.relative_to(base).as_posix().startswith(prefix)
+        )
+
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list_keys(prefix)
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+        return len(keys)
+
+
+class S3ObjectStore(ObjectStore):
+    """An ``s3://bucket/prefix`` through boto3 (credentials from the standard AWS chain)."""
+
+    def __init__(self, bucket: str, prefix: str, region: str) -> None:
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.root_uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self._client = boto3.client("s3", region_name=region)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        return self.uri(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except ClientError as error:
+            if _is_missing(error):
+                raise FileNotFoundError(f"no object {self.uri(key)}") from error
+            raise
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if _is_missing(error):
+                return False
+            raise
+        return True
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys += [obj["Key"][strip:] for obj in page.get("Contents", [])]
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list_keys(prefix)
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            self._client.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": self._key(key)} for key in keys[start:start + 1000]], "Quiet": True})
+        return len(keys)
+
+
+def _is_missing(error: Exception) -> bool:
+    """Whether a botocore ClientError says the object does not exist."""
+    return error.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}
+
+
+def open_object_store(uri: str, region: str = "us-east-1") -> ObjectStore:
+    """The store behind ``file:///path`` or ``s3://bucket/prefix``."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return LocalObjectStore(Path(unquote(parsed.path)))
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"S3 URI {uri!r} names no bucket")
+        return S3ObjectStore(parsed.netloc, parsed.path, region)
+    raise ValueError(f"unsupported object store URI {uri!r}: use file:///path or s3://bucket/prefix")
+
+
+def read_uri_bytes(uri: str, region: str = "us-east-1") -> bytes:
+    """The bytes of one object named by a full ``file://`` / ``s3://`` URI or a plain path."""
+    parsed = urlparse(uri)
+    if parsed.scheme in {"", "file"}:
+        return Path(unquote(parsed.path) if parsed.scheme else uri).read_bytes()
+    if parsed.scheme == "s3":
+        parent, _, name = parsed.path.rpartition("/")
+        return S3ObjectStore(parsed.netloc, parent, region).get_bytes(name)
+    raise ValueError(f"cannot read {uri!r}: use a path, file:// or s3://")

@@ -1,0 +1,173 @@
+"""Results store: simulation results (and, beside them, compliance records) in SQL, with history.
+
+Same database as the loan store (SQLite embedded, PostgreSQL when configured). A simulation id is
+deterministic, so re-running the same reduce replaces its own row instead of adding a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from pipelines.adapters.sql import open_engine
+from pipelines.compliance.rules import ComplianceRecord
+
+_metadata = sa.MetaData()
+SIMULATION_RESULTS = sa.Table(
+    "simulation_results", _metadata,
+    sa.Column("simulation_id", sa.String(40), primary_key=True),
+    sa.Column("airflow_run_id", sa.Text, nullable=False),
+    sa.Column("scenario_id", sa.String(128), nullable=False),
+    sa.Column("snapshot_id", sa.String(64), nullable=False),
+    sa.Column("scenario_description", sa.Text, nullable=False),
+    sa.Column("interest_rate_scenario", sa.Numeric(12, 8), nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=False),
+    sa.Column("overall_impact", sa.Numeric(20, 2), nullable=False),
+    sa.Column("affected_loans_uri", sa.Text, nullable=False),
+    sa.Column("result_json", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+# One row per (run, rule, scenario/segment/feature): the compliance history of every run.
+COMPLIANCE_RECORDS = sa.Table(
+    "compliance_records", _metadata,
+    sa.Column("record_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("airflow_run_id", sa.Text, nullable=False, index=True),
+    sa.Column("dag_id", sa.String(250), nullable=False),
+    sa.Column("metric_id", sa.String(64), nullable=False, index=True),
+    sa.Column("metric_name", sa.Text, nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("scenario_id", sa.String(128)),
+    sa.Column("segment", sa.String(64)),
+    sa.Column("feature", sa.String(64)),
+    sa.Column("compliance_threshold", sa.Float, nullable=False),
+    sa.Column("actual_value", sa.Float),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("direction", sa.String(3), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("model_version", sa.String(128)),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+)
+# The final status of every run (written by the run's teardown, whatever happened before it).
+RUN_STATUS = sa.Table(
+    "run_status", _metadata,
+    sa.Column("airflow_run_id", sa.String(250), primary_key=True),
+    sa.Column("dag_id", sa.String(250), primary_key=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("detail_json", sa.Text, nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+)
+_RECORD_COLUMNS = {  # ComplianceRecord.to_dict() key -> column
+    "MetricId": "metric_id", "MetricName": "metric_name", "ComplianceThreshold": "compliance_threshold",
+    "ActualValue": "actual_value", "Status": "status", "RunId": "airflow_run_id", "DagId": "dag_id",
+    "Metric": "metric", "Scope": "scope", "Direction": "direction", "Severity": "severity",
+    "Scenario": "scenario_id", "Segment": "segment", "Feature": "feature", "ModelVersion": "model_version",
+    "Note": "note", "EvaluatedAt": "evaluated_at",
+}
+
+
+def _compliance_record(row: sa.Row) -> ComplianceRecord:
+    values = {key: getattr(row, column) for key, column in _RECORD_COLUMNS.items()}
+    evaluated_at = values["EvaluatedAt"]  # SQLite gives back naive datetimes: they were written in UTC
+    values["EvaluatedAt"] = (evaluated_at if evaluated_at.tzinfo else evaluated_at.replace(tzinfo=UTC)).isoformat()
+    return ComplianceRecord.from_dict(values)
+
+
+class ResultsStore:
+    """Simulation results by id; the latest per scenario is what services and dashboards show."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = open_engine(url)
+        _metadata.create_all(self.engine)
+
+    @staticmethod
+    def _simulation_row(result: dict[str, Any], airflow_run_id: str) -> dict[str, Any]:
+        from decimal import Decimal
+
+        return {
+            "simulation_id": result["SimulationId"], "airflow_run_id": airflow_run_id,
+            "scenario_id": result["metrics"]["scenario_id"], "snapshot_id": result["provenance"]["snapshot_id"],
+            "scenario_description": result["ScenarioDescription"],
+            "interest_rate_scenario": Decimal(str(result["InterestRateScenario"])),
+            "start_date": date.fromisoformat(result["StartDate"]), "end_date": date.fromisoformat(result["EndDate"]),
+            "overall_impact": Decimal(str(result["OverallImpact"])), "affected_loans_uri": result["AffectedLoans"],
+            "result_json": json.dumps(result), "created_at": datetime.now(UTC),
+        }
+
+    def publish_simulations(self, results: list[dict[str, Any]], airflow_run_id: str) -> None:
+        """Make a run's checked results visible, all scenarios in one transaction (all or none)."""
+        with self.engine.begin() as connection:
+            for result in results:
+                row = self._simulation_row(result, airflow_run_id)
+                connection.execute(SIMULATION_RESULTS.delete().where(
+                    SIMULATION_RESULTS.c.simulation_id == row["simulation_id"]))
+                connection.execute(SIMULATION_RESULTS.insert(), [row])
+
+    def save_run_status(self, airflow_run_id: str, dag_id: str, status: str, detail: dict[str, Any]) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(RUN_STATUS.delete().where(
+                (RUN_STATUS.c.airflow_run_id == airflow_run_id) & (RUN_STATUS.c.dag_id == dag_id)))
+            connection.execute(RUN_STATUS.insert(), [{
+                "airflow_run_id": airflow_run_id, "dag_id": dag_id, "status": status,
+                "detail_json": json.dumps(detail, default=str), "finished_at": datetime.now(UTC)}])
+
+    def run_status(self, airflow_run_id: str, dag_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(RUN_STATUS).where(
+                (RUN_STATUS.c.airflow_run_id == airflow_run_id) & (RUN_STATUS.c.dag_id == dag_id))).one_or_none()
+        return None if row is None else {"status": row.status, "detail": json.loads(row.detail_json),
+                                         "finished_at": row.finished_at}
+
+    def simulation(self, simulation_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            text = connection.execute(sa.select(SIMULATION_RESULTS.c.result_json).where(
+                SIMULATION_RESULTS.c.simulation_id == simulation_id)).scalar_one_or_none()
+        return json.loads(text) if text else None
+
+    def simulations_of_run(self, airflow_run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            texts = connection.execute(sa.select(SIMULATION_RESULTS.c.result_json).where(
+                SIMULATION_RESULTS.c.airflow_run_id == airflow_run_id)
+                .order_by(SIMULATION_RESULTS.c.scenario_id)).scalars().all()
+        return [json.loads(text) for text in texts]
+
+    def save_compliance(self, run_id: str, dag_id: str, records: list[ComplianceRecord]) -> None:
+        """Replace the records of one run (a re-run replaces its own), keeping every other run's as history."""
+        strangers = {(r.run_id, r.dag_id) for r in records} - {(run_id, dag_id)}
+        if strangers:
+            raise ValueError(f"records of other runs {sorted(strangers)} given to save for {dag_id} run {run_id}")
+        rows = []
+        for record in records:
+            values = record.to_dict()
+            row = {column: values[key] for key, column in _RECORD_COLUMNS.items()}
+            rows.append(row | {"evaluated_at": record.evaluated_at})
+        with self.engine.begin() as connection:
+            connection.execute(COMPLIANCE_RECORDS.delete().where(
+                (COMPLIANCE_RECORDS.c.airflow_run_id == run_id) & (COMPLIANCE_RECORDS.c.dag_id == dag_id)))
+            if rows:
+                connection.execute(COMPLIANCE_RECORDS.insert(), rows)
+
+    def compliance_of_run(self, run_id: str) -> list[ComplianceRecord]:
+        """The records of one run, in evaluation order."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(COMPLIANCE_RECORDS).where(
+                COMPLIANCE_RECORDS.c.airflow_run_id == run_id).order_by(COMPLIANCE_RECORDS.c.record_id)).all()
+        return [_compliance_record(row) for row in rows]
+
+    def latest_model_compliance(self, dag_id: str, model_version: str) -> list[ComplianceRecord] | None:
+        """The model-scope records of the latest ``dag_id`` run that evaluated ``model_version``, if any."""
+        table = COMPLIANCE_RECORDS
+        evaluated = (table.c.dag_id == dag_id) & (table.c.model_version == model_version) & (table.c.scope == "model")
+        with self.engine.connect() as connection:
+            latest_run = connection.execute(sa.select(table.c.airflow_run_id).where(evaluated).order_by(
+                table.c.evaluated_at.desc(), table.c.record_id.desc()).limit(1)).scalar_one_or_none()
+            if latest_run is None:
+                return None
+            rows = connection.execute(sa.select(table).where(evaluated & (table.c.airflow_run_id == latest_run))
+                                      .order_by(table.c.record_id)).all()
+        return [_compliance_record(row) for row in rows]

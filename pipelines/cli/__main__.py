@@ -1,0 +1,5 @@
+"""``python -m pipelines.cli``: the ``loanstress`` command."""
+
+from pipelines.cli.main import main
+
+main()

@@ -1,0 +1,128 @@
+"""Command line: ``loanstress`` (or ``python -m pipelines.cli.main``).
+
+``generate``  synthetic loan book / performance history to CSV, Parquet or a SQL table
+``ingest``    ingest and validate a loan tape outside Airflow (same code as the DAG tasks)
+``contract``  regenerate (or check) the GX suite and the contract docs from the contract
+``demo``      the quarterly stress test end to end on embedded defaults, through Airflow's dag.test()
+``serve-model`` the champion PD model over HTTP (``mlflow models serve``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+from pipelines.settings import REPO_ROOT, get_settings
+from pipelines.tasks.policy import PERMANENT_ERRORS
+
+CONTRACT_DOC = REPO_ROOT / "docs" / "loan_contract.md"
+DEMO_LOANS = 20_000
+DEMO_SEED = 7
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    from pipelines.data import synthetic
+    from pipelines.data.export import write_table
+
+    if args.what == "book":
+        table = synthetic.generate_loan_book(args.loans, args.seed, date.fromisoformat(args.as_of))
+    else:
+        table = synthetic.generate_performance_history(args.loans, args.seed)
+    print(f"wrote {len(table):,} rows to {write_table(table, args.out, get_settings().aws_region)}")
+
+
+def _cmd_ingest(args: argparse.Namespace) -> None:
+    from pipelines.tasks.loan_tape import ingest, validate
+
+    run_id = f"cli__{date.today().isoformat()}"
+    manifest = validate(ingest(args.source, date.fromisoformat(args.as_of).isoformat(), run_id), run_id)
+    print(json.dumps(manifest, indent=2))
+
+
+def _cmd_contract(args: argparse.Namespace) -> None:
+    from pipelines.data.contract import render_markdown
+    from pipelines.data.validation import SUITE_PATH, build_suite_dict, write_suite
+
+    if args.check:
+        stale = [str(path) for path, expected in (
+            (SUITE_PATH, json.dumps(build_suite_dict(), indent=2) + "\n"), (CONTRACT_DOC, render_markdown()))
+            if not path.exists() or path.read_text() != expected]
+        if stale:
+            raise SystemExit(f"out of date with pipelines/data/contract.py: {stale}; run `loanstress contract`")
+        print("suite and docs match the contract")
+        return
+    write_suite()
+    CONTRACT_DOC.write_text(render_markdown())
+    print(f"wrote {SUITE_PATH} and {CONTRACT_DOC}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from pipelines.cli.demo import run_demo
+
+    run_demo(n_loans=args.loans, seed=args.seed)
+
+
+def _cmd_serve_model(args: argparse.Namespace) -> None:
+    import os
+
+    from pipelines.adapters.deployment import local_serving_uri, serve_command
+
+    settings = get_settings()
+    command = serve_command(settings)
+    print(f"serving models:/{settings.pd_registered_model_name}@champion on {local_serving_uri(settings)}", flush=True)
+    # mlflow starts its HTTP server through the shell (`exec uvicorn ...`): this environment's bin comes first.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.execve(command[0], command, os.environ | {"MLFLOW_TRACKING_URI": settings.resolved_mlflow_tracking_uri,
+                                                 "PATH": path})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loanstress", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="synthetic loan book or performance history")
+    generate.add_argument("what", choices=["book", "history"])
+    generate.add_argument("--loans", type=int, default=10_000, help="number of loans (1,000 to 5,000,000)")
+    generate.add_argument("--seed", type=int, default=DEMO_SEED)
+    generate.add_argument("--as-of", default="2025-12-31", help="as-of date of the book (YYYY-MM-DD)")
+    generate.add_argument("--out", required=True, help="file.csv, file.parquet, s3://..., or SQL URL ?table=NAME")
+    generate.set_defaults(func=_cmd_generate)
+
+    ingest = commands.add_parser("ingest", help="ingest and validate a loan tape")
+    ingest.add_argument("source", help="CSV/Parquet path or URI, or SQL URL with ?table=NAME")
+    ingest.add_argument("--as-of", default=date.today().isoformat())
+    ingest.set_defaults(func=_cmd_ingest)
+
+    contract = commands.add_parser("contract", help="regenerate the GX suite and contract docs")
+    contract.add_argument("--check", action="store_true", help="fail if they are out of date instead")
+    contract.set_defaults(func=_cmd_contract)
+
+    demo = commands.add_parser("demo", help="run the quarterly stress test end to end on embedded defaults")
+    demo.add_argument("--loans", type=int, default=DEMO_LOANS)
+    demo.add_argument("--seed", type=int, default=DEMO_SEED)
+    demo.set_defaults(func=_cmd_demo)
+
+    serve = commands.add_parser("serve-model", help="serve the champion PD model over HTTP (mlflow models serve)")
+    serve.set_defaults(func=_cmd_serve_model)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except Exception as error:
+        # Bad input deserves one clear line, not a traceback (task functions wrap it for Airflow).
+        cause = error if isinstance(error, PERMANENT_ERRORS) else error.__cause__
+        if not isinstance(cause, PERMANENT_ERRORS):
+            raise
+        print(f"loanstress {args.command}: {cause}", file=sys.stderr)
+        raise SystemExit(2) from error
+
+
+if __name__ == "__main__":
+    main()

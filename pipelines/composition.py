@@ -1,0 +1,110 @@
+"""The composition root: the one place that turns the settings into adapters.
+
+Task functions and the command line ask :func:`current_adapters` for what they need; nothing deeper
+reads the settings or opens a store itself, so ``STRESS_TARGET`` and the store URLs decide every
+adapter here, in one place:
+
+================  ==============================  ============================================
+adapter           local (embedded default)        aws
+================  ==============================  ============================================
+object store      ``file://`` folder in data_home ``s3://`` (``STRESS_OBJECT_STORE_URI``)
+loan store        SQLite file in data_home        PostgreSQL/RDS (``STRESS_LOAN_STORE_URL``)
+results store     the loan store's database       the loan store's database
+metrics sink      tables in the loan store        CloudWatch PutMetricData and alarms
+model registry    MLflow over SQLite in data_home MLflow server (``STRESS_MLFLOW_TRACKING_URI``)
+deployment        local ``mlflow models serve``   SageMaker endpoint (boto3)
+================  ==============================  ============================================
+
+Adapters are built lazily (a task that only reads the object store never imports MLflow or boto3's
+CloudWatch client), and an inconsistent configuration fails at start with a message naming the
+setting (:func:`check_configuration`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from pipelines.settings import StressSettings, Target, get_settings
+
+if TYPE_CHECKING:
+    from pipelines.adapters.loan_store import LoanStore
+    from pipelines.adapters.metrics_sink import MetricsSink
+    from pipelines.adapters.model_registry import ModelRegistry
+    from pipelines.adapters.object_store import ObjectStore
+    from pipelines.adapters.results_store import ResultsStore
+
+
+class ConfigurationError(ValueError):
+    """The settings contradict each other; the message names the setting to change."""
+
+
+def check_configuration(settings: StressSettings) -> None:
+    """Refuse configurations that would silently mix worlds (aws target writing to a laptop's SQLite)."""
+    if settings.target is Target.AWS:
+        if not settings.resolved_object_store_uri.startswith("s3://"):
+            raise ConfigurationError("STRESS_TARGET=aws needs STRESS_OBJECT_STORE_URI=s3://bucket/prefix")
+        if settings.resolved_loan_store_url.startswith("sqlite"):
+            raise ConfigurationError("STRESS_TARGET=aws needs STRESS_LOAN_STORE_URL to name a PostgreSQL/RDS "
+                                     "database (postgresql+psycopg://...), not the embedded SQLite file")
+        if settings.resolved_mlflow_tracking_uri.startswith("sqlite"):
+            raise ConfigurationError("STRESS_TARGET=aws needs STRESS_MLFLOW_TRACKING_URI to name an MLflow "
+                                     "tracking server (http(s)://...), not the embedded SQLite store")
+
+
+@dataclass
+class Adapters:
+    """Every adapter of one deployment, built on first use from one settings object."""
+
+    settings: StressSettings
+
+    @cached_property
+    def object_store(self) -> ObjectStore:
+        from pipelines.adapters.object_store import open_object_store
+
+        return open_object_store(self.settings.resolved_object_store_uri, self.settings.aws_region)
+
+    @cached_property
+    def loan_store(self) -> LoanStore:
+        from pipelines.adapters.loan_store import LoanStore
+
+        return LoanStore(self.settings.resolved_loan_store_url)
+
+    @cached_property
+    def results_store(self) -> ResultsStore:
+        from pipelines.adapters.results_store import ResultsStore
+
+        return ResultsStore(self.settings.resolved_loan_store_url)
+
+    @cached_property
+    def metrics_sink(self) -> MetricsSink:
+        from pipelines.adapters.metrics_sink import open_metrics_sink
+
+        return open_metrics_sink(self.settings)
+
+    @cached_property
+    def model_registry(self) -> ModelRegistry:
+        from pipelines.adapters.model_registry import ModelRegistry, local_artifact_root
+
+        uri = self.settings.resolved_mlflow_tracking_uri
+        return ModelRegistry(uri, self.settings.pd_registered_model_name, self.settings.mlflow_experiment_name,
+                             self.settings.mlflow_artifact_root or local_artifact_root(uri, self.settings.data_home))
+
+
+def build_adapters(settings: StressSettings) -> Adapters:
+    """The adapters of ``settings``, after checking that the settings agree with each other."""
+    check_configuration(settings)
+    return Adapters(settings)
+
+
+_current: Adapters | None = None
+
+
+def current_adapters() -> Adapters:
+    """The adapters of this process's settings (rebuilt when the settings are re-read, as tests do)."""
+    global _current
+    settings = get_settings()
+    if _current is None or _current.settings is not settings:
+        _current = build_adapters(settings)
+    return _current

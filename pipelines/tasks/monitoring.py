@@ -1,0 +1,88 @@
+"""The task bodies of ``portfolio_monitoring`` after the loan-tape tasks: score, back-test, drift, compliance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.composition import current_adapters
+from pipelines.tasks.policy import task_entry
+from pipelines.tasks.runs import log, record_step, run_prefix
+
+DAG_ID = "portfolio_monitoring"
+
+
+@task_entry
+def score(features: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Score the validated book with the stress test's PD model (the champion, else the benchmark)."""
+    import pyarrow as pa
+
+    from pipelines.data.macro import load_history
+    from pipelines.model.monitoring import SCORE, score_book
+    from pipelines.model.selection import load_pd_function, resolve_stress_model
+
+    adapters = current_adapters()
+    settings, store = adapters.settings, adapters.object_store
+    model = resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
+                                 settings.aws_region, store)
+    log.info("scoring %s loans with %s version %s", f"{features['rows']:,}", model["name"], model["version"])
+    scores = score_book(store.get_parquet(features["features_key"]), load_history(), load_pd_function(model, store))
+    key = f"{run_prefix(run_id)}/monitoring/scores.parquet"
+    return record_step(store, run_id, "score", {
+        "model": model, "scores_key": key,
+        "scores_uri": store.put_parquet(key, pa.Table.from_pandas(scores, preserve_index=False)),
+        "rows": len(scores), "mean_quarterly_pd": float(scores[SCORE].mean()),
+        "snapshot_id": features["snapshot_id"], "as_of": features["as_of"], "macro_quarter": features["macro_quarter"],
+    })
+
+
+@task_entry
+def backtest(scored: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """AUC and calibration of the scoring model on the latest quarters of the performance history."""
+    from pipelines.model.monitoring import backtest as run_backtest
+    from pipelines.model.selection import load_pd_function, performance_history
+
+    adapters = current_adapters()
+    settings, store = adapters.settings, adapters.object_store
+    history, source = performance_history(settings.resolved_performance_history_uri, settings.aws_region)
+    result = run_backtest(history, load_pd_function(scored["model"], store), settings.monitoring_backtest_quarters,
+                          settings.promotion_calibration_alpha)
+    return record_step(store, run_id, "backtest", {**result, "history_source": source,
+                                                   "model_version": scored["model"]["version"]})
+
+
+@task_entry
+def drift(scored: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """PSI of the score and the PD features against the reference snapshot; remembers this one as the next."""
+    from pipelines.model.monitoring import drift as measure_drift
+    from pipelines.model.monitoring import reference_snapshot, remember_scored_snapshot
+
+    store = current_adapters().object_store
+    version = scored["model"]["version"]
+    reference = reference_snapshot(store, scored["snapshot_id"], version)
+    if reference is None:
+        result = {"score_psi": None, "feature_psi": {}, "reference": None,
+                  "note": f"no earlier snapshot scored by PD model version {version}: no reference distribution yet"}
+    else:
+        current = store.get_parquet(scored["scores_key"]).to_pandas()
+        result = {**measure_drift(store.get_parquet(reference["scores_key"]).to_pandas(), current),
+                  "reference": reference,
+                  "note": f"reference: snapshot {reference['snapshot_id']} (as of {reference['as_of']}) "
+                          f"scored in run {reference['run_id']}"}
+    remember_scored_snapshot(store, {"snapshot_id": scored["snapshot_id"], "model_version": version,
+                                     "scores_key": scored["scores_key"], "as_of": scored["as_of"], "run_id": run_id})
+    return record_step(store, run_id, "drift", result)
+
+
+@task_entry
+def compliance(manifest: dict[str, Any], scored: dict[str, Any], backtested: dict[str, Any],
+               drifted: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Judge the data and model rules on what this monitoring run measured."""
+    from pipelines.compliance.rules import evaluate_run, load_rules
+    from pipelines.tasks.compliance import compliance_outcome
+
+    adapters = current_adapters()
+    settings = adapters.settings
+    records = evaluate_run(load_rules(settings.compliance_rules_path), run_id=run_id, dag_id=DAG_ID,
+                           steps={"validate": manifest, "score": scored, "backtest": backtested, "drift": drifted},
+                           scenario_results=None, model_evidence=None, settings=settings)
+    return compliance_outcome(adapters, records, run_id, DAG_ID)

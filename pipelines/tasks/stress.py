@@ -1,0 +1,248 @@
+"""The task bodies of ``loan_stress_test`` after the loan-tape tasks: plan, simulate, reduce, check,
+publish, compliance, metrics, report and teardown.
+
+Data moves between tasks through what they return (small dicts with the object keys of what they
+wrote); no task reads another step's output behind its back. Results reach the results store, which
+services and dashboards read, only in :func:`publish`, after :func:`check_results` passed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipelines.composition import Adapters, current_adapters
+from pipelines.tasks.policy import task_entry
+from pipelines.tasks.runs import log, record_step, run_key, run_prefix
+
+DAG_ID = "loan_stress_test"
+
+
+def _simulation_config(plan: dict[str, Any], adapters: Adapters):
+    from pipelines.engine.simulation import CapitalAssumptions, SimulationConfig
+
+    return SimulationConfig(horizon=plan["horizon"], n_paths=plan["n_paths"], seed=plan["seed"],
+                            capital=CapitalAssumptions.from_settings(adapters.settings))
+
+
+def _batch_prefix(run_id: str, scenario_id: str, batch: int) -> str:
+    return f"{run_prefix(run_id)}/simulation/{scenario_id}/batch-{batch:05d}"
+
+
+@task_entry
+def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float, horizon: int,
+         n_paths: int, seed: int, batch_size: int, run_id: str) -> dict[str, Any]:
+    """Resolve scenarios and the PD model, and cut the book into batches (what the mapped tasks run)."""
+    from pipelines.data.macro import load_history
+    from pipelines.engine.scenarios import ScenarioError, rate_shock_scenario, resolve_scenario
+    from pipelines.engine.simulation import plan_batches
+    from pipelines.model.selection import resolve_stress_model
+
+    adapters = current_adapters()
+    settings, store = adapters.settings, adapters.object_store
+    if not scenario_ids and not rate_shock_bp:
+        raise ScenarioError("choose at least one scenario or a rate shock")
+    log.info("resolving scenarios %s (rate shock %s bp, %s quarters)", scenario_ids, rate_shock_bp, horizon)
+    scenarios = [resolve_scenario(name, horizon) for name in scenario_ids]
+    if rate_shock_bp:
+        base = next((s for s in scenario_ids if s.endswith("_baseline")), "2026_baseline")
+        scenarios.append(rate_shock_scenario(base, rate_shock_bp, horizon, load_history()))
+    for scenario in scenarios:
+        store.put_bytes(f"{run_prefix(run_id)}/scenarios/{scenario.scenario_id}.json",
+                        json.dumps({**scenario.to_dict(), "rate_shock_bp": scenario.rate_shock_bp}).encode())
+    log.info("resolving the PD model (MLflow champion, else the benchmark)")
+    model = resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
+                                 settings.aws_region, store)
+    log.info("PD model: %s version %s%s", model["name"], model["version"],
+             f" ({model['note']})" if model.get("note") else "")
+    batches = plan_batches(features["rows"], batch_size or settings.batch_size)
+    log.info("plan: %d scenarios x %d batches of up to %s loans, %s paths", len(scenarios), len(batches),
+             f"{batch_size or settings.batch_size:,}", f"{n_paths:,}")
+    return record_step(store, run_id, "plan", {
+        "scenarios": [s.scenario_id for s in scenarios], "batches": batches,
+        "features_key": features["features_key"], "snapshot_id": features["snapshot_id"],
+        "as_of": features["as_of"], "horizon": horizon, "n_paths": n_paths, "seed": seed, "pd_model": model,
+    })
+
+
+def simulation_work_items(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """One mapped simulate task per (scenario, batch)."""
+    return [{"scenario_id": scenario, "batch": batch} for scenario in plan["scenarios"] for batch in plan["batches"]]
+
+
+def _load_scenario(store, run_id: str, scenario_id: str):
+    """The exact scenario path the plan step resolved (so every batch uses the same numbers)."""
+    import pandas as pd
+
+    from pipelines.data.macro import load_history
+    from pipelines.engine.scenarios import Scenario
+
+    saved = json.loads(store.get_bytes(f"{run_prefix(run_id)}/scenarios/{scenario_id}.json"))
+    index = pd.PeriodIndex([pd.Period(q, freq="Q") for q in saved["quarters"]], name="quarter")
+    path = pd.DataFrame(saved["path"], index=index)
+    history = load_history()
+    jump_off = history.loc[pd.Period(saved["jump_off_quarter"], freq="Q")].fillna(path.iloc[0])
+    return Scenario(saved["scenario_id"], saved["description"], path, jump_off, saved["rate_shock_bp"]), history
+
+
+@task_entry
+def simulate(plan: dict[str, Any], scenario_id: str, batch: dict[str, int], run_id: str) -> dict[str, Any]:
+    """Simulate one (scenario, batch): per-loan results, exposure histogram and aggregates to the store."""
+    from pipelines.engine.simulation import simulate_batch
+    from pipelines.model.selection import load_pd_function
+
+    adapters = current_adapters()
+    store = adapters.object_store
+    features = store.get_parquet(plan["features_key"]).slice(batch["start"], batch["stop"] - batch["start"])
+    scenario, history = _load_scenario(store, run_id, scenario_id)
+    log.info("simulating %s batch %d: loans %s-%s", scenario_id, batch["batch"], batch["start"], batch["stop"])
+    result = simulate_batch(features, scenario, history, load_pd_function(plan["pd_model"], store),
+                            _simulation_config(plan, adapters))
+    prefix = _batch_prefix(run_id, scenario_id, batch["batch"])
+    store.put_parquet(f"{prefix}/loans.parquet", result.loans)
+    store.put_bytes(f"{prefix}/histogram.npz", result.histogram.to_bytes())
+    store.put_bytes(f"{prefix}/aggregates.json", json.dumps(result.aggregates).encode())
+    return {"scenario_id": scenario_id, "batch": batch["batch"], "loans": result.aggregates["loans"]}
+
+
+@task_entry
+def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any]:
+    """Add the batches of one scenario, run the Monte Carlo, and stage the scenario's result (unpublished)."""
+    import pyarrow as pa
+
+    from models.portfolio_loss import ExposureHistogram
+    from pipelines.engine.simulation import reduce_scenario, simulation_id
+
+    adapters = current_adapters()
+    store = adapters.object_store
+    scenario, _ = _load_scenario(store, run_id, scenario_id)
+    config = _simulation_config(plan, adapters)
+    prefixes = [_batch_prefix(run_id, scenario_id, b["batch"]) for b in plan["batches"]]
+    histograms = [ExposureHistogram.from_bytes(store.get_bytes(f"{p}/histogram.npz")) for p in prefixes]
+    aggregates = [json.loads(store.get_bytes(f"{p}/aggregates.json")) for p in prefixes]
+    log.info("reducing %s: %d batches, Monte Carlo over %s paths", scenario_id, len(prefixes), f"{config.n_paths:,}")
+    metrics = reduce_scenario(histograms, aggregates, scenario, config)
+    loans = pa.concat_tables([store.get_parquet(f"{p}/loans.parquet") for p in prefixes])
+    sim_id = simulation_id(plan["snapshot_id"], scenario, plan["pd_model"]["version"], config)
+    result_prefix = f"{run_prefix(run_id)}/results/{scenario_id}"
+    result = {
+        # The Simulation Results Schema; AffectedLoans is the Parquet file beside this document.
+        "SimulationId": sim_id,
+        "ScenarioDescription": scenario.description,
+        "InterestRateScenario": scenario.interest_rate_scenario,
+        "StartDate": scenario.start_date,
+        "EndDate": scenario.end_date,
+        "AffectedLoans": store.put_parquet(f"{result_prefix}/affected_loans.parquet", loans),
+        "OverallImpact": round(metrics["expected_loss"], 2),
+        "metrics": metrics,
+        "scenario": scenario.to_dict(),
+        "provenance": {"snapshot_id": plan["snapshot_id"], "as_of": plan["as_of"], "pd_model": plan["pd_model"],
+                       "airflow_run_id": run_id, "seed": config.seed, "n_paths": config.n_paths,
+                       "horizon": config.horizon, "batches": len(plan["batches"])},
+    }
+    store.put_bytes(f"{result_prefix}/simulation_result.json", json.dumps(result, indent=2).encode())
+    summary = {k: v for k, v in result.items() if k != "scenario"}
+    record_step(store, run_id, f"result_{scenario_id}", summary)
+    return {"scenario_id": scenario_id, "SimulationId": sim_id,
+            "result_key": f"{result_prefix}/simulation_result.json",
+            "loans_key": f"{result_prefix}/affected_loans.parquet"}
+
+
+def _results(store, reduced: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The full simulation results the reduce tasks returned the keys of, in scenario order."""
+    return [json.loads(store.get_bytes(r["result_key"])) for r in sorted(reduced, key=lambda r: r["scenario_id"])]
+
+
+@task_entry
+def check_results(reduced: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
+    """GX checks on every scenario's results of this run (fails the task on a broken result)."""
+    from pipelines.engine.result_checks import check_results as run_checks
+
+    store = current_adapters().object_store
+    loans = [store.get_parquet(r["loans_key"]).drop_columns(["QuarterlyPD"]).to_pandas()
+             for r in sorted(reduced, key=lambda r: r["scenario_id"])]
+    outcome = run_checks(_results(store, reduced), loans)
+    log.info("result checks passed: %s", outcome)
+    return record_step(store, run_id, "check_results", {**outcome, "reduced": reduced})
+
+
+@task_entry
+def publish(checked: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Publish the checked results to the results store (all scenarios in one transaction)."""
+    adapters = current_adapters()
+    results = _results(adapters.object_store, checked["reduced"])
+    adapters.results_store.publish_simulations(results, run_id)
+    log.info("published %d simulation results of run %s", len(results), run_id)
+    return record_step(adapters.object_store, run_id, "publish", {
+        "simulation_ids": [r["SimulationId"] for r in results], "reduced": checked["reduced"]})
+
+
+@task_entry
+def compliance(manifest: dict[str, Any], plan: dict[str, Any], published: dict[str, Any],
+               run_id: str) -> dict[str, Any]:
+    """Judge the run against the compliance rules; the records go to the results store, beside earlier runs'."""
+    from pipelines.compliance.rules import MONITORING_DAG_ID, evaluate_run, load_rules
+    from pipelines.tasks.compliance import compliance_outcome
+
+    adapters = current_adapters()
+    settings = adapters.settings
+    evidence = adapters.results_store.latest_model_compliance(MONITORING_DAG_ID, plan["pd_model"]["version"])
+    records = evaluate_run(load_rules(settings.compliance_rules_path), run_id=run_id, dag_id=DAG_ID,
+                           steps={"validate": manifest, "plan": plan},
+                           scenario_results=_results(adapters.object_store, published["reduced"]),
+                           model_evidence=evidence, settings=settings)
+    return compliance_outcome(adapters, records, run_id, DAG_ID)
+
+
+@task_entry
+def report(manifest: dict[str, Any], published: dict[str, Any], compliance_result: dict[str, Any],
+           run_id: str) -> dict[str, Any]:
+    """Render the run's HTML and PDF report into ``runs/<run>/report/``."""
+    from datetime import UTC, datetime
+
+    from pipelines.compliance.report import ReportData, capital_lines, render
+    from pipelines.compliance.rules import ComplianceRecord, load_rules
+
+    adapters = current_adapters()
+    settings, store = adapters.settings, adapters.object_store
+    data = ReportData(run_id=run_id, manifest=manifest, results=_results(store, published["reduced"]),
+                      records=[ComplianceRecord.from_dict(r) for r in compliance_result["records"]],
+                      capital_lines=capital_lines(load_rules(settings.compliance_rules_path), settings),
+                      generated_at=datetime.now(UTC))
+    log.info("rendering the HTML and PDF report")
+    rendered = render(data)
+    prefix = f"{run_prefix(run_id)}/report"
+    return record_step(store, run_id, "report", {
+        "html_uri": store.put_bytes(f"{prefix}/stress_test_report.html", rendered.html.encode()),
+        "pdf_uri": store.put_bytes(f"{prefix}/stress_test_report.pdf", rendered.pdf), "pdf_pages": rendered.pages,
+    })
+
+
+def teardown(run_id: str, dag_id: str) -> dict[str, Any]:
+    """Remove the run's staging, batch partials and temporary files; record the run's final status.
+
+    Runs whatever happened before it (``trigger_rule=ALL_DONE``). The status is read from what the run
+    recorded: a run that published and reported succeeded; one that published without a report is
+    ``published_without_report``; anything else left nothing published.
+    """
+    import shutil
+
+    from pipelines.tasks.runs import read_run_steps
+
+    adapters = current_adapters()
+    store = adapters.object_store
+    steps = read_run_steps(store, run_id)
+    removed = store.delete_prefix(f"staging/{run_key(run_id)}/")
+    removed += store.delete_prefix(f"{run_prefix(run_id)}/simulation/")
+    shutil.rmtree(adapters.settings.data_home / "tmp" / run_key(run_id), ignore_errors=True)
+    if "report" in steps:
+        status = "succeeded"
+    elif "publish" in steps:
+        status = "published_without_report"
+    else:
+        status = "failed_nothing_published"
+    detail = {"steps_recorded": sorted(steps), "temporary_objects_removed": removed,
+              "compliance": steps.get("compliance", {}).get("status")}
+    adapters.results_store.save_run_status(run_id, dag_id, status, detail)
+    log.info("run %s of %s: %s (%d temporary objects removed)", run_id, dag_id, status, removed)
+    return record_step(store, run_id, "teardown", {"status": status, **detail})
