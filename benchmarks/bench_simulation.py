@@ -19,7 +19,7 @@ BATCH_SIZE = 250_000
 # simulate_vs_dense: books, paths (the dense engine costs loans x paths), seed and levels.
 DENSE_SCENARIO = "2026_severely_adverse"
 DENSE_LOANS = 20_000
-DENSE_PATHS = {"synthetic_20k": 2000, "20_loans": 200_000, "200_lognormal": 100_000}
+DENSE_PATHS = {"synthetic_20k": 2000, "20_loans": 100_000, "200_lognormal": 50_000}
 DENSE_SEED = 7
 DENSE_LEVELS = (0.99, 0.999)
 
