@@ -61,13 +61,14 @@ def main(argv: list[str]) -> None:
     results = {name: entry for name, entry in saved.items() if "measured" in entry}
     for name in argv or list(REGISTRY):
         print(f"== {name}", flush=True)
+        measured = measurement_record()  # before the run: the tree as the benchmark ran it
         child = subprocess.run([sys.executable, "-m", "benchmarks.run", "--child", name],
                                capture_output=True, text=True)
         if child.returncode != 0:
             print(child.stdout[-2000:], child.stderr[-4000:], sep="\n")
             raise SystemExit(f"benchmark {name} failed")
         figures = json.loads(child.stdout.strip().splitlines()[-1])
-        results[name] = {"figures": figures, "measured": measurement_record()}
+        results[name] = {"figures": figures, "measured": measured}
         for key, value in figures.items():
             print(f"   {key:>28}: {_format(value)}")
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
