@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -15,6 +16,12 @@ N_LOANS = 1_000_000
 N_PATHS = 1000
 HORIZON = 9
 BATCH_SIZE = 250_000
+# simulate_vs_dense: books, paths (the dense engine costs loans x paths), seed and levels.
+DENSE_SCENARIO = "2026_severely_adverse"
+DENSE_LOANS = 20_000
+DENSE_PATHS = {"synthetic_20k": 2000, "20_loans": 100_000, "200_lognormal": 50_000}
+DENSE_SEED = 7
+DENSE_LEVELS = (0.99, 0.999)
 
 
 def _features(n_loans: int):
@@ -64,48 +71,85 @@ def simulate_standard() -> dict[str, float]:
             started = time.perf_counter()
             reduce_scenario(histograms, aggregates, scenario, config)
             stage_seconds["monte_carlo_and_reduce_s"] += time.perf_counter() - started
-    work = N_LOANS * len(SCENARIOS) * HORIZON * N_PATHS
     return {"loans": N_LOANS, "scenarios": len(SCENARIOS), "quarters": HORIZON, "paths": N_PATHS,
             "wall_s": round(timer.seconds, 2), **{k: round(v, 2) for k, v in stage_seconds.items()},
-            "peak_rss_mb": round(peak_rss_mb(), 1), "rss_before_simulation_mb": round(rss_before, 1),
-            "loan_path_quarters_per_s": round(work / timer.seconds)}
+            "peak_rss_mb": round(peak_rss_mb(), 1), "rss_before_simulation_mb": round(rss_before, 1)}
+
+
+@dataclass(frozen=True)
+class _Book:
+    """What both engines take: class, PD and loss weight per loan (and quarter)."""
+
+    classes: np.ndarray
+    pd: np.ndarray
+    weights: np.ndarray
+
+
+def _projected_book(n_loans: int) -> _Book:
+    """The synthetic book of ``n_loans`` projected under the 2026 severely adverse scenario."""
+    from models.projection import project_book
+    from pipelines.data.macro import load_history
+    from pipelines.engine.scenarios import resolve_scenario
+    from pipelines.engine.simulation import book_arrays, correlation_class, macro_path
+
+    features, model, history = _features(n_loans), _pd_model(), load_history()
+    book = book_arrays(features)
+    projection = project_book(book, macro_path(resolve_scenario(DENSE_SCENARIO, HORIZON, history), history), model)
+    classes = correlation_class(book.segment_name, features.column("DefaultRiskScore").to_numpy())
+    return _Book(classes, projection.pd, projection.loss_weight * projection.survival_start)
+
+
+def _concentrated_books(synthetic: _Book) -> dict[str, _Book]:
+    """Small books where the idiosyncratic gamma approximation is tested hardest.
+
+    ``20_loans``: 20 loans of the synthetic book as they are (their PDs, classes, loss weights).
+    ``200_lognormal``: 200 loans of the synthetic book with their PDs and classes, and a loss weight
+    (EAD x LGD) per loan drawn lognormal with sigma 1.5, the same in every quarter.
+    """
+    rng = np.random.default_rng(11)
+    few = rng.choice(synthetic.pd.shape[0], 20, replace=False)
+    some = rng.choice(synthetic.pd.shape[0], 200, replace=False)
+    weights = np.repeat(rng.lognormal(np.log(1e5), 1.5, (200, 1)), synthetic.pd.shape[1], axis=1)
+    return {"20_loans": _Book(synthetic.classes[few], synthetic.pd[few], synthetic.weights[few]),
+            "200_lognormal": _Book(synthetic.classes[some], synthetic.pd[some], weights)}
+
+
+def _engine_losses(book: _Book, n_paths: int, seed: int) -> np.ndarray:
+    """Horizon losses per path of the histogram engine, binning included (as the reduce step runs it)."""
+    from models.portfolio_loss import ExposureHistogram, simulate_losses
+    from pipelines.engine.simulation import CLASS_RHO, SQUARE_UNIT
+
+    histogram = ExposureHistogram.from_loans(book.classes, CLASS_RHO, book.pd, book.weights, square_unit=SQUARE_UNIT)
+    return simulate_losses(histogram, n_paths, seed, DENSE_SCENARIO).sum(axis=1)
 
 
 @benchmark
 def simulate_vs_dense() -> dict[str, float]:
-    """The histogram engine against a dense loans x paths simulation on a book both can run."""
-    from models.loss_statistics import summarise
-    from models.portfolio_loss import ExposureHistogram, simulate_losses, simulate_losses_dense
-    from models.projection import project_book
-    from pipelines.data.macro import load_history
-    from pipelines.engine.scenarios import resolve_scenario
-    from pipelines.engine.simulation import CLASS_RHO, book_arrays, correlation_class, macro_path
+    """The histogram engine against the dense Bernoulli reference on three books, two designs each.
 
-    n_loans, n_paths = 20_000, N_PATHS
-    features, model, history = _features(n_loans), _pd_model(), load_history()
-    scenario = resolve_scenario("2026_severely_adverse", HORIZON, history)
-    book = book_arrays(features)
-    projection = project_book(book, macro_path(scenario, history), model)
-    classes = correlation_class(book.segment_name, features.column("DefaultRiskScore").to_numpy())
-    weights = projection.loss_weight * projection.survival_start
-    with Timer() as engine_timer:
-        histogram = ExposureHistogram.from_loans(classes, CLASS_RHO, projection.pd, weights, square_unit=1e4)
-        engine = simulate_losses(histogram, n_paths, 7, scenario.scenario_id).sum(axis=1)
-    with Timer() as dense_timer:
-        dense = simulate_losses_dense(classes, CLASS_RHO, projection.pd, weights, n_paths, 7,
-                                      scenario.scenario_id).sum(axis=1)
-    levels = (0.99, 0.999)
-    a, b = summarise(engine, levels), summarise(dense, levels)
-    from scipy.stats import ks_2samp
+    Per book: ``indep_*`` compares the engine and the dense simulation on independent seeds;
+    ``crn_*`` on common random numbers (same systematic factors path by path). Each measure is
+    given for both engines with its relative difference and ``z`` (difference / its Monte Carlo
+    standard error); see :mod:`benchmarks.engine_comparison`. Losses are summed over the horizon.
+    """
+    from benchmarks.engine_comparison import compare_independent, compare_paired
+    from models.portfolio_loss import simulate_losses_dense
+    from pipelines.engine.simulation import CLASS_RHO
 
-    return {
-        "loans": n_loans, "paths": n_paths, "quarters": HORIZON,
-        "engine_s": round(engine_timer.seconds, 3), "dense_s": round(dense_timer.seconds, 3),
-        "speedup": round(dense_timer.seconds / engine_timer.seconds, 1),
-        "el_engine": round(a.expected_loss), "el_dense": round(b.expected_loss),
-        "el_diff_in_se": round(abs(a.expected_loss - b.expected_loss)
-                               / np.hypot(a.standard_error, b.standard_error), 2),
-        "var99_rel_diff": round(abs(a.value_at_risk[0.99] / b.value_at_risk[0.99] - 1), 4),
-        "es99_rel_diff": round(abs(a.expected_shortfall[0.99] / b.expected_shortfall[0.99] - 1), 4),
-        "ks_pvalue": round(float(ks_2samp(engine, dense).pvalue), 4),
-    }
+    synthetic = _projected_book(DENSE_LOANS)
+    books = {"synthetic_20k": synthetic, **_concentrated_books(synthetic)}
+    figures: dict[str, float] = {"quarters": HORIZON}
+    for name, book in books.items():
+        n_paths = DENSE_PATHS[name]
+        with Timer() as engine_timer:
+            common = _engine_losses(book, n_paths, DENSE_SEED)
+        with Timer() as dense_timer:
+            dense = simulate_losses_dense(book.classes, CLASS_RHO, book.pd, book.weights, n_paths, DENSE_SEED,
+                                          DENSE_SCENARIO).sum(axis=1)
+        independent = _engine_losses(book, n_paths, DENSE_SEED + 1)
+        figures |= {f"{name}_loans": book.pd.shape[0], f"{name}_paths": n_paths,
+                    f"{name}_engine_s": round(engine_timer.seconds, 3),
+                    f"{name}_dense_s": round(dense_timer.seconds, 2),
+                    **compare_independent(independent, dense, DENSE_LEVELS).figures(f"{name}_indep"),
+                    **compare_paired(common, dense, DENSE_LEVELS).figures(f"{name}_crn")}
+    return figures

@@ -1,15 +1,20 @@
-"""What every benchmark shares: the registry, a timer, peak memory and the cache folders."""
+"""What every benchmark shares: the registry, a timer, peak memory, the machine record and the cache folders."""
 
 from __future__ import annotations
 
+import os
 import resource
+import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from pipelines.settings import REPO_ROOT
 
 BENCH_DIR = REPO_ROOT / ".bench"
 RESULTS = BENCH_DIR / "results.json"
+RESULTS_MARKDOWN = BENCH_DIR / "results.md"
 INPUTS = BENCH_DIR / "inputs"
 REGISTRY: dict[str, Callable[[], dict[str, float]]] = {}
 
@@ -34,3 +39,30 @@ class Timer:
 
     def __exit__(self, *_: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), or ``unknown``."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def measurement_record() -> dict[str, Any]:
+    """What a figure was measured on: commit (and whether the tree had changes), CPU, cores, UTC time.
+
+    Why: a figure without the code and the machine it came from cannot be reproduced or compared.
+    ``cores`` are those this process may run on (``sched_getaffinity``), which is what the timings saw.
+    """
+    return {"commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain")),
+            "cpu_model": cpu_model(), "cores": len(os.sched_getaffinity(0)),
+            "date_utc": datetime.now(UTC).isoformat(timespec="seconds")}

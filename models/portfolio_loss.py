@@ -44,7 +44,9 @@ loses ``w_iq = EAD_iq x LGD_iq`` (the caller's scenario-stressed PD and loss wei
    from a second keyed stream. Like the true loss it is non-negative and right-skewed, and it keeps the
    conditional mean exactly, so the Monte Carlo EL is unbiased whatever the granularity (a normal
    truncated at 0 would bias concentrated books upwards, as CreditRisk+-style models know). It tends
-   to the normal for granular books and is exact in its first two moments for any book.
+   to the normal for granular books and is exact in its first two moments for any book, but not in
+   its tail: against the dense reference (benchmark ``simulate_vs_dense``) VaR 99.9 % comes out
+   34 % high on a 20-loan book and VaR 99 % 17 % low on 200 loans with lognormal exposures.
 
 Loss units are those of the weights (currency), one loss per path and quarter. Given the same
 histogram, seed and key the losses are bit-identical on a given machine: the node sums use NumPy's

@@ -2,10 +2,12 @@
 
 Both carry the same content, built once: the summary of every scenario, the macro paths, losses by
 segment and by quarter, the loss distribution with VaR and expected shortfall marked, the CET1
-path against the minimum and the minimum plus the stress capital buffer, the compliance table, and
-the provenance (model version, data snapshot hash, run ids, seeds) that makes every number
-traceable. Charts are matplotlib figures (object-oriented API on the Agg canvas, no pyplot state);
-in the PDF the text stays text, so it is searchable and can be checked by a test.
+path against the minimum and the minimum plus the stress capital buffer, the compliance table, the
+Monte Carlo self-check of every scenario (its EL against the analytic EL, so a reader sees how far
+the simulation can be trusted), and the provenance (model version, data snapshot hash, run ids,
+seeds) that makes every number traceable. Charts are matplotlib figures (object-oriented API on
+the Agg canvas, no pyplot state); in the PDF the text stays text, so it is searchable and can be
+checked by a test.
 """
 
 from __future__ import annotations
@@ -104,6 +106,22 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
 
 SUMMARY_COLUMNS = ("Scenario", "Exposure", "Expected loss", "Loss rate", "VaR 99.9 %", "ES 99 %", "CET1 start",
                    "CET1 minimum")
+
+
+SELF_CHECK_COLUMNS = ("Scenario", "Analytic EL", "Monte Carlo EL", "MC standard error", "z", "Passed")
+SELF_CHECK_NOTE = ("Monte Carlo expected loss against the analytic sum of PD x LGD x EAD; z is the difference in "
+                   "standard errors of the Monte Carlo mean, and the run fails beyond |z| = {max_z:g}.")
+
+
+def self_check_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """One row per scenario: the self-check recorded by the reduce step."""
+    return [[r["metrics"]["scenario_id"], money(c["el_analytic"]), money(c["el_mc"]), money(c["mc_standard_error"]),
+             f"{c['z']:+.2f}", "yes" if c["passed"] else "NO"]
+            for r in results for c in [r["metrics"]["self_check"]]]
+
+
+def _self_check_note(results: Sequence[dict[str, Any]]) -> str:
+    return SELF_CHECK_NOTE.format(max_z=results[0]["metrics"]["self_check"]["max_abs_z"])
 
 
 def compliance_rows(records: Sequence[ComplianceRecord]) -> list[list[str]]:
@@ -281,6 +299,9 @@ def _pages(data: ReportData) -> list[tuple[str, Figure]]:
             f"Compliance ({n}/{len(chunks)})", COMPLIANCE_COLUMNS, rows[start:end],
             [f"Not Evaluated: {note}" for note in unmeasured], colours=colours[start:end],
             widths=(0.17, 0.29, 0.14, 0.15, 0.07, 0.07, 0.10))))
+    pages.append(("Monte Carlo self-check", _table_figure("Monte Carlo self-check", SELF_CHECK_COLUMNS,
+                                                          self_check_rows(data.results),
+                                                          [_self_check_note(data.results)])))
     pages.append(("Provenance", _table_figure("Provenance", ("Item", "Value"), provenance_rows(data),
                                               widths=(0.25, 0.75))))
     return pages
@@ -335,6 +356,8 @@ def render_html(data: ReportData, charts: dict[str, str]) -> str:
         "<h2>Compliance</h2>", _html_table((*COMPLIANCE_COLUMNS, "Note"), [
             [*row, r.note] for row, r in zip(compliance_rows(data.records), data.records, strict=True)],
             "compliance", classes),
+        "<h2>Monte Carlo self-check</h2>", f"<p>{html.escape(_self_check_note(data.results))}</p>",
+        _html_table(SELF_CHECK_COLUMNS, self_check_rows(data.results), "self_check"),
         "<h2>Provenance</h2>", _html_table(("Item", "Value"), provenance_rows(data), "provenance"),
     ]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'

@@ -37,7 +37,7 @@ _WIDE_DECIMAL = pa.decimal128(38, 18)
 _NON_BLANK = re.compile(rb"\S")
 # A large table is copied in page ranges on parallel connections, so parsing overlaps the COPY.
 _COPY_PARTS = 4
-_COPY_WORKERS = 2
+COPY_WORKERS = 2
 _MIN_PAGES_TO_SPLIT = 256  # per part (2 MB): below this extra connections cost more than they save
 
 
@@ -253,18 +253,16 @@ def _read_sqlite(db_url: str, table_name: str) -> pa.Table:
     return table.append_column(ROW_NUMBER, pa.array(np.arange(1, table.num_rows + 1), pa.int64()))
 
 
-def _read_postgres(db_url: str, table_name: str, source: str) -> tuple[pa.Table, list[MalformedRow]]:
-    """``COPY ... TO STDOUT (FORMAT csv)`` into the same multi-threaded CSV reader as files.
+def postgres_copy_statements(conninfo: str, table_name: str) -> list[str]:
+    """The ``COPY ... TO STDOUT (FORMAT csv)`` statements that together read the table.
 
-    A large plain table is read in ranges of its pages (TID range scans) on two connections at once,
-    so one range is parsed while the server still writes the next: the read then costs little more
-    than the COPY itself. Rows keep their physical order, as with a single COPY.
+    One per page range of a large plain table (TID range scans), else one for the whole table.
+
+    Public so that the ingestion benchmark's plain-COPY baseline reads the same ranges on the same
+    number of connections (``COPY_WORKERS``) as the ingestion it is compared with.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     import psycopg
 
-    conninfo = db_url.replace("postgresql+psycopg://", "postgresql://", 1)
     try:
         with psycopg.connect(conninfo) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT c.relkind, pg_relation_size(c.oid) / current_setting('block_size')::bigint "
@@ -280,27 +278,43 @@ def _read_postgres(db_url: str, table_name: str, source: str) -> tuple[pa.Table,
                       + [f"ctid >= '({lo},0)'::tid AND ctid < '({hi},0)'::tid" for lo, hi in itertools.pairwise(bounds)]
                       + [f"ctid >= '({bounds[-1]},0)'::tid"])
         queries = [f"{select} WHERE {condition}" for condition in conditions]
+    return [f"COPY ({query}) TO STDOUT (FORMAT csv, HEADER true)" for query in queries]
 
-    def copy_and_parse(query: str) -> pa.Table | None:
+
+def _read_postgres(db_url: str, table_name: str, source: str) -> tuple[pa.Table, list[MalformedRow]]:
+    """``COPY ... TO STDOUT (FORMAT csv)`` into the same multi-threaded CSV reader as files.
+
+    A large plain table is read in ranges of its pages (TID range scans) on two connections at once,
+    so one range is parsed while the server still writes the next: the read then costs little more
+    than the COPY itself. Rows keep their physical order, as with a single COPY.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    conninfo = db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    statements = postgres_copy_statements(conninfo, table_name)
+
+    def copy_and_parse(statement: str) -> pa.Table | None:
         buffer = io.BytesIO()
         try:
             with psycopg.connect(conninfo) as connection, connection.cursor() as cursor:
                 # COPY prints dates in the session's DateStyle; the contract reads ISO dates only. A
                 # synchronised scan could start mid-table, so turn it off to keep physical order.
                 cursor.execute("SET DateStyle TO ISO, YMD; SET synchronize_seqscans TO off")
-                with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
+                with cursor.copy(statement) as copy:
                     for chunk in copy:
                         buffer.write(chunk)
         except psycopg.Error as error:
             raise TableContractError(f"cannot read table {table_name!r} from PostgreSQL: {error}") from error
         data = buffer.getbuffer().tobytes()
-        if len(queries) > 1 and _NON_BLANK.search(data, data.find(b"\n")) is None:
+        if len(statements) > 1 and _NON_BLANK.search(data, data.find(b"\n")) is None:
             return None  # an empty range of pages
         table, _ = read_csv_as_text(data, source)  # COPY output is never malformed
         return table.drop_columns([ROW_NUMBER])
 
-    with ThreadPoolExecutor(max_workers=_COPY_WORKERS) as pool:
-        parts = [part for part in pool.map(copy_and_parse, queries) if part is not None]
+    with ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
+        parts = [part for part in pool.map(copy_and_parse, statements) if part is not None]
     if not parts:
         raise TableContractError(f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: "
                                  "the table has no loans")

@@ -63,7 +63,7 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_histo
     assert len(published) == len(steps["plan"]["scenarios"])
     for result in published:
         check = result["metrics"]["self_check"]
-        assert check["passed"] and abs(check["z"]) <= check["z_limit"]
+        assert check["passed"] and abs(check["z"]) <= check["max_abs_z"] == 4
     assert results.run_status(run.run_id, "loan_stress_test")["status"] == "succeeded"
     assert store.list_keys(f"staging/{run_key(run.run_id)}/") == []
     assert store.list_keys(f"runs/{run_key(run.run_id)}/simulation/") == []

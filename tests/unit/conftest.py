@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from pipelines.engine.simulation import self_check
+
 QUARTERS = [f"{2026 + q // 4}Q{q % 4 + 1}" for q in range(9)]
 JUMP_OFF = "2025Q4"
 SEGMENT_EXPOSURE = {"first_lien_mortgage": 600.0, "credit_card": 100.0, "commercial_real_estate": 300.0}
@@ -36,6 +38,7 @@ def make_stress_result(scenario_id: str, cet1_ratio: list[float], *, cet1: list[
             "loss_distribution": [expected_loss * 5 * i / 200 for i in range(201)],
             "capital": {"cet1_ratio": cet1_ratio, "min_cet1_ratio": projected[trough], "min_quarter": trough + 1,
                         "cet1": cet1 or [r * exposure * 0.5 for r in projected]},
+            "self_check": self_check(expected_loss, expected_loss * 1.01, expected_loss * 0.02),
         },
         "scenario": {"scenario_id": scenario_id, "fingerprint": f"fp-{scenario_id}", "jump_off_quarter": JUMP_OFF,
                      "quarters": QUARTERS, "path": {"unemployment_rate": [4.0 + q / 2 for q in range(9)],

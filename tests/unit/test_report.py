@@ -16,7 +16,14 @@ from html.parser import HTMLParser
 import pytest
 
 from models.segments import SEGMENT_NAMES
-from pipelines.compliance.report import COMPLIANCE_ROWS_PER_PAGE, CapitalLine, Report, ReportData, capital_lines, render
+from pipelines.compliance.report import (
+    COMPLIANCE_ROWS_PER_PAGE,
+    CapitalLine,
+    Report,
+    ReportData,
+    capital_lines,
+    render,
+)
 from pipelines.compliance.rules import Status, judge, load_rules, model_observations, scenario_observations
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -121,7 +128,7 @@ def report(report_data) -> Report:
 def test_pdf_pages_and_text(report_data, report):
     records = report_data.records
     assert len(records) > COMPLIANCE_ROWS_PER_PAGE  # the compliance table runs over two pages
-    expected_pages = 5 + math.ceil(len(records) / COMPLIANCE_ROWS_PER_PAGE) + 1
+    expected_pages = 5 + math.ceil(len(records) / COMPLIANCE_ROWS_PER_PAGE) + 2
     assert report.pdf.startswith(b"%PDF-")
     assert pdf_page_count(report.pdf) == report.pages == expected_pages
 
@@ -133,6 +140,7 @@ def test_pdf_pages_and_text(report_data, report):
                      "Loss distribution over the horizon, with VaR and expected shortfall", "VaR 99.9 %",
                      "ES 97.5 %", "CET1 ratio path against the requirements", "CET1 minimum 4.5 %",
                      "minimum + stress capital buffer 7.0 %", "Compliance (1/2)", "Compliance (2/2)", "Provenance",
+                     "Monte Carlo self-check", "standard errors of the Monte Carlo mean",
                      "first_lien_mortgage", "fingerprint fp-2026_baseline",
                      f"Not Evaluated: {NO_MONITORING}"):
         assert expected in text, expected
@@ -161,6 +169,11 @@ def test_html_has_the_tables_and_charts(report_data, report):
          "Non-Compliant", "trough in projected quarter 5"]]
     auc = next(row for row in compliance if row[0] == "PD_MODEL_AUC")
     assert auc[4:7] == ["0.700", "n/a", "Not Evaluated"]
+    # Each scenario's self-check: conftest's results have MC EL = 1.01 x analytic EL, SE = 2 % of it: z = +0.50.
+    assert parser.tables["self_check"] == [
+        ["Scenario", "Analytic EL", "Monte Carlo EL", "MC standard error", "z", "Passed"],
+        ["2026_baseline", "7", "7", "0", "+0.50", "yes"],
+        ["2026_severely_adverse", "61", "62", "1", "+0.50", "yes"]]
     provenance = dict(parser.tables["provenance"][1:])
     assert provenance["Snapshot SHA-256"] == "ab" * 32
     assert provenance["Simulation 2026_severely_adverse"].startswith("SIM-2026_severel")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -10,14 +11,17 @@ import pyarrow as pa
 import pytest
 
 from models.pd_logistic import MacroLogisticPD
+from models.portfolio_loss import ExposureHistogram
 from pipelines.data.features import build_features, history_pd_features
 from pipelines.data.macro import load_history
 from pipelines.data.synthetic import generate_loan_book, generate_performance_history
 from pipelines.engine.scenarios import rate_shock_scenario, resolve_scenario
 from pipelines.engine.simulation import (
+    SELF_CHECK_MAX_Z,
     SimulationConfig,
     plan_batches,
     reduce_scenario,
+    self_check,
     simulate_batch,
     simulation_id,
 )
@@ -111,12 +115,39 @@ def test_outputs_obey_their_invariants(features, history, pd_model):
     pd_cumulative = loans.column("ProjectedDefaultRisk").to_numpy()
     assert np.all((pd_cumulative >= 0) & (pd_cumulative <= 1))
     assert np.all(loans.column("ProjectedBalance").to_numpy() >= 0)
-    assert result["var"]["0.990"] <= result["var"]["0.999"]
-    assert result["expected_loss_mc"] <= result["expected_shortfall"]["0.975"] <= result["expected_shortfall"]["0.990"]
     # The Monte Carlo mean agrees with the analytic expected loss within its sampling error.
-    assert abs(result["expected_loss_mc"] - result["expected_loss"]) < 4 * result["expected_loss_mc_se"] + \
-        0.02 * result["expected_loss"]
+    check = result["self_check"]
+    assert check["passed"] and abs(check["z"]) <= SELF_CHECK_MAX_Z
+    assert (check["el_analytic"], check["el_mc"]) == (result["expected_loss"], result["expected_loss_mc"])
     assert sum(result["loss_by_segment"].values()) == pytest.approx(result["expected_loss"], rel=1e-9)
+
+
+def biased(histogram: ExposureHistogram, factor: float) -> ExposureHistogram:
+    """The histogram of an engine whose loss weights are off by ``factor``: its MC EL is biased."""
+    return replace(histogram, weight=np.rint(histogram.weight * factor).astype(np.int64),
+                   weight_sq=np.rint(histogram.weight_sq * factor**2).astype(np.int64))
+
+
+@pytest.mark.parametrize("factor", [0.7, 1.3])
+def test_self_check_fails_when_the_monte_carlo_el_is_biased(features, history, pd_model, factor):
+    # 400 paths on 1,600 loans: SE is about 4 % of EL, so a 30 % bias is 7 standard errors (10 % would not be caught).
+    scenario = resolve_scenario("2026_severely_adverse")
+    part = simulate_batch(features, scenario, history, pd_model, CONFIG)
+    honest = reduce_scenario([part.histogram], [part.aggregates], scenario, CONFIG)["self_check"]
+    check = reduce_scenario([biased(part.histogram, factor)], [part.aggregates], scenario, CONFIG)["self_check"]
+    assert honest["passed"]
+    assert not check["passed"]
+    assert np.sign(check["z"]) == np.sign(factor - 1.0)
+    assert check["el_mc"] == pytest.approx(factor * honest["el_mc"], rel=1e-3)
+
+
+def test_self_check_z_and_its_edge_cases():
+    at_threshold = self_check(100.0, 104.0, 1.0)
+    assert at_threshold["z"] == 4.0 and at_threshold["passed"]
+    assert self_check(100.0, 95.9, 1.0)["z"] == pytest.approx(-4.1) and not self_check(100.0, 95.9, 1.0)["passed"]
+    assert self_check(0.0, 0.0, 0.0)["passed"]  # a book without risk: no spread, exact
+    assert not self_check(1.0, 2.0, 0.0)["passed"]
+    assert not self_check(1.0, 2.0, float("nan"))["passed"]  # one path: no error estimate
 
 
 def test_simulation_id_is_deterministic_and_sensitive():
