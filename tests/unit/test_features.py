@@ -67,7 +67,7 @@ def test_fixed_rate_mortgage(features: pd.DataFrame) -> None:
     loan = features.loc["M-0001"]  # 318,250.12 at 6.5 %, 2019-03-15 to 2049-03-15, income 142,000
     # Age: 6 x 12 + (12 - 3) = 81 months -> 27 quarters. Left: 24 x 12 + (3 - 12) = 279 months -> 93 quarters.
     assert loan["LoanAgeQuarters"] == 27
-    assert loan["RemainingQuarters"] == 133
+    assert loan["RemainingQuarters"] == 93
     assert loan["ScheduleCode"] == ScheduleCode.ANNUITY
     r = 0.065 / 4
     payment = 318_250.12 * r / (1 - (1 + r) ** -93)
