@@ -110,8 +110,16 @@ class MacroLogisticPD:
         start[: len(SEGMENT_NAMES)] = np.log(target.mean() / (1.0 - target.mean()))
         solution = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B", bounds=bounds,
                             options={"maxiter": self.max_iter})
-        if not solution.success and solution.nit >= self.max_iter:
-            raise RuntimeError(f"logistic fit did not converge in {self.max_iter} iterations: {solution.message}")
+        if not solution.success:
+            raise RuntimeError(f"logistic fit did not converge ({solution.nit} of at most {self.max_iter} "
+                               f"iterations): {solution.message}")
+        # A score that puts every default above 0 and every non-default below separates the sample:
+        # scaling it up (the sign bounds are cones) always raises the likelihood, so no maximum exists
+        # and the optimizer's "success" only means the penalty stopped the coefficients somewhere.
+        score = x @ solution.x
+        if np.all((score > 0.0) == (target == 1.0)) and np.all(score != 0.0):
+            raise RuntimeError("logistic fit did not converge: the default flag is perfectly separated by the "
+                               "features, so the maximum-likelihood coefficients do not exist")
         self.coefficients_ = solution.x
         return self
 
