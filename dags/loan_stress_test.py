@@ -15,7 +15,7 @@ from datetime import datetime
 
 from airflow.sdk import Asset, Param, chain, dag, task, teardown
 
-from pipelines.tasks.groups import loan_tape
+from pipelines.tasks.groups import loan_tape, loan_tape_params
 from pipelines.tasks.policy import DEFAULT_ARGS
 
 # Scenario ids offered in the trigger form; a test keeps this list equal to the scenario library.
@@ -35,12 +35,7 @@ VALIDATED_LOAN_SNAPSHOT = Asset(name="validated_loan_snapshot", uri="file://loan
     default_args=DEFAULT_ARGS,
     tags=["stress-test", "credit-risk", "regulatory"],
     params={
-        "source_uri": Param(None, type=["null", "string"], title="Loan tape",
-                            description="CSV/Parquet path or file:// / s3:// URI, or a SQL URL with ?table=NAME. "
-                                        "Empty: the configured tape (STRESS_LOAN_TAPE_URI)."),
-        "as_of_date": Param(None, type=["null", "string"], format="date", title="As-of date",
-                            description="Date of the loan tape; empty: the run's logical date (or, for a run "
-                                        "without one, the time it was due)."),
+        **loan_tape_params(),
         "scenarios": Param(["2026_baseline", "2026_severely_adverse", "rate_hike_300bp"], type="array",
                            title="Scenarios", examples=SCENARIOS, items={"type": "string", "enum": SCENARIOS},
                            description="Fed supervisory scenarios and custom scenarios in scenarios/custom."),

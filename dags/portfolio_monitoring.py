@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Param, chain, dag, task
+from airflow.sdk import chain, dag, task
 
-from pipelines.tasks.groups import loan_tape
+from pipelines.tasks.groups import loan_tape, loan_tape_params
 from pipelines.tasks.policy import DEFAULT_ARGS
 
 DAG_ID = "portfolio_monitoring"
@@ -31,12 +31,7 @@ DAG_ID = "portfolio_monitoring"
     default_args=DEFAULT_ARGS,
     tags=["monitoring", "credit-risk", "model-risk"],
     params={
-        "source_uri": Param(None, type=["null", "string"], title="Loan tape",
-                            description="CSV/Parquet path or file:// / s3:// URI, or a SQL URL with ?table=NAME. "
-                                        "Empty: the configured tape (STRESS_LOAN_TAPE_URI)."),
-        "as_of_date": Param(None, type=["null", "string"], format="date", title="As-of date",
-                            description="Date of the loan tape; empty: the run's logical date (or, for a run "
-                                        "without one, the time it was due)."),
+        **loan_tape_params(),
     },
     doc_md=__doc__,
 )

@@ -116,6 +116,11 @@ def print_summary(run_id: str, seconds: float) -> None:
               f"{metrics['var']['0.999']:>14,.0f} {metrics['expected_shortfall']['0.990']:>14,.0f} "
               f"{metrics['capital']['min_cet1_ratio']:>8.2%}")
     print(f"  results            {result['AffectedLoans'].rsplit('/', 2)[0]}/<scenario>/")
+    for scenario_id in plan["scenarios"]:
+        check = steps[f"result_{scenario_id}"]["metrics"]["self_check"]
+        print(f"  self-check         {scenario_id}: Monte Carlo EL {check['el_mc']:,.0f} vs analytic "
+              f"{check['el_analytic']:,.0f} (z {check['z']:+.2f}, limit {check['max_abs_z']:g}): "
+              f"{'passed' if check['passed'] else 'FAILED'}")
     print_compliance(steps)
 
 

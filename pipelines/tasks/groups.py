@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Asset, XComArg, task, task_group
+from airflow.sdk import Asset, Param, XComArg, task, task_group
+
+
+def loan_tape_params() -> dict[str, Param]:
+    """The trigger-form fields of every DAG that runs the loan_tape group (None: the configured default)."""
+    return {
+        "source_uri": Param(None, type=["null", "string"], title="Loan tape",
+                            description="CSV/Parquet path or file:// / s3:// URI, or a SQL URL with ?table=NAME. "
+                                        "Empty: the configured tape (STRESS_LOAN_TAPE_URI)."),
+        "as_of_date": Param(None, type=["null", "string"], format="date", title="As-of date",
+                            description="Date of the loan tape; empty: the run's logical date (or, for a run "
+                                        "without one, the time it was due)."),
+    }
 
 
 @task_group(group_id="loan_tape")

@@ -135,3 +135,25 @@ def assert_compliance_metrics_and_report(run_id: str, steps: dict, settings) -> 
     html = store.get_bytes(f"{prefix}/stress_test_report.html").decode()
     assert steps["validate"]["content_sha256"] in html
     assert all(f"<td>{r.metric_id}</td>" in html for r in records)
+
+
+def test_a_run_without_logical_date_uses_the_time_it_was_due(airflow_db, dagbag, small_performance_history,
+                                                              stress_settings, tmp_path):
+    """The REST API accepts ``logical_date: null``; with no as-of date either, the tape is as of ``run_after``."""
+    from datetime import UTC, datetime
+
+    from pipelines.adapters.object_store import open_object_store
+    from pipelines.data.export import write_table
+    from pipelines.data.synthetic import generate_loan_book
+    from pipelines.tasks.runs import read_run_steps
+
+    tape = str(tmp_path / "tape.csv")
+    write_table(generate_loan_book(200, seed=3, as_of=AS_OF), tape)
+    due = datetime(2026, 1, 2, 6, 0, tzinfo=UTC)
+    run = dagbag.get_dag("loan_stress_test").test(
+        logical_date=None, run_after=due,
+        run_conf={"source_uri": tape, "scenarios": ["2026_baseline"], "n_paths": 100})
+    assert str(run.state) == "success"
+    assert run.logical_date is None
+    steps = read_run_steps(open_object_store(stress_settings.resolved_object_store_uri), run.run_id)
+    assert steps["validate"]["as_of"] == "2026-01-02"

@@ -1,4 +1,5 @@
-"""Known-answer tests of the CET1 path: ``models.capital.project_cet1`` and ``pipelines.simulation.capital_path``.
+"""Known-answer tests of the CET1 path: ``models.capital.project_cet1`` and
+``pipelines.engine.simulation.capital_path``.
 
 The convention under test is the one ``models/capital.py`` documents: profits are taxed, losses get
 **no** tax relief and there is no carry-forward (a DTA from a net operating loss is deducted from
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 from models.capital import project_cet1
-from pipelines.simulation import CapitalAssumptions, capital_path
+from pipelines.engine.simulation import CapitalAssumptions, capital_path
 
 
 def test_three_quarters_by_hand_with_a_loss_quarter_taxed_as_documented() -> None:

@@ -1,7 +1,7 @@
-"""Known-answer tests of the jump-off feature table (``pipelines.features.build_features``).
+"""Known-answer tests of the jump-off feature table (``pipelines.data.features.build_features``).
 
 Four loans of the hand-written tape in ``tests/conftest.py`` at ``as_of = 2025-12-31``, typed with
-the loan contract's Arrow schema. The conventions (from ``pipelines/features.py``):
+the loan contract's Arrow schema. The conventions (from ``pipelines/data/features.py``):
 
 * loan age in whole months ``12 (y_asof - y_start) + (m_asof - m_start)`` (days ignored), in
   quarters ``floor(months / 3)``;
@@ -25,8 +25,8 @@ import pyarrow as pa
 import pytest
 
 from models.amortisation import ScheduleCode
-from pipelines.features import JUMP_OFF_MACRO, build_features
-from pipelines.loan_contract import ARROW_SCHEMA
+from pipelines.data.contract import ARROW_SCHEMA
+from pipelines.data.features import JUMP_OFF_MACRO, build_features
 
 AS_OF = date(2025, 12, 31)
 LOAN_IDS = ("M-0001", "H-0003", "K-0001", "P-0003")

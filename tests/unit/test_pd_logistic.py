@@ -28,7 +28,8 @@ from scipy.optimize import OptimizeResult
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
-from models.pd_logistic import SEGMENTS, MacroLogisticPD
+from models.pd_logistic import MacroLogisticPD
+from models.segments import SEGMENT_NAMES
 
 N_ROWS = 150_000
 TRUE_BETA = {
@@ -46,7 +47,7 @@ def random_features(n: int, seed: int) -> pd.DataFrame:
     ltv = rng.uniform(0.2, 2.0, n)
     ltv[rng.random(n) < 0.2] = np.nan  # unsecured rows in every segment
     return pd.DataFrame({
-        "ProductSegment": pd.Categorical(rng.choice(SEGMENTS, n), categories=list(SEGMENTS)),
+        "ProductSegment": pd.Categorical(rng.choice(SEGMENT_NAMES, n), categories=list(SEGMENT_NAMES)),
         "CreditScore": rng.uniform(560.0, 840.0, n),
         "LoanAgeQuarters": np.floor(np.expm1(rng.uniform(0.0, np.log(81.0), n))),  # spread in log(1 + age)
         "CurrentLTV": ltv,
@@ -65,7 +66,7 @@ def hand_design(f: pd.DataFrame) -> NDArray[np.float64]:
     ltv = np.where(unsecured, 0.0, ltv_raw)  # the draws lie in [0.2, 2.0], inside the [0, 3] clip
     dsti = np.minimum(f["DSTI"].to_numpy(), 1.5)
     u = f["unemployment_rate_avg_4q"].to_numpy()
-    segment = np.stack([(f["ProductSegment"] == s).to_numpy(dtype=np.float64) for s in SEGMENTS], axis=1)
+    segment = np.stack([(f["ProductSegment"] == s).to_numpy(dtype=np.float64) for s in SEGMENT_NAMES], axis=1)
     numeric = np.column_stack([
         (f["CreditScore"].to_numpy() - 700.0) / 100.0,
         np.log(1.0 + f["LoanAgeQuarters"].to_numpy()),

@@ -38,7 +38,7 @@ from models.projection import (
     Projection,
     project_book,
 )
-from pipelines.loan_contract import REFERENCE_INDICES, Segment
+from pipelines.data.contract import REFERENCE_INDICES, Segment
 
 SEGMENT_CODE = {s: i for i, s in enumerate(Segment)}
 MORTGAGE_INDEX, PRIME_INDEX, TREASURY_3M_INDEX = (REFERENCE_INDICES.index(name)
