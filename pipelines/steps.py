@@ -54,12 +54,15 @@ def validate_step(staged: dict[str, Any], as_of: str, run_id: str) -> dict[str, 
     """Validate the staged tape with GX and publish the accepted snapshot; returns its manifest."""
     from pipelines.object_store import open_object_store
     from pipelines.snapshots import load_staged_tape, validate_and_publish
+    from pipelines.timing import timed
 
     settings = get_settings()
     store = open_object_store(settings.resolved_object_store_uri, settings.aws_region)
-    tape = load_staged_tape(staged, store)
+    timings: dict[str, float] = {}
+    with timed(timings, "load_staged_tape"):
+        tape = load_staged_tape(staged, store)
     manifest = validate_and_publish(tape, date.fromisoformat(as_of), settings, airflow_run_id=run_id,
-                                    work_dir=settings.data_home / "tmp" / run_key(run_id))
+                                    work_dir=settings.data_home / "tmp" / run_key(run_id), timings=timings)
     return record_step(run_id, "validate", manifest)
 
 

@@ -29,6 +29,7 @@ from pipelines.loan_contract import (
     SECURED_SEGMENTS,
 )
 from pipelines.settings import REPO_ROOT
+from pipelines.timing import timed
 
 SUITE_PATH = REPO_ROOT / "expectations" / "loan_tape.json"
 SUITE_NAME = "loan_tape"
@@ -106,34 +107,44 @@ class ValidationOutcome:
 
 
 def validate(tape: TypedTape, *, duplicate_tolerance: float, balance_tolerance: float,
-             data_docs_dir: Path | None = None) -> ValidationOutcome:
-    """Run the suite on ``tape``; quarantine failing rows, stop on a broken table rule."""
-    frame = _validation_frame(tape.table, balance_tolerance)
-    results = _run_suite(frame, data_docs_dir, duplicate_tolerance)
-    reasons: dict[int, list[str]] = {row: list(errs) for row, errs in tape.type_errors.items()}
-    failed: dict[str, int] = {}
-    for result in results:
-        config = result["expectation_config"]
-        meta, rule = config["meta"], config["meta"]["rule"]
-        unexpected = result["result"].get("unexpected_index_list") or []
-        if not result["success"]:
-            failed[rule] = result["result"].get("unexpected_count", len(unexpected))
-        if meta["level"] == "table" and not result["success"]:
-            raise TableContractError(_table_failure_message(config, result, tape.source, frame))
-        for item in unexpected:
-            reasons.setdefault(int(item[ROW_NUMBER]), []).append(rule)
-    # A cell that did not parse is already explained by its type:Column reason; GX's not_null on that
-    # cell is the same fault, so it is not repeated.
-    for row, row_reasons in reasons.items():
-        typed = {r.split(":", 1)[1] for r in row_reasons if r.startswith("type:")}
-        reasons[row] = sorted(dict.fromkeys(r for r in row_reasons
-                                            if not (r.startswith("not_null:") and r.split(":", 1)[1] in typed)))
-    row_numbers = tape.table.column(ROW_NUMBER).to_numpy()
-    bad = np.isin(row_numbers, np.fromiter(reasons, dtype=np.int64, count=len(reasons)))
-    accepted = tape.table.filter(pa.array(~bad)).select(list(COLUMN_NAMES)).cast(ARROW_SCHEMA)
-    quarantine = _quarantine_table(tape, bad, reasons)
-    if accepted.num_rows + quarantine.num_rows != tape.input_rows:
-        raise AssertionError("validation lost rows: accepted + quarantined != input")
+             data_docs_dir: Path | None = None, timings: dict[str, float] | None = None) -> ValidationOutcome:
+    """Run the suite on ``tape``; quarantine failing rows, stop on a broken table rule.
+
+    ``timings``, when given, receives the seconds of each sub-step.
+    """
+    timings = {} if timings is None else timings
+    with timed(timings, "gx_import"):
+        # The first import of GX in a process takes seconds whatever the tape: timed on its own.
+        import great_expectations  # noqa: F401
+    with timed(timings, "validation_frame"):
+        frame = _validation_frame(tape.table, balance_tolerance)
+    with timed(timings, "gx_checkpoint_and_data_docs"):
+        results = _run_suite(frame, data_docs_dir, duplicate_tolerance)
+    with timed(timings, "quarantine"):
+        reasons: dict[int, list[str]] = {row: list(errs) for row, errs in tape.type_errors.items()}
+        failed: dict[str, int] = {}
+        for result in results:
+            config = result["expectation_config"]
+            meta, rule = config["meta"], config["meta"]["rule"]
+            unexpected = result["result"].get("unexpected_index_list") or []
+            if not result["success"]:
+                failed[rule] = result["result"].get("unexpected_count", len(unexpected))
+            if meta["level"] == "table" and not result["success"]:
+                raise TableContractError(_table_failure_message(config, result, tape.source, frame))
+            for item in unexpected:
+                reasons.setdefault(int(item[ROW_NUMBER]), []).append(rule)
+        # A cell that did not parse is already explained by its type:Column reason; GX's not_null on that
+        # cell is the same fault, so it is not repeated.
+        for row, row_reasons in reasons.items():
+            typed = {r.split(":", 1)[1] for r in row_reasons if r.startswith("type:")}
+            reasons[row] = sorted(dict.fromkeys(r for r in row_reasons
+                                                if not (r.startswith("not_null:") and r.split(":", 1)[1] in typed)))
+        row_numbers = tape.table.column(ROW_NUMBER).to_numpy()
+        bad = np.isin(row_numbers, np.fromiter(reasons, dtype=np.int64, count=len(reasons)))
+        accepted = tape.table.filter(pa.array(~bad)).select(list(COLUMN_NAMES)).cast(ARROW_SCHEMA)
+        quarantine = _quarantine_table(tape, bad, reasons)
+        if accepted.num_rows + quarantine.num_rows != tape.input_rows:
+            raise AssertionError("validation lost rows: accepted + quarantined != input")
     return ValidationOutcome(accepted, quarantine, tape.input_rows, failed, data_docs_dir)
 
 
