@@ -9,8 +9,11 @@ PostgreSQL loads and reads go through ``COPY``.
 
 from __future__ import annotations
 
+import gc
 import io
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,6 +82,29 @@ def _sqlite_insert(connection: sa.Connection, table_name: str, rows: pa.Table) -
         for f in rows.schema]))
     columns = ", ".join(f'"{c}"' for c in text_rows.column_names)
     row_marks = f"({', '.join('?' for _ in text_rows.column_names)})"
+    with _cyclic_gc_paused():
+        _insert_batches(connection, f"INSERT INTO {table_name} ({columns}) VALUES", row_marks, text_rows)
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a block that allocates millions of acyclic objects.
+
+    The parameter tuples hold only str, int and None, so they never form cycles; yet every 700
+    allocations would trigger a collection, and the older generations are rescanned over the whole
+    heap of the task process (~25 % of a 1M-row load with 3M objects alive in the process).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _insert_batches(connection: sa.Connection, insert: str, row_marks: str, text_rows: pa.Table) -> None:
+    """Full statements of ``SQLITE_ROWS_PER_STATEMENT`` rows, then each batch's remainder one row each."""
     for batch in text_rows.to_batches(max_chunksize=100_000):
         values = list(itertools.chain.from_iterable(zip(*(c.to_pylist() for c in batch.columns), strict=True)))
         width = SQLITE_ROWS_PER_STATEMENT * batch.num_columns
@@ -86,9 +112,8 @@ def _sqlite_insert(connection: sa.Connection, table_name: str, rows: pa.Table) -
         for count, start, stop in ((SQLITE_ROWS_PER_STATEMENT, 0, full), (1, full, len(values))):
             step = count * batch.num_columns
             if stop > start:
-                connection.exec_driver_sql(
-                    f"INSERT INTO {table_name} ({columns}) VALUES {', '.join([row_marks] * count)}",
-                    [tuple(values[i:i + step]) for i in range(start, stop, step)])
+                connection.exec_driver_sql(f"{insert} {', '.join([row_marks] * count)}",
+                                           [tuple(values[i:i + step]) for i in range(start, stop, step)])
 
 
 class LoanStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import date
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def test_sqlite_round_trip_is_exact_across_statement_boundaries(tmp_path: Path) 
     store = LoanStore(f"sqlite:///{tmp_path / 'store.db'}")
     store.load_snapshot(manifest, loans, quarantine)
     store.load_snapshot(manifest, loans, quarantine)  # a re-run replaces, never doubles
+    assert gc.isenabled()  # the collector paused for the inserts is running again
     assert store.count_rows("snap-1") == (N_LOANS, N_LOANS)
     assert store.read_snapshot("snap-1").equals(loans)
     with store.engine.connect() as connection:
