@@ -46,16 +46,35 @@ def ingest_csv_1m() -> dict[str, float]:
     return {"rows": N_LOANS, "wall_s": round(timer.seconds, 2), "rows_per_s": round(N_LOANS / timer.seconds)}
 
 
+def _warm_up_validation(tape) -> float:
+    """Validate the first loans once; returns its seconds, mostly the first import of GX (~6 s here).
+
+    As for ingestion, that one-off cost does not grow with the tape and is reported apart rather than
+    timed as validation of the million rows.
+    """
+    from pipelines.data.ingestion import TypedTape
+    from pipelines.data.validation import validate
+
+    head = TypedTape(tape.table.slice(0, 1000), tape.raw_text.slice(0, 1000), tape.source, [], {}, [])
+    with Timer() as timer:
+        validate(head, duplicate_tolerance=0.01, balance_tolerance=0.05)
+    return timer.seconds
+
+
 @benchmark
 def validate_1m() -> dict[str, float]:
     from pipelines.data.ingestion import ingest
     from pipelines.data.validation import validate
 
     tape = ingest(_book_csv())
+    warm_up_s = _warm_up_validation(tape)
+    timings: dict[str, float] = {}
     with Timer() as timer:
-        outcome = validate(tape, duplicate_tolerance=0.01, balance_tolerance=0.05)
+        outcome = validate(tape, duplicate_tolerance=0.01, balance_tolerance=0.05, timings=timings)
     assert outcome.accepted.num_rows + outcome.quarantine.num_rows == N_LOANS
-    return {"rows": N_LOANS, "wall_s": round(timer.seconds, 2), "rows_per_s": round(N_LOANS / timer.seconds)}
+    return {"rows": N_LOANS, "wall_s": round(timer.seconds, 2), "cpu_s": round(timer.cpu_seconds, 2),
+            "rows_per_s": round(N_LOANS / timer.seconds), "warm_up_with_gx_import_s": round(warm_up_s, 2),
+            **{f"{step}_s": round(seconds, 2) for step, seconds in timings.items()}}
 
 
 def _plain_copy(url: str, table: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,8 +22,10 @@ from pipelines.adapters.loan_store import LoanStore
 from pipelines.adapters.object_store import ObjectStore
 from pipelines.data.ingestion import ROW_NUMBER, MalformedRow, TypedTape, ingest
 from pipelines.data.validation import count_by_reason, validate
+from pipelines.timing import timed
 
 TYPE_ERRORS = "__type_errors"
+log = logging.getLogger(__name__)
 
 
 def content_hash(table: pa.Table) -> str:
@@ -58,20 +61,31 @@ def load_staged_tape(staged: dict[str, Any], store: ObjectStore) -> TypedTape:
 
 def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectStore, loan_store: LoanStore,
                          duplicate_tolerance: float, balance_tolerance: float, work_dir: Path,
-                         airflow_run_id: str | None = None) -> dict[str, Any]:
-    """Validate with GX, then write the snapshot, its quarantine, Data Docs and manifest, and load the store."""
+                         airflow_run_id: str | None = None, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """Validate with GX, then write the snapshot, its quarantine, Data Docs and manifest, and load the store.
+
+    The seconds of each sub-step are logged (the task log shows where a slow run spent its time) and
+    added to ``timings`` when one is given.
+    """
+    timings = {} if timings is None else timings
     docs_dir = work_dir / "data_docs"
     outcome = validate(tape, duplicate_tolerance=duplicate_tolerance, balance_tolerance=balance_tolerance,
-                       data_docs_dir=docs_dir)
-    # In LoanId order (unique once duplicates are quarantined): the same loans give the same snapshot
-    # whatever order the source delivered them in.
-    outcome.accepted = outcome.accepted.sort_by("LoanId")
-    content_sha256 = content_hash(outcome.accepted)
+                       data_docs_dir=docs_dir, timings=timings)
+    with timed(timings, "sort"):
+        # In LoanId order (unique once duplicates are quarantined): the same loans give the same snapshot
+        # whatever order the source delivered them in.
+        outcome.accepted = outcome.accepted.sort_by("LoanId")
+    with timed(timings, "content_hash"):
+        content_sha256 = content_hash(outcome.accepted)
     snapshot_id = content_sha256[:24]
     prefix = f"snapshots/{snapshot_id}"
-    for path in sorted(docs_dir.rglob("*")):
-        if path.is_file():
-            store.put_bytes(f"{prefix}/data_docs/{path.relative_to(docs_dir).as_posix()}", path.read_bytes())
+    with timed(timings, "data_docs_upload"):
+        for path in sorted(docs_dir.rglob("*")):
+            if path.is_file():
+                store.put_bytes(f"{prefix}/data_docs/{path.relative_to(docs_dir).as_posix()}", path.read_bytes())
+    with timed(timings, "parquet_upload"):
+        snapshot_uri = store.put_parquet(f"{prefix}/loans.parquet", outcome.accepted)
+        quarantine_uri = store.put_parquet(f"{prefix}/quarantine.parquet", outcome.quarantine)
     manifest = {
         "snapshot_id": snapshot_id,
         "content_sha256": content_sha256,
@@ -84,12 +98,15 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
         "quarantine_reasons": count_by_reason(outcome.quarantine),
         "failed_expectations": outcome.failed_expectations,
         "extra_columns_ignored": tape.extra_columns,
-        "snapshot_uri": store.put_parquet(f"{prefix}/loans.parquet", outcome.accepted),
-        "quarantine_uri": store.put_parquet(f"{prefix}/quarantine.parquet", outcome.quarantine),
+        "snapshot_uri": snapshot_uri,
+        "quarantine_uri": quarantine_uri,
         "data_docs_uri": store.uri(f"{prefix}/data_docs/index.html"),
         "airflow_run_id": airflow_run_id,
         "validated_at": datetime.now(UTC).isoformat(),
     }
     store.put_bytes(f"{prefix}/manifest.json", json.dumps(manifest, indent=2).encode())
-    loan_store.load_snapshot(manifest, outcome.accepted, outcome.quarantine)
+    with timed(timings, "loan_store_load"):
+        loan_store.load_snapshot(manifest, outcome.accepted, outcome.quarantine)
+    log.info("validate and publish of %s rows, seconds per sub-step: %s", outcome.input_rows,
+             {step: round(seconds, 2) for step, seconds in timings.items()})
     return manifest

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.data.validation import run_gx_suite
+from pipelines.data.gx import expectation, run_gx_suite
 from pipelines.engine.simulation import SELF_CHECK_MAX_Z
 from pipelines.settings import REPO_ROOT
 
@@ -32,24 +32,20 @@ class ResultCheckError(ValueError):
     """A simulation result broke a check; the message names the expectation and the values."""
 
 
-def _expectation(kind: str, **kwargs: Any) -> dict[str, Any]:
-    return {"type": kind, "kwargs": kwargs}
-
-
 def loan_suite_dict() -> dict[str, Any]:
     return {"name": "simulation_loan_results", "expectations": [
-        _expectation("expect_column_values_to_not_be_null", column="ProjectedDefaultRisk"),
-        _expectation("expect_column_values_to_be_between", column="ProjectedDefaultRisk", min_value=0, max_value=1),
-        _expectation("expect_column_values_to_be_between", column="ProjectedBalance", min_value=0),
-        _expectation("expect_column_values_to_be_between", column="ExpectedLoss", min_value=0),
-        _expectation("expect_column_values_to_be_unique", column="LoanId"),
+        expectation("expect_column_values_to_not_be_null", column="ProjectedDefaultRisk"),
+        expectation("expect_column_values_to_be_between", column="ProjectedDefaultRisk", min_value=0, max_value=1),
+        expectation("expect_column_values_to_be_between", column="ProjectedBalance", min_value=0),
+        expectation("expect_column_values_to_be_between", column="ExpectedLoss", min_value=0),
+        expectation("expect_column_values_to_be_unique", column="LoanId"),
     ]}
 
 
 def measure_suite_dict() -> dict[str, Any]:
     return {"name": "simulation_risk_measures", "expectations": [
-        _expectation("expect_column_values_to_not_be_null", column="self_check_z"),
-        _expectation("expect_column_values_to_be_between", column="self_check_z", min_value=-SELF_CHECK_MAX_Z,
+        expectation("expect_column_values_to_not_be_null", column="self_check_z"),
+        expectation("expect_column_values_to_be_between", column="self_check_z", min_value=-SELF_CHECK_MAX_Z,
                      max_value=SELF_CHECK_MAX_Z),
     ]}
 
@@ -70,17 +66,17 @@ def measures_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 def check_results(results: list[dict[str, Any]], loan_tables: list[pd.DataFrame]) -> dict[str, Any]:
     """Run both suites; raise :class:`ResultCheckError` on any failure, else return the counts checked."""
-    checks = [(json.loads(MEASURE_SUITE_PATH.read_text()), measures_frame(results), "scenario_id")]
-    checks += [(json.loads(LOAN_SUITE_PATH.read_text()), table, None) for table in loan_tables]
+    checks = [(json.loads(MEASURE_SUITE_PATH.read_text()), measures_frame(results).set_index("scenario_id"), True)]
+    checks += [(json.loads(LOAN_SUITE_PATH.read_text()), table, False) for table in loan_tables]
     failures = []
-    for suite, frame, index_column in checks:
-        for outcome in run_gx_suite(frame, suite, index_column=index_column):
+    for suite, frame, by_scenario in checks:
+        for outcome in run_gx_suite(frame, suite):
             if not outcome["success"]:
                 config = outcome["expectation_config"]
                 result = outcome["result"]
                 failures.append(f"{config['type']}({config['kwargs']}): "
                                 f"{result.get('partial_unexpected_list', [])[:5]}"
-                                + (f" in {result.get('unexpected_index_list', [])[:5]}" if index_column else ""))
+                                + (f" in {result.get('unexpected_index_list', [])[:5]}" if by_scenario else ""))
     if failures:
         raise ResultCheckError("simulation results failed checks:\n" + "\n".join(failures))
     return {"scenarios": len(results), "loans_checked": int(sum(len(t) for t in loan_tables)),

@@ -49,12 +49,12 @@ from models.pd_xgboost import XGBoostPD, embargoed
 from models.projection import PD_FEATURES
 from pipelines.adapters.object_store import read_uri_bytes
 from pipelines.data.contract import FIELD_BY_NAME
+from pipelines.data.gx import expectation, run_gx_suite
 from pipelines.settings import REPO_ROOT
 
 HISTORY_SUITE_PATH = REPO_ROOT / "expectations" / "performance_history.json"
 HISTORY_SUITE_NAME = "performance_history"
 TRUE_PD_COLUMN = "TrueDefaultProbability"  # synthetic histories only
-ROW_NUMBER = "row_number"
 MAX_DEFAULT_RATE = 0.25  # a per-quarter default rate above this is a broken extract, not a recession
 # Plausible values of history columns: ranges checked when the column is present.
 HISTORY_RANGES: dict[str, tuple[float | None, float | None]] = {
@@ -80,30 +80,26 @@ def build_history_suite(spec: FeatureSpec) -> dict[str, Any]:
     """
     required = [spec.id_column, spec.date_column, spec.event_column, *spec.features]
     expectations = [
-        _expectation("expect_table_columns_to_match_set", "table", "required_columns", column_set=required,
+        expectation("expect_table_columns_to_match_set", "table", "required_columns", column_set=required,
                      exact_match=False),
-        _expectation("expect_table_row_count_to_be_between", "table", "non_empty", min_value=1),
-        _expectation("expect_compound_columns_to_be_unique", "table", "one_row_per_loan_quarter",
+        expectation("expect_table_row_count_to_be_between", "table", "non_empty", min_value=1),
+        expectation("expect_compound_columns_to_be_unique", "table", "one_row_per_loan_quarter",
                      column_list=[spec.id_column, spec.date_column]),
-        _expectation("expect_column_mean_to_be_between", "table", "plausible_default_rate",
+        expectation("expect_column_mean_to_be_between", "table", "plausible_default_rate",
                      column=spec.event_column, min_value=0, max_value=MAX_DEFAULT_RATE, strict_min=True),
-        *[_expectation("expect_column_values_to_not_be_null", "row", f"not_null:{c}", column=c)
+        *[expectation("expect_column_values_to_not_be_null", "row", f"not_null:{c}", column=c)
           for c in (spec.id_column, spec.date_column, spec.event_column)],
-        _expectation("expect_column_values_to_be_in_set", "row", f"binary:{spec.event_column}",
+        expectation("expect_column_values_to_be_in_set", "row", f"binary:{spec.event_column}",
                      column=spec.event_column, value_set=[0, 1]),
     ]
     for column, (low, high) in HISTORY_RANGES.items():
-        expectation = _expectation("expect_column_values_to_be_between", "row", f"range:{column}", column=column,
-                                   min_value=low, max_value=high)
+        entry = expectation("expect_column_values_to_be_between", "row", f"range:{column}", column=column,
+                            min_value=low, max_value=high)
         if column not in required:
-            expectation["meta"]["optional"] = True
-        expectations.append(expectation)
+            entry["meta"]["optional"] = True
+        expectations.append(entry)
     return {"name": HISTORY_SUITE_NAME, "expectations": expectations,
             "meta": {"generated_from": "pipelines/model/training.py:build_history_suite", "feature_spec": spec.name}}
-
-
-def _expectation(kind: str, level: str, rule: str, **kwargs: Any) -> dict[str, Any]:
-    return {"type": kind, "kwargs": kwargs, "meta": {"level": level, "rule": rule}}
 
 
 def write_history_suite(path: Path = HISTORY_SUITE_PATH) -> Path:
@@ -130,14 +126,14 @@ def validate_history(history: pd.DataFrame, spec: FeatureSpec,
     """Run the suite on ``history``; return the accepted rows and a report (see the module docstring)."""
     from pipelines.data.ingestion import TableContractError
 
-    frame = history.reset_index(drop=True)
-    frame[ROW_NUMBER] = np.arange(len(frame))
+    frame = history.reset_index(drop=True)  # row numbers are the index: GX lists unexpected rows by them
     suite = build_history_suite(spec)
     suite["expectations"] = [e for e in suite["expectations"]
                              if not e["meta"].get("optional") or e["kwargs"]["column"] in frame.columns]
     rejected = np.zeros(len(frame), dtype=bool)
     failed: dict[str, int] = {}
-    for result in _run_gx(suite, frame):
+    suite = {**suite, "name": HISTORY_SUITE_NAME}
+    for result in run_gx_suite(frame, suite):
         config = result["expectation_config"]
         if result["success"]:
             continue
@@ -146,7 +142,7 @@ def validate_history(history: pd.DataFrame, spec: FeatureSpec,
         if config["meta"]["level"] == "table":
             raise TableContractError(f"performance history breaks {rule!r} ({config['type']} {config['kwargs']}): "
                                      f"observed {detail.get('observed_value', detail)}")
-        rows = [int(item[ROW_NUMBER]) for item in detail.get("unexpected_index_list") or []]
+        rows = [int(row) for row in detail.get("unexpected_index_list") or []]
         failed[rule] = len(rows)
         rejected[rows] = True
     share = float(rejected.mean()) if len(frame) else 0.0
@@ -157,25 +153,6 @@ def validate_history(history: pd.DataFrame, spec: FeatureSpec,
     report = {"input_rows": len(frame), "accepted_rows": len(accepted), "rejected_rows": int(rejected.sum()),
               "failed_expectations": failed}
     return accepted, report
-
-
-def _run_gx(suite_dict: dict[str, Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Validate ``frame`` with ``suite_dict`` through an ephemeral GX checkpoint."""
-    import great_expectations as gx
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}
-    batch_definition = (context.data_sources.add_pandas(HISTORY_SUITE_NAME).add_dataframe_asset("history")
-                        .add_batch_definition_whole_dataframe("whole_history"))
-    suite = context.suites.add(gx.ExpectationSuite(**suite_dict))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=HISTORY_SUITE_NAME, data=batch_definition, suite=suite))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=HISTORY_SUITE_NAME, validation_definitions=[definition],
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_NUMBER]},
-    ))
-    (result,) = checkpoint.run(batch_parameters={"dataframe": frame}).run_results.values()
-    return result.to_json_dict()["results"]
 
 
 # --- point-in-time dataset and out-of-time split ---------------------------------------------------------

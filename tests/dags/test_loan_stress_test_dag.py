@@ -137,20 +137,27 @@ def assert_compliance_metrics_and_report(run_id: str, steps: dict, settings) -> 
     assert all(f"<td>{r.metric_id}</td>" in html for r in records)
 
 
-def test_a_run_without_logical_date_uses_the_time_it_was_due(airflow_db, dagbag, small_performance_history,
+def test_a_run_without_logical_date_uses_the_time_it_was_due(airflow_db, small_performance_history,
                                                               stress_settings, tmp_path):
-    """The REST API accepts ``logical_date: null``; with no as-of date either, the tape is as of ``run_after``."""
+    """The REST API accepts ``logical_date: null``; with no as-of date either, the tape is as of ``run_after``.
+
+    A DAG object of its own: ``dag.test(run_conf=...)`` leaves the conf of earlier runs in the params
+    of the DAG object it ran on.
+    """
     from datetime import UTC, datetime
+
+    from airflow.dag_processing.dagbag import DagBag
 
     from pipelines.adapters.object_store import open_object_store
     from pipelines.data.export import write_table
     from pipelines.data.synthetic import generate_loan_book
+    from pipelines.settings import REPO_ROOT
     from pipelines.tasks.runs import read_run_steps
 
     tape = str(tmp_path / "tape.csv")
     write_table(generate_loan_book(200, seed=3, as_of=AS_OF), tape)
     due = datetime(2026, 1, 2, 6, 0, tzinfo=UTC)
-    run = dagbag.get_dag("loan_stress_test").test(
+    run = DagBag(str(REPO_ROOT / "dags")).get_dag("loan_stress_test").test(
         logical_date=None, run_after=due,
         run_conf={"source_uri": tape, "scenarios": ["2026_baseline"], "n_paths": 100})
     assert str(run.state) == "success"

@@ -37,7 +37,7 @@ HEADER = (*COLUMN_NAMES, EXTRA_COLUMN)
 CLONES = 7  # copies of the 28 valid loans: > 200 rows, so one duplicated pair (2 rows) is within 1 %
 
 
-def run_validation(tape, **overrides: float) -> ValidationOutcome:
+def run_validation(tape, **overrides: Any) -> ValidationOutcome:
     options = {"duplicate_tolerance": DUPLICATE_TOLERANCE, "balance_tolerance": BALANCE_TOLERANCE, **overrides}
     return validate(tape, **options)
 
@@ -240,6 +240,38 @@ def test_failed_expectations_count_the_broken_rules(combined: CombinedRun) -> No
     assert failed["start_before_maturity"] == 2
     assert failed["secured_has_collateral"] == 1
     assert failed["range:LoanAmount"] == 2
+
+
+def test_gx_checks_every_row_and_lists_the_unexpected_ones_by_row_number(combined: CombinedRun) -> None:
+    """The quarantine comes from GX's own unexpected_index_list: every row evaluated, labelled by row number."""
+    from pipelines.data.gx import run_gx_suite
+    from pipelines.data.validation import _validation_frame
+
+    frame = _validation_frame(combined.tape.table, BALANCE_TOLERANCE)
+    results = run_gx_suite(frame, build_suite_dict())
+    row_numbers = set(combined.tape.table.column("row_number").to_pylist())
+    assert row_numbers == set(frame.index)
+    conditions = {(e["type"], e["kwargs"].get("column")): e["kwargs"].get("row_condition")
+                  for e in build_suite_dict()["expectations"]}
+    assert len(conditions) == len(results)  # (type, column) names each expectation once
+    for result in results:
+        config, detail = result["expectation_config"], result["result"]
+        if "unexpected_index_list" not in detail:  # table expectations
+            continue
+        condition = conditions[config["type"], config["kwargs"].get("column")]
+        rows_in_domain = len(frame.query(condition)) if condition else len(frame)
+        assert detail["element_count"] == rows_in_domain, config
+        assert set(detail["unexpected_index_list"]) <= row_numbers, config
+    (inverted,) = combined.case_rows["inverted_dates"]
+    (pair,) = [r for r in results if r["expectation_config"]["meta"]["rule"] == "start_before_maturity"]
+    assert inverted in pair["result"]["unexpected_index_list"]
+
+
+def test_validation_reports_seconds_per_sub_step(combined: CombinedRun) -> None:
+    timings: dict[str, float] = {}
+    run_validation(combined.tape, timings=timings)
+    assert set(timings) == {"gx_import", "validation_frame", "gx_checkpoint_and_data_docs", "quarantine"}
+    assert all(seconds >= 0 for seconds in timings.values())
 
 
 # --------------------------------------------------------------------------------------------------
