@@ -159,7 +159,8 @@ def check_results(reduced: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
     from pipelines.engine.result_checks import check_results as run_checks
 
     store = current_adapters().object_store
-    reduced = [dict(r) for r in reduced]  # Airflow hands mapped outputs over as a lazy sequence
+    # Airflow hands mapped outputs over as a lazy sequence; indexing by its length avoids probing past the end.
+    reduced = [dict(reduced[index]) for index in range(len(reduced))]
     loans = [store.get_parquet(r["loans_key"]).drop_columns(["QuarterlyPD"]).to_pandas()
              for r in sorted(reduced, key=lambda r: r["scenario_id"])]
     outcome = run_checks(_results(store, reduced), loans)
