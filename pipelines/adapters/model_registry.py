@@ -200,6 +200,7 @@ class ModelRegistry:
         """Where the champion is (pinned to its version), or ``None`` when there is none."""
         if not self.exists():
             return None
+        self.check_reachable()  # a mistyped or unreachable store must not silently mean "no champion"
         version = self.alias_version(CHAMPION)
         if version is None:
             return None

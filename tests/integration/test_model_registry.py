@@ -129,3 +129,14 @@ def test_register_promote_refuse_and_load_the_champion(split, models, registry_s
     output = served.predict(model_input(split.test.head(50), SPEC))
     assert isinstance(output, pd.DataFrame)
     np.testing.assert_allclose(output["pd_horizon"], models["strong"].predict_proba(split.test.head(50)))
+
+
+def test_an_unreachable_tracking_store_is_an_error_naming_the_setting(monkeypatch):
+    """Not "no champion": the stress test would silently fall back to the benchmark model."""
+    from pipelines.adapters.model_registry import RegistryUnavailable
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    registry = ModelRegistry("http://127.0.0.1:9", "loan_pd_xgboost", "loan-pd-model")
+    with pytest.raises(RegistryUnavailable, match="STRESS_MLFLOW_TRACKING_URI"):
+        registry.champion_info()

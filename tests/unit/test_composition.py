@@ -1,0 +1,34 @@
+"""The composition root refuses settings that would mix the aws and local worlds, naming the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.composition import ConfigurationError, build_adapters
+from pipelines.settings import Target
+
+
+def test_local_defaults_build_every_adapter_under_the_data_home(settings):
+    adapters = build_adapters(settings)
+    assert adapters.object_store.root_uri == (settings.data_home / "objects").resolve().as_uri()
+    assert adapters.loan_store.engine.url.database == str(settings.data_home / "loanstore.sqlite")
+    assert adapters.model_registry.tracking_uri == f"sqlite:///{settings.data_home / 'mlflow.sqlite'}"
+    assert type(adapters.metrics_sink).__name__ == "LocalMetricsSink"
+
+
+@pytest.mark.parametrize(("overrides", "setting"), [
+    ({}, "STRESS_OBJECT_STORE_URI"),
+    ({"object_store_uri": "s3://bank/stress"}, "STRESS_LOAN_STORE_URL"),
+    ({"object_store_uri": "s3://bank/stress", "loan_store_url": "postgresql+psycopg://u@db/stress"},
+     "STRESS_MLFLOW_TRACKING_URI"),
+])
+def test_aws_target_with_an_embedded_store_fails_naming_the_setting(settings, overrides, setting):
+    with pytest.raises(ConfigurationError, match=setting):
+        build_adapters(settings.model_copy(update={"target": Target.AWS, **overrides}))
+
+
+def test_a_consistent_aws_configuration_is_accepted(settings):
+    aws = settings.model_copy(update={"target": Target.AWS, "object_store_uri": "s3://bank/stress",
+                                      "loan_store_url": "postgresql+psycopg://u@db/stress",
+                                      "mlflow_tracking_uri": "https://mlflow.bank.example"})
+    assert build_adapters(aws).settings is aws
