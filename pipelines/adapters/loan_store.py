@@ -191,7 +191,8 @@ class LoanStore:
             snapshot_id=record["snapshot_id"], content_sha256=record["content_sha256"],
             accepted_rows=record["accepted_rows"], snapshot_uri=record["snapshot_uri"],
             first_ingestion_id=record["ingestion_id"], loaded_at=now,
-        ).on_conflict_do_nothing(index_elements=["snapshot_id"])).rowcount == 1
+        ).on_conflict_do_nothing(index_elements=["snapshot_id"]).returning(self.snapshots.c.snapshot_id)
+        ).first() is not None  # rowcount is -1 on psycopg for this statement; RETURNING says it plainly
         if claimed:
             self._bulk_insert(connection, self.loans, accepted.add_column(
                 0, "snapshot_id", pa.array([record["snapshot_id"]] * accepted.num_rows, pa.string())))
