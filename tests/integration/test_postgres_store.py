@@ -217,3 +217,54 @@ def test_quarantine_text_survives_copy(pg_store, accepted: pa.Table) -> None:
                                   .order_by(pg_store.quarantine.c.row_number)).all()
     assert [tuple(r) for r in rows] == list(zip([40, 41, 42], quarantine_table().column("reasons").to_pylist(),
                                                 RAW_RECORDS, strict=True))
+
+
+def test_concurrent_publishers_of_one_snapshot_both_succeed(postgres_database: str, accepted: pa.Table) -> None:
+    """Two processes' worth of stores (own engines, own connections) publish the same snapshot at once."""
+    import threading
+
+    from pipelines.adapters.loan_store import LoanStore
+
+    stores = [LoanStore(postgres_database) for _ in range(2)]
+    records = [record("concurrent", accepted, quarantine_table(), run_id=f"manual__{i}") for i in range(2)]
+    barrier = threading.Barrier(2)
+    outcomes: list[Any] = [None, None]
+
+    def publish(index: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[index] = stores[index].record_ingestion(records[index], accepted, quarantine_table())
+        except Exception as error:  # kept: the test reports what each thread raised
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes, key=str) == [False, True], outcomes  # one stored the loans, both recorded
+        assert snapshot_counts(stores[0], "concurrent") == [accepted.num_rows, 1, 2]
+        for entry in records:
+            assert stores[0].count_rows(entry["ingestion_id"]) == (accepted.num_rows, quarantine_table().num_rows)
+    finally:
+        for store in stores:
+            store.engine.dispose()
+
+
+def test_nul_in_a_text_cell_is_quarantined_before_anything_is_written(
+        postgres_database: str, tmp_path: Path, valid_tape_rows, write_csv, make_settings, publish_snapshot) -> None:
+    from pipelines.adapters.loan_store import LoanStore
+
+    rows = [*valid_tape_rows, {**valid_tape_rows[0], "LoanId": "NUL-1", "CustomerId": "C-\x00001"},
+            {**valid_tape_rows[1], "LoanId": "NUL\x00-2"}]
+    tape = ingest(str(write_csv(rows, tmp_path / "nul.csv")))
+    settings = make_settings(tmp_path / "home", loan_store_url=postgres_database)
+    manifest = publish_snapshot(tape, date(2025, 12, 31), settings)
+    assert manifest["quarantine_reasons"] == {"control_characters:LoanId": 1, "nul_character:CustomerId": 1}
+    store = LoanStore(postgres_database)
+    try:
+        assert store.count_rows(manifest["ingestion_id"]) == (len(valid_tape_rows), 2)
+        assert store.read_snapshot(manifest["snapshot_id"]).num_rows == len(valid_tape_rows)
+    finally:
+        store.engine.dispose()
