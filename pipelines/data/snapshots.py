@@ -151,8 +151,8 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
     store.put_bytes(f"{prefix}/manifest.json", json.dumps(manifest, indent=2).encode())
     if snapshot_id and not snapshot_complete:
         store.put_bytes(f"{snapshot_key}/{SNAPSHOT_MANIFEST}", json.dumps({
-            key: manifest[key] for key in ("snapshot_id", "content_sha256", "accepted_rows", "snapshot_uri",
-                                           "ingestion_id", "validated_at")}, indent=2).encode())
+            **{key: manifest[key] for key in ("snapshot_id", "content_sha256", "accepted_rows", "snapshot_uri")},
+            "first_ingestion_id": ingestion_id, "published_at": manifest["validated_at"]}, indent=2).encode())
     log.info("validate and publish of %s rows, seconds per sub-step: %s", outcome.input_rows,
              {step: round(seconds, 2) for step, seconds in timings.items()})
     if snapshot_id is None:
