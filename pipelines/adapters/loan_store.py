@@ -1,10 +1,16 @@
-"""Loan store adapter: accepted snapshots, their quarantine and their manifests in SQL.
+"""Loan store adapter: content-addressed snapshots of accepted loans, and every ingestion's audit record.
 
 SQLite (embedded default) or PostgreSQL (``STRESS_LOAN_STORE_URL=postgresql+psycopg://...``).
 Money and rates round-trip exactly: ``NUMERIC`` in PostgreSQL, decimal text in SQLite (whose
-NUMERIC affinity would turn them into binary floats). Loading a snapshot replaces that snapshot's
-rows inside one transaction, so a re-run is idempotent and a reader never sees half a load.
-PostgreSQL loads and reads go through ``COPY``.
+NUMERIC affinity would turn them into binary floats).
+
+A snapshot (``loan_snapshots`` + ``loans``) is named by the hash of its accepted rows, so it is
+immutable and shared by every ingestion that accepted the same loans: it is inserted if absent,
+never replaced, which makes concurrent publishers of the same snapshot harmless. What differs from
+one tape to the next (source, input hash, counts, quarantined rows, Airflow run) belongs to the
+ingestion and is kept per ingestion id (``ingestions`` + ``ingestion_quarantine``), so a second tape
+never erases the audit trail of the first. Each ingestion is recorded in one transaction with its
+snapshot, so a reader never sees half a load. PostgreSQL loads and reads go through ``COPY``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pipelines.adapters.sql import open_engine
 from pipelines.data.contract import ARROW_SCHEMA, FIELDS, Field
@@ -35,19 +43,15 @@ def _sql_type(contract_field: Field, dialect_is_sqlite: bool) -> sa.types.TypeEn
     return sa.String(contract_field.max_length or 64)
 
 
-def _tables(dialect_is_sqlite: bool) -> tuple[sa.Table, sa.Table, sa.Table]:
+def _tables(dialect_is_sqlite: bool) -> tuple[sa.Table, sa.Table, sa.Table, sa.Table]:
     meta = sa.MetaData()
     snapshots = sa.Table(
         "loan_snapshots", meta,
         sa.Column("snapshot_id", sa.String(64), primary_key=True),
-        sa.Column("source", sa.Text, nullable=False),
-        sa.Column("as_of", sa.Date),
-        sa.Column("input_rows", sa.BigInteger, nullable=False),
+        sa.Column("content_sha256", sa.String(64), nullable=False),
         sa.Column("accepted_rows", sa.BigInteger, nullable=False),
-        sa.Column("quarantined_rows", sa.BigInteger, nullable=False),
         sa.Column("snapshot_uri", sa.Text, nullable=False),
-        sa.Column("quarantine_uri", sa.Text, nullable=False),
-        sa.Column("airflow_run_id", sa.Text),
+        sa.Column("first_ingestion_id", sa.String(32), nullable=False),
         sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
     )
     loans = sa.Table(
@@ -56,14 +60,28 @@ def _tables(dialect_is_sqlite: bool) -> tuple[sa.Table, sa.Table, sa.Table]:
         *[sa.Column(f.name, _sql_type(f, dialect_is_sqlite), primary_key=f.name == "LoanId",
                     nullable=f.nullable) for f in FIELDS],
     )
+    ingestions = sa.Table(
+        "ingestions", meta,
+        sa.Column("ingestion_id", sa.String(32), primary_key=True),
+        sa.Column("airflow_run_id", sa.Text),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("input_sha256", sa.String(64), nullable=False),
+        sa.Column("as_of", sa.Date),
+        sa.Column("input_rows", sa.BigInteger, nullable=False),
+        sa.Column("accepted_rows", sa.BigInteger, nullable=False),
+        sa.Column("quarantined_rows", sa.BigInteger, nullable=False),
+        sa.Column("snapshot_id", sa.String(64), sa.ForeignKey("loan_snapshots.snapshot_id")),
+        sa.Column("quarantine_uri", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
     quarantine = sa.Table(
-        "loan_quarantine", meta,
-        sa.Column("snapshot_id", sa.String(64), primary_key=True),
+        "ingestion_quarantine", meta,
+        sa.Column("ingestion_id", sa.String(32), sa.ForeignKey("ingestions.ingestion_id"), primary_key=True),
         sa.Column("row_number", sa.BigInteger, primary_key=True),
         sa.Column("reasons", sa.Text, nullable=False),
         sa.Column("raw_record", sa.Text, nullable=False),
     )
-    return snapshots, loans, quarantine
+    return snapshots, loans, ingestions, quarantine
 
 
 # Rows bound per INSERT statement: far fewer statement steps than one row each, and within the
@@ -118,33 +136,67 @@ def _insert_batches(connection: sa.Connection, insert: str, row_marks: str, text
 
 
 class LoanStore:
-    """Accepted loans by snapshot, with the snapshot manifest and the quarantine beside them."""
+    """Accepted loans by snapshot; every ingestion's record and quarantine by ingestion id."""
 
     def __init__(self, url: str) -> None:
         self.engine = open_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self.snapshots, self.loans, self.quarantine = _tables(self.is_sqlite)
+        self.snapshots, self.loans, self.ingestions, self.quarantine = _tables(self.is_sqlite)
         self.snapshots.metadata.create_all(self.engine)
 
-    def load_snapshot(self, manifest: dict[str, Any], accepted: pa.Table, quarantine: pa.Table) -> None:
-        """Replace everything stored for ``manifest['snapshot_id']`` in one transaction."""
-        snapshot_id = manifest["snapshot_id"]
+    def record_ingestion(self, record: dict[str, Any], accepted: pa.Table | None, quarantine: pa.Table) -> bool:
+        """Publish the snapshot of ``accepted`` unless it is stored, then record the ingestion, in one transaction.
+
+        ``record`` needs ``ingestion_id``, ``source``, ``input_sha256``, ``as_of``, the three counts,
+        ``quarantine_uri``, ``airflow_run_id`` and, with ``accepted``, ``snapshot_id``,
+        ``content_sha256`` and ``snapshot_uri``. ``accepted`` is None when no row passed: the ingestion
+        and its quarantine are still kept, with no snapshot. Returns whether this call stored the
+        snapshot (False when it was already there, e.g. published by a concurrent run).
+        """
+        if record["accepted_rows"] + record["quarantined_rows"] != record["input_rows"]:
+            raise ValueError(f"ingestion {record['ingestion_id']}: accepted + quarantined != input rows")
+        if quarantine.num_rows != record["quarantined_rows"]:
+            raise ValueError(f"ingestion {record['ingestion_id']}: {quarantine.num_rows} quarantine rows given, "
+                             f"the record says {record['quarantined_rows']}")
+        now = datetime.now(UTC)
         with self.engine.begin() as connection:
-            for table in (self.loans, self.quarantine, self.snapshots):
-                connection.execute(table.delete().where(table.c.snapshot_id == snapshot_id))
-            connection.execute(self.snapshots.insert(), [{
-                "snapshot_id": snapshot_id, "source": manifest["source"],
-                "as_of": datetime.fromisoformat(manifest["as_of"]).date() if manifest.get("as_of") else None,
-                "input_rows": manifest["input_rows"], "accepted_rows": manifest["accepted_rows"],
-                "quarantined_rows": manifest["quarantined_rows"], "snapshot_uri": manifest["snapshot_uri"],
-                "quarantine_uri": manifest["quarantine_uri"], "airflow_run_id": manifest.get("airflow_run_id"),
-                "loaded_at": datetime.now(UTC),
+            published = accepted is not None and self._insert_snapshot_if_absent(connection, record, accepted, now)
+            connection.execute(self.ingestions.insert(), [{
+                "ingestion_id": record["ingestion_id"], "airflow_run_id": record.get("airflow_run_id"),
+                "source": record["source"], "input_sha256": record["input_sha256"],
+                "as_of": datetime.fromisoformat(record["as_of"]).date() if record.get("as_of") else None,
+                "input_rows": record["input_rows"], "accepted_rows": record["accepted_rows"],
+                "quarantined_rows": record["quarantined_rows"],
+                "snapshot_id": record["snapshot_id"] if accepted is not None else None,
+                "quarantine_uri": record["quarantine_uri"], "created_at": now,
             }])
-            tagged = accepted.add_column(0, "snapshot_id", pa.array([snapshot_id] * accepted.num_rows, pa.string()))
-            tagged_quarantine = quarantine.add_column(
-                0, "snapshot_id", pa.array([snapshot_id] * quarantine.num_rows, pa.string()))
-            self._bulk_insert(connection, self.loans, tagged)
-            self._bulk_insert(connection, self.quarantine, tagged_quarantine)
+            self._bulk_insert(connection, self.quarantine, quarantine.add_column(
+                0, "ingestion_id", pa.array([record["ingestion_id"]] * quarantine.num_rows, pa.string())))
+        return published
+
+    def _insert_snapshot_if_absent(self, connection: sa.Connection, record: dict[str, Any], accepted: pa.Table,
+                                   now: datetime) -> bool:
+        """Claim the snapshot id with ``INSERT ... ON CONFLICT DO NOTHING``, then load its loans if claimed.
+
+        A content-addressed snapshot never changes, so the first writer wins and later ones have
+        nothing to do. On PostgreSQL a second writer's insert waits for the first transaction that
+        holds the key and then does nothing (or claims it, if the first rolled back); on SQLite the
+        insert takes the write lock first, so there is no read-then-write race either.
+        """
+        if accepted.num_rows != record["accepted_rows"]:
+            raise ValueError(f"snapshot {record['snapshot_id']}: {accepted.num_rows} loans given, "
+                             f"the record says {record['accepted_rows']}")
+        insert = sqlite_insert(self.snapshots) if self.is_sqlite else postgresql_insert(self.snapshots)
+        claimed = connection.execute(insert.values(
+            snapshot_id=record["snapshot_id"], content_sha256=record["content_sha256"],
+            accepted_rows=record["accepted_rows"], snapshot_uri=record["snapshot_uri"],
+            first_ingestion_id=record["ingestion_id"], loaded_at=now,
+        ).on_conflict_do_nothing(index_elements=["snapshot_id"]).returning(self.snapshots.c.snapshot_id)
+        ).first() is not None  # rowcount is -1 on psycopg for this statement; RETURNING says it plainly
+        if claimed:
+            self._bulk_insert(connection, self.loans, accepted.add_column(
+                0, "snapshot_id", pa.array([record["snapshot_id"]] * accepted.num_rows, pa.string())))
+        return claimed
 
     def _bulk_insert(self, connection: sa.Connection, table: sa.Table, rows: pa.Table) -> None:
         if rows.num_rows == 0:
@@ -191,15 +243,27 @@ class LoanStore:
                                   quoted_strings_can_be_null=False)).cast(ARROW_SCHEMA)
 
     def snapshot_manifest(self, snapshot_id: str) -> dict[str, Any] | None:
+        """The stored row of a snapshot, or None when the store does not have it."""
         with self.engine.connect() as connection:
             row = connection.execute(
                 sa.select(self.snapshots).where(self.snapshots.c.snapshot_id == snapshot_id)).mappings().first()
         return dict(row) if row else None
 
-    def count_rows(self, snapshot_id: str) -> tuple[int, int]:
-        """(accepted, quarantined) rows stored for a snapshot."""
+    def ingestion(self, ingestion_id: str) -> dict[str, Any] | None:
+        """The audit record of one ingestion, or None when there is none."""
         with self.engine.connect() as connection:
-            counts = [connection.execute(sa.select(sa.func.count()).select_from(t)
-                                         .where(t.c.snapshot_id == snapshot_id)).scalar_one()
-                      for t in (self.loans, self.quarantine)]
-        return counts[0], counts[1]
+            row = connection.execute(
+                sa.select(self.ingestions).where(self.ingestions.c.ingestion_id == ingestion_id)).mappings().first()
+        return dict(row) if row else None
+
+    def count_rows(self, ingestion_id: str) -> tuple[int, int]:
+        """(accepted loans in the ingestion's snapshot, rows it quarantined) as stored."""
+        with self.engine.connect() as connection:
+            accepted = connection.execute(
+                sa.select(sa.func.count()).select_from(self.loans.join(
+                    self.ingestions, self.loans.c.snapshot_id == self.ingestions.c.snapshot_id))
+                .where(self.ingestions.c.ingestion_id == ingestion_id)).scalar_one()
+            quarantined = connection.execute(
+                sa.select(sa.func.count()).select_from(self.quarantine)
+                .where(self.quarantine.c.ingestion_id == ingestion_id)).scalar_one()
+        return accepted, quarantined

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -34,10 +35,16 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     print(f"wrote {len(table):,} rows to {write_table(table, args.out, get_settings().aws_region)}")
 
 
+def cli_run_id() -> str:
+    """A run id of its own for each command-line ingest: the date for people, a uuid so that two ingests on
+    one day never share staging objects (interleaved, one would validate the other's tape)."""
+    return f"cli__{date.today().isoformat()}__{uuid.uuid4().hex}"
+
+
 def _cmd_ingest(args: argparse.Namespace) -> None:
     from pipelines.tasks.loan_tape import ingest, validate
 
-    run_id = f"cli__{date.today().isoformat()}"
+    run_id = cli_run_id()
     manifest = validate(ingest(args.source, date.fromisoformat(args.as_of).isoformat(), run_id), run_id)
     print(json.dumps(manifest, indent=2))
 

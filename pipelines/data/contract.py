@@ -109,6 +109,13 @@ CROSS_FIELD_RULES: tuple[RowRule, ...] = (
 )
 
 
+# Rules on the characters of text cells, per column (the quarantine reason is ``<rule>:<column>``).
+CONTROL_CHARACTERS_RULE = RowRule("control_characters", "LoanId holds no control character (C0/C1, NUL included).")
+NUL_CHARACTER_RULE = RowRule("nul_character", "No other text cell holds a NUL character (PostgreSQL text cannot "
+                             "store one).")
+TEXT_RULES: tuple[RowRule, ...] = (CONTROL_CHARACTERS_RULE, NUL_CHARACTER_RULE)
+
+
 def render_markdown() -> str:
     """The contract as a Markdown table, the source of ``docs/loan_contract.md``."""
     lines = [
@@ -135,13 +142,16 @@ def render_markdown() -> str:
         )
     lines += ["", "## Rules across fields", ""]
     lines += [f"- `{r.name}`: {r.description}" for r in CROSS_FIELD_RULES]
+    lines += ["", "## Rules on text cells", ""]
+    lines += [f"- `{r.name}:<column>`: {r.description}" for r in TEXT_RULES]
     lines += [
         "",
         "## Table rules (a break stops the run)",
         "",
         "- every column above is present;",
         "- at least one row;",
-        "- duplicated LoanId rows are quarantined while they are at most `STRESS_DUPLICATE_ID_TOLERANCE` of the "
+        "- duplicated LoanId rows (compared after NFKC, without zero-width, BOM and control characters) are "
+        "quarantined while they are at most `STRESS_DUPLICATE_ID_TOLERANCE` of the "
         "rows (default 1 %), and stop the run above that.",
         "",
     ]

@@ -1,9 +1,20 @@
 """The ingest and validate steps as the DAG runs them: stage the typed tape, then publish the
-validated snapshot (Parquet + manifest in the object store, rows in the loan store).
+validated snapshot and the ingestion's audit record.
 
-A snapshot is named by the SHA-256 of its accepted rows, so re-running the same ingestion writes
-the same keys and replaces the same store rows: idempotent by construction. The manifest records
-where every number came from (source, as-of date, counts, Airflow run id).
+Two things are kept, on purpose apart:
+
+- the *snapshot*, the accepted loans, named by the SHA-256 of those rows (``snapshots/<id>/``): the
+  same loans give the same snapshot whatever tape they came in, so it is immutable and shared;
+- the *ingestion*, one per invocation (``ingestions/<uuid>/``): source, input hash, counts,
+  quarantine, Data Docs, Airflow run. A second tape with the same good rows but other bad ones adds
+  an ingestion and never touches the first one's record.
+
+Writes are ordered so that a crash at any point leaves nothing that claims to be complete: the
+loans and quarantine Parquet first, then the loan store (one transaction), then the manifests. A
+snapshot's ``manifest.json`` is its commit marker: a snapshot without one is published again by the
+next run that accepts the same loans (the store insert is a no-op when the rows are already there).
+A tape with no acceptable row keeps its ingestion record and quarantine, publishes no snapshot and
+stops the run.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,11 +32,14 @@ import pyarrow as pa
 
 from pipelines.adapters.loan_store import LoanStore
 from pipelines.adapters.object_store import ObjectStore
-from pipelines.data.ingestion import ROW_NUMBER, MalformedRow, TypedTape, ingest
+from pipelines.data.ingestion import ROW_NUMBER, MalformedRow, TableContractError, TypedTape, ingest
+from pipelines.data.sources import redact_credentials
 from pipelines.data.validation import count_by_reason, validate
 from pipelines.timing import timed
 
 TYPE_ERRORS = "__type_errors"
+SNAPSHOT_MANIFEST = "manifest.json"
+TOP_REASONS = 5  # quarantine reasons named in the error of a tape with no acceptable row
 log = logging.getLogger(__name__)
 
 
@@ -36,15 +51,29 @@ def content_hash(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
+def input_hash(tape: TypedTape) -> str:
+    """SHA-256 of the tape as it arrived: every cell's raw text and every malformed line, in source order.
+
+    The source may be a file or a database table, so the hash is of the parsed text rather than of
+    bytes on disk; two tapes hash equal exactly when they held the same rows, bad ones included.
+    """
+    digest = hashlib.sha256(content_hash(tape.raw_text).encode())
+    digest.update(json.dumps([asdict(m) for m in tape.malformed], ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
 def stage_tape(source: str, run_key: str, store: ObjectStore, aws_region: str) -> dict[str, Any]:
-    """Ingest ``source`` and stage the typed tape for the validate step; returns where it is."""
+    """Ingest ``source`` and stage the typed tape for the validate step; returns where it is.
+
+    The staged ``source`` (what XCom and the step records carry) has its credentials redacted.
+    """
     tape = ingest(source, aws_region)
     prefix = f"staging/{run_key}"
     errors = [";".join(tape.type_errors.get(n, [])) or None for n in tape.table.column(ROW_NUMBER).to_pylist()]
     store.put_parquet(f"{prefix}/typed.parquet", tape.table.append_column(TYPE_ERRORS, pa.array(errors, pa.string())))
     store.put_parquet(f"{prefix}/raw.parquet", tape.raw_text)
     store.put_bytes(f"{prefix}/malformed.json", json.dumps([asdict(m) for m in tape.malformed]).encode())
-    return {"source": source, "staging_prefix": prefix, "input_rows": tape.input_rows,
+    return {"source": redact_credentials(source), "staging_prefix": prefix, "input_rows": tape.input_rows,
             "malformed_rows": len(tape.malformed), "rows_with_type_errors": len(tape.type_errors),
             "extra_columns": tape.extra_columns}
 
@@ -62,12 +91,14 @@ def load_staged_tape(staged: dict[str, Any], store: ObjectStore) -> TypedTape:
 def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectStore, loan_store: LoanStore,
                          duplicate_tolerance: float, balance_tolerance: float, work_dir: Path,
                          airflow_run_id: str | None = None, timings: dict[str, float] | None = None) -> dict[str, Any]:
-    """Validate with GX, then write the snapshot, its quarantine, Data Docs and manifest, and load the store.
+    """Validate with GX, then keep the ingestion's record and publish its snapshot; returns the ingestion manifest.
 
-    The seconds of each sub-step are logged (the task log shows where a slow run spent its time) and
-    added to ``timings`` when one is given.
+    Raises :class:`TableContractError` naming the top quarantine reasons when no row was accepted,
+    after the ingestion and its quarantine were recorded. The seconds of each sub-step are logged
+    (the task log shows where a slow run spent its time) and added to ``timings`` when one is given.
     """
     timings = {} if timings is None else timings
+    ingestion_id = uuid.uuid4().hex
     docs_dir = work_dir / "data_docs"
     outcome = validate(tape, duplicate_tolerance=duplicate_tolerance, balance_tolerance=balance_tolerance,
                        data_docs_dir=docs_dir, timings=timings)
@@ -76,20 +107,30 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
         # whatever order the source delivered them in.
         outcome.accepted = outcome.accepted.sort_by("LoanId")
     with timed(timings, "content_hash"):
-        content_sha256 = content_hash(outcome.accepted)
-    snapshot_id = content_sha256[:24]
-    prefix = f"snapshots/{snapshot_id}"
+        content_sha256 = content_hash(outcome.accepted) if outcome.accepted.num_rows else None
+        input_sha256 = input_hash(tape)
+    prefix = f"ingestions/{ingestion_id}"
     with timed(timings, "data_docs_upload"):
         for path in sorted(docs_dir.rglob("*")):
             if path.is_file():
                 store.put_bytes(f"{prefix}/data_docs/{path.relative_to(docs_dir).as_posix()}", path.read_bytes())
+    snapshot_id = content_sha256[:24] if content_sha256 else None
+    snapshot_key = f"snapshots/{snapshot_id}"
     with timed(timings, "parquet_upload"):
-        snapshot_uri = store.put_parquet(f"{prefix}/loans.parquet", outcome.accepted)
         quarantine_uri = store.put_parquet(f"{prefix}/quarantine.parquet", outcome.quarantine)
+        snapshot_complete = snapshot_id is not None and store.exists(f"{snapshot_key}/{SNAPSHOT_MANIFEST}")
+        if snapshot_id is None or snapshot_complete:
+            snapshot_uri = store.uri(f"{snapshot_key}/loans.parquet") if snapshot_id else None
+        else:
+            # No manifest: never published, or a run died before committing. The bytes are the same
+            # whoever writes them (content-addressed), so writing them again is safe.
+            snapshot_uri = store.put_parquet(f"{snapshot_key}/loans.parquet", outcome.accepted)
     manifest = {
+        "ingestion_id": ingestion_id,
         "snapshot_id": snapshot_id,
         "content_sha256": content_sha256,
-        "source": tape.source,
+        "input_sha256": input_sha256,
+        "source": redact_credentials(tape.source),
         "as_of": as_of.isoformat() if as_of else None,
         "input_rows": outcome.input_rows,
         "accepted_rows": outcome.accepted.num_rows,
@@ -104,9 +145,20 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
         "airflow_run_id": airflow_run_id,
         "validated_at": datetime.now(UTC).isoformat(),
     }
-    store.put_bytes(f"{prefix}/manifest.json", json.dumps(manifest, indent=2).encode())
     with timed(timings, "loan_store_load"):
-        loan_store.load_snapshot(manifest, outcome.accepted, outcome.quarantine)
+        loan_store.record_ingestion(manifest, outcome.accepted if snapshot_id else None, outcome.quarantine)
+    # The manifests last: each one marks its objects as committed to the loan store.
+    store.put_bytes(f"{prefix}/manifest.json", json.dumps(manifest, indent=2).encode())
+    if snapshot_id and not snapshot_complete:
+        store.put_bytes(f"{snapshot_key}/{SNAPSHOT_MANIFEST}", json.dumps({
+            **{key: manifest[key] for key in ("snapshot_id", "content_sha256", "accepted_rows", "snapshot_uri")},
+            "first_ingestion_id": ingestion_id, "published_at": manifest["validated_at"]}, indent=2).encode())
     log.info("validate and publish of %s rows, seconds per sub-step: %s", outcome.input_rows,
              {step: round(seconds, 2) for step, seconds in timings.items()})
+    if snapshot_id is None:
+        top = ", ".join(f"{reason} ({count})" for reason, count in
+                        list(manifest["quarantine_reasons"].items())[:TOP_REASONS])
+        raise TableContractError(
+            f"no row of {manifest['source']!r} passed the contract: all {outcome.input_rows} rows quarantined; "
+            f"top reasons: {top}; quarantine of ingestion {ingestion_id} at {quarantine_uri}")
     return manifest

@@ -12,6 +12,7 @@ Invariant: input rows == accepted rows + quarantined rows, always.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +25,9 @@ import pyarrow.compute as pc
 from pipelines.data.contract import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
+    CONTROL_CHARACTERS_RULE,
     FIELDS,
+    NUL_CHARACTER_RULE,
     SECURED_SEGMENTS,
 )
 from pipelines.data.gx import expectation, run_gx_suite
@@ -35,6 +38,14 @@ from pipelines.timing import timed
 SUITE_PATH = REPO_ROOT / "expectations" / "loan_tape.json"
 SUITE_NAME = "loan_tape"
 BALANCE_EXCESS = "BalanceExcessOverTolerance"
+LOAN_ID_KEY = "LoanIdKey"  # the LoanId as the duplicate check compares it (see loan_id_key)
+# Characters a LoanId may not contain (C0 and C1 controls, NUL included), and the one no text cell may:
+# PostgreSQL text cannot hold NUL, and SQLite would keep it where no reader expects it.
+_CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f]"
+_NUL = r"\x00"
+# Invisible characters NFKC keeps: zero-width space / non-joiner / joiner, word joiner, BOM.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+_PLAIN_ASCII = r"^[\x20-\x7e]*$"
 
 
 def build_suite_dict() -> dict[str, Any]:
@@ -75,8 +86,8 @@ def build_suite_dict() -> dict[str, Any]:
                      column="CollateralValue", row_condition=f"ProductSegment.isin({secured})",
                      condition_parser="pandas"),
         # Duplicates within tolerance are quarantined (GX lists every row of a duplicated id); above it the
-        # expectation fails as a whole and the run stops.
-        expectation("expect_column_values_to_be_unique", "table", "duplicate_LoanId", column="LoanId"),
+        # expectation fails as a whole and the run stops. Ids are compared as loan_id_key normalises them.
+        expectation("expect_column_values_to_be_unique", "table", "duplicate_LoanId", column=LOAN_ID_KEY),
     ]
     return {"name": SUITE_NAME, "expectations": expectations,
             "meta": {"generated_from": "pipelines/data/contract.py"}}
@@ -119,6 +130,8 @@ def validate(tape: TypedTape, *, duplicate_tolerance: float, balance_tolerance: 
         results = _run_suite(frame, data_docs_dir, duplicate_tolerance)
     with timed(timings, "quarantine"):
         reasons: dict[int, list[str]] = {row: list(errs) for row, errs in tape.type_errors.items()}
+        for row, rule in _text_rule_breaks(tape.table):
+            reasons.setdefault(row, []).append(rule)
         failed: dict[str, int] = {}
         for result in results:
             config = result["expectation_config"]
@@ -174,8 +187,40 @@ def _validation_frame(table: pa.Table, balance_tolerance: float):
         columns[f.name] = column.to_pandas()
     frame = pd.DataFrame(columns)
     frame[BALANCE_EXCESS] = _balance_excess(table, balance_tolerance)
+    frame[LOAN_ID_KEY] = loan_id_key(table.column("LoanId")).to_pandas()
     frame.index = pd.Index(table.column(ROW_NUMBER).to_numpy())
     return frame
+
+
+def loan_id_key(loan_ids: pa.ChunkedArray) -> pa.ChunkedArray:
+    """LoanIds as the duplicate check compares them: NFKC, without invisible and control characters.
+
+    Ids that differ only by a zero-width space, a BOM, a NUL or full-width digits name the same loan
+    to a person reading them, so they must not pass as two loans. Plain printable ASCII (nearly every
+    id) is its own key and is not touched in Python.
+    """
+    needs_work = pc.invert(pc.fill_null(pc.match_substring_regex(loan_ids, _PLAIN_ASCII), True))
+    if not pc.any(needs_work).as_py():
+        return loan_ids
+    ids = loan_ids.to_pylist()
+    for index in np.flatnonzero(needs_work.to_numpy(zero_copy_only=False)):
+        normal = unicodedata.normalize("NFKC", ids[index]).translate(_INVISIBLE)
+        ids[index] = "".join(c for c in normal if unicodedata.category(c) != "Cc")
+    return pa.chunked_array([pa.array(ids, pa.string())])
+
+
+def _text_rule_breaks(table: pa.Table) -> list[tuple[int, str]]:
+    """(row number, rule) for every text cell a TEXT_RULES rule of the contract rejects, checked in Arrow."""
+    row_numbers = table.column(ROW_NUMBER)
+    breaks: list[tuple[int, str]] = []
+    for f in FIELDS:
+        if not pa.types.is_string(f.arrow_type):
+            continue
+        pattern, rule = ((_CONTROL_CHARACTERS, CONTROL_CHARACTERS_RULE) if f.name == "LoanId"
+                         else (_NUL, NUL_CHARACTER_RULE))
+        hit = pc.fill_null(pc.match_substring_regex(table.column(f.name), pattern), False)
+        breaks += [(row, f"{rule.name}:{f.name}") for row in row_numbers.filter(hit).to_pylist()]
+    return breaks
 
 
 def _balance_excess(table: pa.Table, balance_tolerance: float) -> np.ndarray:

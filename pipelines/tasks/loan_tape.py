@@ -30,7 +30,8 @@ def ingest(source_uri: str | None, as_of: str, run_id: str) -> dict[str, Any]:
 
 @task_entry
 def validate(staged: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Validate the staged tape with GX and publish the accepted snapshot; returns its manifest."""
+    """Validate the staged tape with GX, record the ingestion and publish the accepted snapshot; returns the
+    ingestion manifest (a tape with no acceptable row is recorded, then fails the task)."""
     from pipelines.data.snapshots import load_staged_tape, validate_and_publish
 
     adapters = current_adapters()
@@ -41,14 +42,16 @@ def validate(staged: dict[str, Any], run_id: str) -> dict[str, Any]:
         tape, date.fromisoformat(staged["as_of"]), store=adapters.object_store, loan_store=adapters.loan_store,
         duplicate_tolerance=settings.duplicate_id_tolerance, balance_tolerance=settings.balance_over_amount_tolerance,
         work_dir=settings.data_home / "tmp" / run_key(run_id), airflow_run_id=run_id)
-    log.info("snapshot %s: %s accepted, %s quarantined %s", manifest["snapshot_id"],
+    log.info("ingestion %s, snapshot %s: %s accepted, %s quarantined %s", manifest["ingestion_id"],
+             manifest["snapshot_id"],
              f"{manifest['accepted_rows']:,}", f"{manifest['quarantined_rows']:,}", manifest["quarantine_reasons"])
     return record_step(adapters.object_store, run_id, "validate", manifest)
 
 
 def snapshot_event_extra(manifest: dict[str, Any]) -> dict[str, Any]:
     """What the ``validated_loan_snapshot`` asset event carries: enough to find and trust the snapshot."""
-    return {key: manifest[key] for key in ("snapshot_id", "content_sha256", "as_of", "input_rows", "accepted_rows",
+    return {key: manifest[key] for key in ("ingestion_id", "snapshot_id", "content_sha256", "input_sha256", "as_of",
+                                           "input_rows", "accepted_rows",
                                            "quarantined_rows", "snapshot_uri", "quarantine_uri", "airflow_run_id")}
 
 

@@ -50,7 +50,7 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_histo
     assert snapshot["quarantine_reasons"]["duplicate_LoanId"] == 2
     assert snapshot["accepted_rows"] == 396
     assert snapshot["airflow_run_id"] == run.run_id
-    assert LoanStore(stress_settings.resolved_loan_store_url).count_rows(snapshot["snapshot_id"]) == (396, 4)
+    assert LoanStore(stress_settings.resolved_loan_store_url).count_rows(snapshot["ingestion_id"]) == (396, 4)
     features = store.get_parquet(steps["features"]["features_key"])
     assert features.num_rows == 396
     assert steps["features"]["macro_quarter"] == "2025Q4"

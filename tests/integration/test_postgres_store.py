@@ -8,6 +8,7 @@ database created for the session and dropped at its end.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -133,22 +134,32 @@ def quarantine_table() -> pa.Table:
     })
 
 
-def manifest(snapshot_id: str, accepted: pa.Table, quarantine: pa.Table, run_id: str = "manual__1") -> dict:
-    return {"snapshot_id": snapshot_id, "source": "postgresql://source?table=tape", "as_of": "2025-12-31",
+def record(snapshot_id: str, accepted: pa.Table, quarantine: pa.Table, run_id: str = "manual__1") -> dict:
+    """An ingestion record as ``validate_and_publish`` hands it to the store, under a fresh ingestion id."""
+    return {"ingestion_id": uuid.uuid4().hex, "snapshot_id": snapshot_id, "content_sha256": "c" * 64,
+            "input_sha256": "i" * 64, "source": "postgresql://source?table=tape", "as_of": "2025-12-31",
             "input_rows": accepted.num_rows + quarantine.num_rows, "accepted_rows": accepted.num_rows,
             "quarantined_rows": quarantine.num_rows, "snapshot_uri": f"s3://b/{snapshot_id}/loans.parquet",
             "quarantine_uri": f"s3://b/{snapshot_id}/quarantine.parquet", "airflow_run_id": run_id}
 
 
-def table_counts(store, snapshot_id: str) -> list[int]:
+def load(store, snapshot_id: str, accepted: pa.Table, quarantine: pa.Table, run_id: str = "manual__1") -> dict:
+    """Record one ingestion of ``accepted`` + ``quarantine``; returns its record."""
+    entry = record(snapshot_id, accepted, quarantine, run_id)
+    store.record_ingestion(entry, accepted, quarantine)
+    return entry
+
+
+def snapshot_counts(store, snapshot_id: str) -> list[int]:
+    """Rows stored for a snapshot: [loans, snapshot rows, ingestions of it]."""
     with store.engine.connect() as connection:
         return [connection.execute(sa.select(sa.func.count()).select_from(t)
                                    .where(t.c.snapshot_id == snapshot_id)).scalar_one()
-                for t in (store.loans, store.quarantine, store.snapshots)]
+                for t in (store.loans, store.snapshots, store.ingestions)]
 
 
 def test_decimals_round_trip_exactly(pg_store, accepted: pa.Table) -> None:
-    pg_store.load_snapshot(manifest("exact", accepted, quarantine_table()), accepted, quarantine_table())
+    load(pg_store, "exact", accepted, quarantine_table())
     stored = pg_store.read_snapshot("exact")
     assert stored.schema.remove_metadata() == ARROW_SCHEMA
     expected = accepted.sort_by("LoanId")
@@ -166,7 +177,7 @@ def test_decimals_round_trip_exactly(pg_store, accepted: pa.Table) -> None:
 
 
 def test_read_snapshot_returns_what_was_loaded(pg_store, accepted: pa.Table) -> None:
-    pg_store.load_snapshot(manifest("whole", accepted, quarantine_table()), accepted, quarantine_table())
+    load(pg_store, "whole", accepted, quarantine_table())
     assert pg_store.read_snapshot("whole").equals(accepted.sort_by("LoanId"))
 
 
@@ -177,7 +188,7 @@ def test_read_snapshot_does_not_depend_on_the_server_date_style(postgres_databas
     monkeypatch.setenv("PGOPTIONS", "-c DateStyle=SQL,DMY")
     store = LoanStore(postgres_database)  # a fresh engine: its connections see PGOPTIONS
     try:
-        store.load_snapshot(manifest("datestyle", accepted, quarantine_table()), accepted, quarantine_table())
+        load(store, "datestyle", accepted, quarantine_table())
         stored = store.read_snapshot("datestyle")
     finally:
         store.engine.dispose()
@@ -186,30 +197,74 @@ def test_read_snapshot_does_not_depend_on_the_server_date_style(postgres_databas
         assert stored.column(name).equals(expected.column(name)), name
 
 
-def test_reloading_a_snapshot_is_idempotent(pg_store, accepted: pa.Table) -> None:
+def test_a_second_ingestion_shares_the_snapshot_and_keeps_its_own_record(pg_store, accepted: pa.Table) -> None:
     quarantine = quarantine_table()
-    pg_store.load_snapshot(manifest("again", accepted, quarantine), accepted, quarantine)
-    first = pg_store.count_rows("again")
-    pg_store.load_snapshot(manifest("again", accepted, quarantine, run_id="manual__2"), accepted, quarantine)
-    assert pg_store.count_rows("again") == first == (accepted.num_rows, quarantine.num_rows)
-    assert table_counts(pg_store, "again") == [accepted.num_rows, quarantine.num_rows, 1]
-    assert pg_store.snapshot_manifest("again")["airflow_run_id"] == "manual__2"
-
-
-def test_reloading_replaces_the_snapshot_rows(pg_store, accepted: pa.Table) -> None:
-    quarantine = quarantine_table()
-    pg_store.load_snapshot(manifest("replace", accepted, quarantine), accepted, quarantine)
-    fewer = accepted.slice(0, 5)
-    pg_store.load_snapshot(manifest("replace", fewer, quarantine.slice(0, 0)), fewer, quarantine.slice(0, 0))
-    assert pg_store.count_rows("replace") == (5, 0)
+    first = load(pg_store, "again", accepted, quarantine)
+    second = load(pg_store, "again", accepted, quarantine.slice(0, 1), run_id="manual__2")
+    assert snapshot_counts(pg_store, "again") == [accepted.num_rows, 1, 2]
+    assert pg_store.count_rows(first["ingestion_id"]) == (accepted.num_rows, quarantine.num_rows)
+    assert pg_store.count_rows(second["ingestion_id"]) == (accepted.num_rows, 1)
+    assert pg_store.ingestion(first["ingestion_id"])["airflow_run_id"] == "manual__1"
+    assert pg_store.ingestion(second["ingestion_id"])["input_rows"] == accepted.num_rows + 1
 
 
 def test_quarantine_text_survives_copy(pg_store, accepted: pa.Table) -> None:
-    pg_store.load_snapshot(manifest("raw", accepted, quarantine_table()), accepted, quarantine_table())
+    entry = load(pg_store, "raw", accepted, quarantine_table())
     with pg_store.engine.connect() as connection:
         rows = connection.execute(sa.select(pg_store.quarantine.c.row_number, pg_store.quarantine.c.reasons,
                                             pg_store.quarantine.c.raw_record)
-                                  .where(pg_store.quarantine.c.snapshot_id == "raw")
+                                  .where(pg_store.quarantine.c.ingestion_id == entry["ingestion_id"])
                                   .order_by(pg_store.quarantine.c.row_number)).all()
     assert [tuple(r) for r in rows] == list(zip([40, 41, 42], quarantine_table().column("reasons").to_pylist(),
                                                 RAW_RECORDS, strict=True))
+
+
+def test_concurrent_publishers_of_one_snapshot_both_succeed(postgres_database: str, accepted: pa.Table) -> None:
+    """Two processes' worth of stores (own engines, own connections) publish the same snapshot at once."""
+    import threading
+
+    from pipelines.adapters.loan_store import LoanStore
+
+    stores = [LoanStore(postgres_database) for _ in range(2)]
+    records = [record("concurrent", accepted, quarantine_table(), run_id=f"manual__{i}") for i in range(2)]
+    barrier = threading.Barrier(2)
+    outcomes: list[Any] = [None, None]
+
+    def publish(index: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[index] = stores[index].record_ingestion(records[index], accepted, quarantine_table())
+        except Exception as error:  # kept: the test reports what each thread raised
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes, key=str) == [False, True], outcomes  # one stored the loans, both recorded
+        assert snapshot_counts(stores[0], "concurrent") == [accepted.num_rows, 1, 2]
+        for entry in records:
+            assert stores[0].count_rows(entry["ingestion_id"]) == (accepted.num_rows, quarantine_table().num_rows)
+    finally:
+        for store in stores:
+            store.engine.dispose()
+
+
+def test_nul_in_a_text_cell_is_quarantined_before_anything_is_written(
+        postgres_database: str, tmp_path: Path, valid_tape_rows, write_csv, make_settings, publish_snapshot) -> None:
+    from pipelines.adapters.loan_store import LoanStore
+
+    rows = [*valid_tape_rows, {**valid_tape_rows[0], "LoanId": "NUL-1", "CustomerId": "C-\x00001"},
+            {**valid_tape_rows[1], "LoanId": "NUL\x00-2"}]
+    tape = ingest(str(write_csv(rows, tmp_path / "nul.csv")))
+    settings = make_settings(tmp_path / "home", loan_store_url=postgres_database)
+    manifest = publish_snapshot(tape, date(2025, 12, 31), settings)
+    assert manifest["quarantine_reasons"] == {"control_characters:LoanId": 1, "nul_character:CustomerId": 1}
+    store = LoanStore(postgres_database)
+    try:
+        assert store.count_rows(manifest["ingestion_id"]) == (len(valid_tape_rows), 2)
+        assert store.read_snapshot(manifest["snapshot_id"]).num_rows == len(valid_tape_rows)
+    finally:
+        store.engine.dispose()

@@ -126,18 +126,20 @@ def test_stage_and_publish_to_s3(s3, make_settings, tmp_path: Path, valid_tape_r
     manifest = publish_snapshot(load_staged_tape(staged, store), None, settings, airflow_run_id="manual__1")
 
     prefix = f"snapshots/{manifest['snapshot_id']}"
-    keys = store.list_keys(prefix)
-    for name in ("loans.parquet", "quarantine.parquet", "manifest.json", "data_docs/index.html"):
-        assert f"{prefix}/{name}" in keys, name
-    root = f"s3://{BUCKET}/stress/{prefix}"
-    assert manifest["snapshot_uri"] == f"{root}/loans.parquet"
-    assert manifest["quarantine_uri"] == f"{root}/quarantine.parquet"
-    assert manifest["data_docs_uri"] == f"{root}/data_docs/index.html"
-    stored_manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"stress/{prefix}/manifest.json")["Body"].read())
+    ingestion = f"ingestions/{manifest['ingestion_id']}"
+    keys = store.list_keys()
+    for key in (f"{prefix}/loans.parquet", f"{prefix}/manifest.json", f"{ingestion}/quarantine.parquet",
+                f"{ingestion}/manifest.json", f"{ingestion}/data_docs/index.html"):
+        assert key in keys, key
+    root = f"s3://{BUCKET}/stress"
+    assert manifest["snapshot_uri"] == f"{root}/{prefix}/loans.parquet"
+    assert manifest["quarantine_uri"] == f"{root}/{ingestion}/quarantine.parquet"
+    assert manifest["data_docs_uri"] == f"{root}/{ingestion}/data_docs/index.html"
+    stored_manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"stress/{ingestion}/manifest.json")["Body"].read())
     assert stored_manifest == manifest
     assert (manifest["input_rows"], manifest["accepted_rows"], manifest["quarantined_rows"]) == (29, 28, 1)
 
-    quarantine = store.get_parquet(f"{prefix}/quarantine.parquet").to_pylist()
+    quarantine = store.get_parquet(f"{ingestion}/quarantine.parquet").to_pylist()
     assert [(q["row_number"], q["reasons"]) for q in quarantine] == [(29, "secured_has_collateral")]
     assert json.loads(quarantine[0]["raw_record"])["LoanId"] == "SEC-1"
     loans = store.get_parquet(f"{prefix}/loans.parquet")

@@ -535,7 +535,7 @@ def published(tmp_path_factory, make_settings, valid_tape_rows_factory, write_cs
                        open_object_store(settings.resolved_object_store_uri), settings.aws_region)
     staged_tape = load_staged_tape(staged, open_object_store(settings.resolved_object_store_uri))
     first = publish_snapshot(staged_tape, date(2025, 12, 31), settings, airflow_run_id="manual__1")
-    counts = LoanStore(settings.resolved_loan_store_url).count_rows(first["snapshot_id"])
+    counts = LoanStore(settings.resolved_loan_store_url).count_rows(first["ingestion_id"])
     direct_tape = ingest(str(path))
     second = publish_snapshot(direct_tape, date(2025, 12, 31), settings, airflow_run_id="manual__2")
     return Published(settings, first, second, counts, direct_tape, staged_tape, len(rows) + 1)
@@ -556,13 +556,16 @@ def test_publishing_the_same_tape_twice_is_idempotent(published: Published) -> N
     assert first["snapshot_id"] == second["snapshot_id"]
     assert first["content_sha256"] == second["content_sha256"]
     store = LoanStore(published.settings.resolved_loan_store_url)
-    counts = store.count_rows(second["snapshot_id"])
+    counts = store.count_rows(second["ingestion_id"])
     assert counts == published.counts_after_first == (29, 2)
     with store.engine.connect() as connection:
         totals = [connection.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-                  for t in (store.loans, store.quarantine, store.snapshots)]
-    assert totals == [29, 2, 1]
-    assert store.snapshot_manifest(second["snapshot_id"])["airflow_run_id"] == "manual__2"
+                  for t in (store.loans, store.snapshots, store.ingestions, store.quarantine)]
+    # One shared snapshot; each ingestion keeps its own record and quarantine.
+    assert totals == [29, 1, 2, 4]
+    assert first["ingestion_id"] != second["ingestion_id"]
+    assert store.ingestion(first["ingestion_id"])["airflow_run_id"] == "manual__1"
+    assert store.ingestion(second["ingestion_id"])["airflow_run_id"] == "manual__2"
 
 
 def test_manifest_accounts_for_every_row(published: Published) -> None:
@@ -595,9 +598,9 @@ def test_decimals_are_exact_from_csv_through_parquet_to_the_loan_store(published
 def test_data_docs_index_is_produced(published: Published) -> None:
     from pipelines.adapters.object_store import open_object_store
 
-    snapshot_id = published.second["snapshot_id"]
+    ingestion_id = published.second["ingestion_id"]
     objects = open_object_store(published.settings.resolved_object_store_uri)
-    key = f"snapshots/{snapshot_id}/data_docs/index.html"
+    key = f"ingestions/{ingestion_id}/data_docs/index.html"
     assert objects.exists(key)
     assert published.second["data_docs_uri"] == objects.uri(key)
     assert "loan_tape" in objects.get_bytes(key).decode()
