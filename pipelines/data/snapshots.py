@@ -21,6 +21,7 @@ import pyarrow as pa
 from pipelines.adapters.loan_store import LoanStore
 from pipelines.adapters.object_store import ObjectStore
 from pipelines.data.ingestion import ROW_NUMBER, MalformedRow, TypedTape, ingest
+from pipelines.data.sources import redact_credentials
 from pipelines.data.validation import count_by_reason, validate
 from pipelines.timing import timed
 
@@ -44,7 +45,7 @@ def stage_tape(source: str, run_key: str, store: ObjectStore, aws_region: str) -
     store.put_parquet(f"{prefix}/typed.parquet", tape.table.append_column(TYPE_ERRORS, pa.array(errors, pa.string())))
     store.put_parquet(f"{prefix}/raw.parquet", tape.raw_text)
     store.put_bytes(f"{prefix}/malformed.json", json.dumps([asdict(m) for m in tape.malformed]).encode())
-    return {"source": source, "staging_prefix": prefix, "input_rows": tape.input_rows,
+    return {"source": tape.source, "staging_prefix": prefix, "input_rows": tape.input_rows,
             "malformed_rows": len(tape.malformed), "rows_with_type_errors": len(tape.type_errors),
             "extra_columns": tape.extra_columns}
 
@@ -89,7 +90,7 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
     manifest = {
         "snapshot_id": snapshot_id,
         "content_sha256": content_sha256,
-        "source": tape.source,
+        "source": redact_credentials(tape.source),  # a tape built by hand may carry the real URI
         "as_of": as_of.isoformat() if as_of else None,
         "input_rows": outcome.input_rows,
         "accepted_rows": outcome.accepted.num_rows,
