@@ -177,6 +177,23 @@ def test_errors_of_a_failing_source_do_not_show_its_password(query: str, postgre
     assert PASSWORD not in output.err + output.out
 
 
+def test_the_history_source_is_recorded_without_its_password(settings, monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    from pipelines.composition import current_adapters
+    from pipelines.data.synthetic import generate_performance_history
+    from pipelines.settings import get_settings
+    from pipelines.tasks.runs import read_run_steps
+    from pipelines.tasks.training import ingest_history
+
+    path = tmp_path / "history.parquet"
+    generate_performance_history(50, seed=3).to_parquet(path)
+    monkeypatch.setenv("STRESS_DATA_HOME", str(settings.data_home))
+    get_settings.cache_clear()
+    recorded = ingest_history(f"file://risk:{PASSWORD}@localhost{path}", "manual__history")
+    assert recorded["provenance"]["source"] == f"file://risk:***@localhost{path}"
+    assert PASSWORD not in json.dumps(read_run_steps(current_adapters().object_store, "manual__history"))
+
+
 # --------------------------------------------------------------------------------------------------
 # Scenario ids and object keys
 # --------------------------------------------------------------------------------------------------
