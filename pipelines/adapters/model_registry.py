@@ -21,11 +21,16 @@
   ``promotion.*`` tags and in its description.
 * **Stress test**: :meth:`ModelRegistry.champion_info` / :func:`load_quarterly_pd_function` (used by
   :mod:`pipelines.model.selection`); ``None`` when there is no champion,
-  so the caller falls back to the benchmark and says so.
+  so the caller falls back to the benchmark and says so. Whoever can move an alias or write an
+  artifact must not be able to run code on the workers, so the stress test never unpickles the
+  pyfunc: it loads only a version whose gate decision is ``promoted``, checks the SHA-256 of its
+  model JSON against the ``model_sha256`` tag written at registration, and reads that JSON with
+  :meth:`XGBoostPD.loads` (data, not code). Any other case raises :class:`UntrustedModel`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import shutil
 import tempfile
@@ -47,10 +52,20 @@ if TYPE_CHECKING:
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 MODEL_NAME_IN_RUN = "pd_model"
+MODEL_FILE = "xgboost_pd.json"  # the XGBoostPD JSON, under artifacts/ of the logged pyfunc
+MODEL_SHA256_TAG = "model_sha256"
+DECISION_TAG, PROMOTED = "promotion.decision", "promoted"
 
 
 class RegistryUnavailable(RuntimeError):
     """The configured MLflow tracking store cannot be reached or read (never a silent fallback)."""
+
+
+class UntrustedModel(ValueError):
+    """A registered version the stress test refuses to load: not promoted by the gate, or its artifact changed.
+
+    A ValueError, so the task policy fails the run at once: a retry would load the same version.
+    """
 
 
 def connect(tracking_uri: str) -> MlflowClient:
@@ -132,7 +147,9 @@ class ModelRegistry:
         name = self.model_name
         spec = model.spec
         example = model_input(example, spec)
-        tags = {"airflow_run_id": provenance["airflow_run_id"], "data_sha256": provenance["data_sha256"],
+        model_bytes = model.dumps()
+        tags = {MODEL_SHA256_TAG: hashlib.sha256(model_bytes).hexdigest(),
+                "airflow_run_id": provenance["airflow_run_id"], "data_sha256": provenance["data_sha256"],
                 "history_source": provenance["source"], "feature_spec": spec.name,
                 "pd_horizon_quarters": str(spec.horizon_quarters)}
         params = {f"init.{k}": v for k, v in model.get_params().items()}
@@ -144,8 +161,8 @@ class ModelRegistry:
             mlflow.log_metrics(_flat_metrics(evaluation))
             mlflow.log_artifacts(str(report_dir), artifact_path="report")
             mlflow.log_dict(spec.to_dict(), "feature_spec.json")
-            model_file = Path(tmp) / "xgboost_pd.json"
-            model_file.write_bytes(model.dumps())
+            model_file = Path(tmp) / MODEL_FILE
+            model_file.write_bytes(model_bytes)
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME_IN_RUN, python_model=XGBoostPDPyfunc(), artifacts={MODEL_ARTIFACT: str(model_file)},
                 code_paths=[str(_serving_code(Path(tmp)))],
@@ -219,14 +236,39 @@ def local_artifact_root(tracking_uri: str, data_home: Path) -> str | None:
 def load_quarterly_pd_function(info: dict[str, Any]) -> PDFunction:
     """The champion of :meth:`ModelRegistry.champion_info` as the stress engine's PD function (quarterly PDs).
 
-    The pyfunc is loaded from the registry and its XGBoostPD called directly: the same artifact the
-    endpoint serves, without per-call schema enforcement on millions of projected rows.
+    The version's XGBoostPD JSON (the artifact the endpoint serves) is read as data after the checks
+    of :func:`_trusted_model_bytes`, never by unpickling the pyfunc, and called directly: without
+    per-call schema enforcement on millions of projected rows.
     """
-    import mlflow
+    from models.pd_xgboost import XGBoostPD
 
-    connect(info["tracking_uri"])
-    model = mlflow.pyfunc.load_model(info["model_uri"]).unwrap_python_model().model
+    model = XGBoostPD.loads(_trusted_model_bytes(connect(info["tracking_uri"]), info["name"], str(info["version"])))
     missing = [c for c in model.spec.features if c not in PD_FEATURES]
     if missing:
         raise ValueError(f"champion {info['model_uri']} reads {missing}, which the stress engine does not provide")
     return model.predict_quarterly
+
+
+def _trusted_model_bytes(client: MlflowClient, name: str, version: str) -> bytes:
+    """The model JSON of ``name`` ``version``, if the gate promoted it and the file is the one registered."""
+    import mlflow
+
+    tags = client.get_model_version(name, version).tags
+    where = f"PD model {name} version {version}"
+    if tags.get(DECISION_TAG) != PROMOTED:
+        raise UntrustedModel(f"{where} is not loaded: its gate decision ({DECISION_TAG}) is "
+                             f"{tags.get(DECISION_TAG)!r}, not {PROMOTED!r}; point the {CHAMPION} alias at a "
+                             "promoted version")
+    expected = tags.get(MODEL_SHA256_TAG)
+    if not expected:
+        raise UntrustedModel(f"{where} is not loaded: it has no {MODEL_SHA256_TAG} tag (registered before "
+                             "artifact hashes were recorded); re-train and promote a new version")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}/artifacts/{MODEL_FILE}",
+                                                   dst_path=tmp)
+        data = Path(path).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise UntrustedModel(f"{where} is not loaded: its artifact {MODEL_FILE} has SHA-256 {actual}, not the "
+                             f"{expected} recorded at registration (the artifact was changed)")
+    return data

@@ -19,6 +19,17 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+def checked_key(key: str) -> str:
+    """``key`` if it is a relative ``/``-separated path without ``..`` segments, else a ValueError.
+
+    Keys are built from run ids, snapshot ids and scenario ids; a ``..`` segment or a leading ``/``
+    would let one of them name another object (on S3 a key is any string, so nothing else stops it).
+    """
+    if key.startswith("/") or ".." in key.split("/"):
+        raise ValueError(f"object key {key!r} is not allowed: keys are relative paths without '..' segments")
+    return key
+
+
 class ObjectStore(ABC):
     """Keys are ``/``-separated relative paths under the store's root URI."""
 
@@ -65,7 +76,7 @@ class LocalObjectStore(ObjectStore):
         self.root_uri = root.resolve().as_uri()
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
+        path = (self.root / checked_key(key)).resolve()
         if self.root.resolve() not in path.parents:
             raise ValueError(f"object key {key!r} escapes the store root {self.root}")
         return path
@@ -119,6 +130,7 @@ class S3ObjectStore(ObjectStore):
         self._client = boto3.client("s3", region_name=region)
 
     def _key(self, key: str) -> str:
+        key = checked_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put_bytes(self, key: str, data: bytes) -> str:

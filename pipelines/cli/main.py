@@ -16,6 +16,7 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+from pipelines.data.sources import redact_credentials, redact_text
 from pipelines.settings import REPO_ROOT, get_settings
 from pipelines.tasks.policy import PERMANENT_ERRORS
 
@@ -32,7 +33,8 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         table = synthetic.generate_loan_book(args.loans, args.seed, date.fromisoformat(args.as_of))
     else:
         table = synthetic.generate_performance_history(args.loans, args.seed)
-    print(f"wrote {len(table):,} rows to {write_table(table, args.out, get_settings().aws_region)}")
+    written = write_table(table, args.out, get_settings().aws_region)
+    print(f"wrote {len(table):,} rows to {redact_credentials(written)}")
 
 
 def cli_run_id() -> str:
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         cause = error if isinstance(error, PERMANENT_ERRORS) else error.__cause__
         if not isinstance(cause, PERMANENT_ERRORS):
             raise
-        print(f"loanstress {args.command}: {cause}", file=sys.stderr)
+        print(f"loanstress {args.command}: {redact_text(str(cause))}", file=sys.stderr)
         raise SystemExit(2) from error
 
 

@@ -28,6 +28,7 @@ from matplotlib.table import Table
 from matplotlib.text import Text
 
 from pipelines.compliance.rules import ComplianceRecord, Rule, Status, format_measure
+from pipelines.data.sources import redact_credentials
 from pipelines.settings import StressSettings
 
 PAGE_SIZE = (11.69, 8.27)  # A4 landscape, inches
@@ -137,7 +138,7 @@ def provenance_rows(data: ReportData) -> list[list[str]]:
     rows = [
         ["Airflow run id", data.run_id],
         ["As-of date", str(data.manifest["as_of"])],
-        ["Loan tape", str(data.manifest["source"])],
+        ["Loan tape", redact_credentials(str(data.manifest["source"]))],  # manifests written before redaction
         ["Data snapshot id", data.manifest["snapshot_id"]],
         ["Snapshot SHA-256", data.manifest["content_sha256"]],
         ["Rows (input / accepted / quarantined)", " / ".join(

@@ -7,6 +7,8 @@ unexpected row listed by its label in the frame's index) and the same optional D
 
 from __future__ import annotations
 
+import copy
+import html
 from pathlib import Path
 from typing import Any
 
@@ -23,29 +25,65 @@ def run_gx_suite(frame, suite_dict: dict[str, Any], data_docs_dir: Path | None =
     """Validate a pandas frame with a suite through a GX checkpoint; optionally build Data Docs there.
 
     Each result lists every unexpected row by its label in the frame's index (COMPLETE format).
-    Returns the per-expectation results as JSON dicts.
+    Returns the per-expectation results as JSON dicts, with the values as they are in the data.
+    The Data Docs are rendered from an HTML-escaped copy (see :func:`_build_data_docs`).
     """
     import great_expectations as gx
 
     name = suite_dict["name"]
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
-    actions = []
-    if data_docs_dir is not None:
-        data_docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(site_name="run", site_config={
-            "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs_dir)},
-        })
-        actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["run"]))
     batch_definition = (context.data_sources.add_pandas(name).add_dataframe_asset(name)
                         .add_batch_definition_whole_dataframe("whole"))
     suite = context.suites.add(gx.ExpectationSuite(**suite_dict))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition,
                                                                             suite=suite))
     checkpoint = context.checkpoints.add(gx.Checkpoint(name=name, validation_definitions=[definition],
-                                                       actions=actions, result_format={"result_format": "COMPLETE"}))
+                                                       result_format={"result_format": "COMPLETE"}))
     run = checkpoint.run(batch_parameters={"dataframe": frame})
-    (result,) = run.run_results.values()
+    ((identifier, result),) = run.run_results.items()
+    if data_docs_dir is not None:
+        _build_data_docs(context, identifier, result, data_docs_dir)
     return result.to_json_dict()["results"]
+
+
+def _build_data_docs(context, identifier, result, data_docs_dir: Path) -> None:
+    """Build the Data Docs of ``result`` in ``data_docs_dir`` from a copy whose data values are HTML-escaped.
+
+    GX writes the values it reports (unexpected values and their counts, observed values, exception
+    messages) into the pages as raw HTML, so a LoanId ``<script>...</script>`` in a tape would run in
+    the browser of whoever opens the docs. The pages' own scripts are GX's templates and stay as they
+    are; only what came from the data is escaped, and so shows as text. The stored copy replaces the
+    result GX kept in its (in-memory) validation results store, which is what the site builder renders.
+    """
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    data_docs_dir.mkdir(parents=True, exist_ok=True)
+    context.add_data_docs_site(site_name="run", site_config={
+        "class_name": "SiteBuilder",
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs_dir)},
+    })
+    shown = copy.copy(result)
+    shown.results = [_escaped_result(r) for r in result.results]
+    context.validation_results_store.set(identifier, shown)
+    context.build_data_docs(site_names=["run"],
+                            resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=result.suite_name)])
+
+
+def _escaped_result(result):
+    """A shallow copy of one expectation's result with every string of its findings HTML-escaped."""
+    shown = copy.copy(result)
+    shown.result = _escaped(result.result)
+    shown.exception_info = _escaped(result.exception_info)
+    return shown
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return html.escape(value)
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_escaped(v) for v in value)
+    return value

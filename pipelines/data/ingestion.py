@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.data.contract import FIELD_BY_NAME, FIELDS, REQUIRED_COLUMNS, Field
+from pipelines.data.sources import redact_credentials, redact_text
 
 ROW_NUMBER = "row_number"
 # Plain or scientific notation (writers print tiny decimals as 1.1E-7), at most 18 integer digits.
@@ -77,9 +78,12 @@ def ingest(source: str, aws_region: str = "us-east-1") -> TypedTape:
     SQLAlchemy URL with a ``table`` query parameter, e.g.
     ``postgresql://user@host:5432/db?table=loan_tape`` or ``sqlite:////path/book.db?table=loans``.
     """
+    # The real URI only connects; the tape, its messages and everything recorded from it carry the
+    # redacted one, so a password in a database URL is never shown or stored.
+    shown = redact_credentials(source)
     scheme = urlparse(source).scheme
     if scheme.startswith(("postgresql", "postgres", "sqlite")):
-        text_table, malformed = _read_sql(source)
+        text_table, malformed = _read_sql(source, shown)
     else:
         suffix = Path(urlparse(source).path).suffix.lower()
         from pipelines.adapters.object_store import read_uri_bytes
@@ -87,14 +91,14 @@ def ingest(source: str, aws_region: str = "us-east-1") -> TypedTape:
         try:
             data = read_uri_bytes(source, aws_region)
         except FileNotFoundError as error:
-            raise TableContractError(f"loan tape {source!r} does not exist") from error
+            raise TableContractError(f"loan tape {shown!r} does not exist") from error
         if suffix == ".parquet":
-            text_table, malformed = _parquet_as_text(data, source), []
+            text_table, malformed = _parquet_as_text(data, shown), []
         elif suffix in {".csv", ".txt"}:
-            text_table, malformed = read_csv_as_text(data, source)
+            text_table, malformed = read_csv_as_text(data, shown)
         else:
-            raise TableContractError(f"cannot tell the format of {source!r}: expected .csv or .parquet")
-    return cast_to_contract(text_table, malformed, source)
+            raise TableContractError(f"cannot tell the format of {shown!r}: expected .csv or .parquet")
+    return cast_to_contract(text_table, malformed, shown)
 
 
 def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[MalformedRow]]:
@@ -219,12 +223,15 @@ def _column_as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column.cast(pa.string())
 
 
-def _read_sql(url: str) -> tuple[pa.Table, list[MalformedRow]]:
-    """Read a database table as text; PostgreSQL through COPY, SQLite through its cursor."""
+def _read_sql(url: str, shown: str) -> tuple[pa.Table, list[MalformedRow]]:
+    """Read a database table as text; PostgreSQL through COPY, SQLite through its cursor.
+
+    ``url`` connects; ``shown`` (its redacted form) is the only one messages name.
+    """
     parsed = urlparse(url)
     query = parse_qs(parsed.query)
     if "table" not in query:
-        raise TableContractError(f"SQL source {url!r} names no table: add ?table=NAME")
+        raise TableContractError(f"SQL source {shown!r} names no table: add ?table=NAME")
     table_name = query.pop("table")[0]
     if not table_name.replace("_", "").replace(".", "").isalnum():
         raise TableContractError(f"table name {table_name!r} is not a plain identifier")
@@ -232,7 +239,7 @@ def _read_sql(url: str) -> tuple[pa.Table, list[MalformedRow]]:
     db_url = url.split("?", 1)[0] + (f"?{urlencode(query, doseq=True)}" if query else "")
     if parsed.scheme.startswith("sqlite"):
         return _read_sqlite(db_url, table_name), []
-    return _read_postgres(db_url, table_name, url)
+    return _read_postgres(db_url, table_name, shown)
 
 
 def _read_sqlite(db_url: str, table_name: str) -> pa.Table:
@@ -253,6 +260,11 @@ def _read_sqlite(db_url: str, table_name: str) -> pa.Table:
     return table.append_column(ROW_NUMBER, pa.array(np.arange(1, table.num_rows + 1), pa.int64()))
 
 
+def _postgres_error(table_name: str, error: Exception) -> TableContractError:
+    """The error of a failed PostgreSQL read, redacted: libpq may echo the connection string in its message."""
+    return TableContractError(f"cannot read table {table_name!r} from PostgreSQL: {redact_text(str(error))}")
+
+
 def postgres_copy_statements(conninfo: str, table_name: str) -> list[str]:
     """The ``COPY ... TO STDOUT (FORMAT csv)`` statements that together read the table.
 
@@ -269,7 +281,7 @@ def postgres_copy_statements(conninfo: str, table_name: str) -> list[str]:
                            "FROM pg_class c WHERE c.oid = %s::regclass", (table_name,))
             kind, pages = cursor.fetchone()
     except psycopg.Error as error:
-        raise TableContractError(f"cannot read table {table_name!r} from PostgreSQL: {error}") from error
+        raise _postgres_error(table_name, error) from error
     select = f"SELECT * FROM {table_name}"
     queries = [select]
     if kind == "r" and pages >= _MIN_PAGES_TO_SPLIT * _COPY_PARTS:
@@ -306,7 +318,7 @@ def _read_postgres(db_url: str, table_name: str, source: str) -> tuple[pa.Table,
                     for chunk in copy:
                         buffer.write(chunk)
         except psycopg.Error as error:
-            raise TableContractError(f"cannot read table {table_name!r} from PostgreSQL: {error}") from error
+            raise _postgres_error(table_name, error) from error
         data = buffer.getbuffer().tobytes()
         if len(statements) > 1 and _NON_BLANK.search(data, data.find(b"\n")) is None:
             return None  # an empty range of pages

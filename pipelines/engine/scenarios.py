@@ -40,6 +40,9 @@ DEFAULT_HORIZON = 9
 RATE_VARIABLES = ("treasury_3m", "treasury_5y", "treasury_10y", "prime_rate", "mortgage_rate", "bbb_yield")
 BP_PER_POINT = 100
 _QUARTER = re.compile(r"^(\d{4})\s*-?\s*Q([1-4])$")
+# A scenario id names object keys (runs/<run>/scenarios/<id>.json, .../simulation/<id>/...): only plain
+# names, so an id can never point a write at another object (``../../snapshots/<sid>/manifest``).
+SCENARIO_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 class ScenarioError(ValueError):
@@ -165,6 +168,9 @@ def load_custom(path: Path, history: pd.DataFrame) -> Scenario:
     missing = [key for key in ("id", "description", "base") if key not in spec]
     if missing:
         raise ScenarioError(f"{path}: missing {missing}")
+    if not isinstance(spec["id"], str) or SCENARIO_ID.fullmatch(spec["id"]) is None:
+        raise ScenarioError(f"{path}: scenario id {spec['id']!r} is not allowed: use 1 to 64 lower-case letters, "
+                            "digits, '_' or '-', starting with a letter or digit")
     horizon = spec.get("horizon_quarters")
     if horizon is None:
         raise ScenarioError(f"{path}: missing horizon_quarters (the number of quarters to project)")
@@ -174,7 +180,7 @@ def load_custom(path: Path, history: pd.DataFrame) -> Scenario:
     shocked = apply_shocks(base, spec.get("shocks") or [], where=f"{path.name} shocks")
     rate_shock = max((float(s.get("add_points", 0)) for s in spec.get("shocks") or []
                       if set(s.get("variables", [])) & set(RATE_VARIABLES)), default=0.0)
-    return Scenario(str(spec["id"]), str(spec["description"]), shocked, base.jump_off, rate_shock * BP_PER_POINT)
+    return Scenario(spec["id"], str(spec["description"]), shocked, base.jump_off, rate_shock * BP_PER_POINT)
 
 
 def rate_shock_scenario(base_id: str, shock_bp: float, horizon: int, history: pd.DataFrame,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pipelines.adapters.model_registry import CHAMPION, ModelRegistry
+from pipelines.adapters.model_registry import CHAMPION, DECISION_TAG, PROMOTED, ModelRegistry
 from pipelines.settings import StressSettings
 
 BENCHMARK_INCUMBENT = "benchmark_logistic"
@@ -49,7 +49,8 @@ class PromotionDecision:
     extra: dict[str, str] = field(default_factory=dict)
 
     def tags(self) -> dict[str, str]:
-        tags = {"promotion.decision": "promoted" if self.promote else "rejected",
+        # The stress test loads only versions whose DECISION_TAG says PROMOTED (see model_registry).
+        tags = {DECISION_TAG: PROMOTED if self.promote else "rejected",
                 "promotion.incumbent": self.incumbent, "promotion.reasons": " | ".join(self.reasons),
                 "promotion.test_rows": str(self.test_rows)}
         tags |= {f"promotion.challenger_{k}": f"{v:.6g}" for k, v in self.challenger.items()}

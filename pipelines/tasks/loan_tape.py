@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from pipelines.composition import current_adapters
+from pipelines.data.sources import redact_credentials
 from pipelines.tasks.policy import task_entry
 from pipelines.tasks.runs import log, record_step, run_key, run_prefix
 
@@ -21,7 +22,7 @@ def ingest(source_uri: str | None, as_of: str, run_id: str) -> dict[str, Any]:
 
     adapters = current_adapters()
     source = source_uri or adapters.settings.resolved_loan_tape_uri
-    log.info("ingesting the loan tape %s (as of %s)", source, as_of)
+    log.info("ingesting the loan tape %s (as of %s)", redact_credentials(source), as_of)
     staged = stage_tape(source, run_key(run_id), adapters.object_store, adapters.settings.aws_region)
     log.info("ingested %s rows (%s malformed, %s with type errors)", f"{staged['input_rows']:,}",
              staged["malformed_rows"], staged["rows_with_type_errors"])

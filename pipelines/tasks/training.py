@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.composition import Adapters, current_adapters
+from pipelines.data.sources import redact_credentials
 from pipelines.tasks.policy import task_entry
 from pipelines.tasks.runs import log, record_step, run_key, run_prefix
 
@@ -62,6 +63,7 @@ def ingest_history(source_uri: str | None, run_id: str) -> dict[str, Any]:
     settings = adapters.settings
     history, source = (read_history(source_uri, settings.aws_region) if source_uri else
                        performance_history(settings.resolved_performance_history_uri, settings.aws_region))
+    source = redact_credentials(source)  # recorded on the step, the MLflow run and the model version
     log.info("performance history %s: %s rows", source, f"{len(history):,}")
     table = pa.Table.from_pandas(history, preserve_index=False)
     key = f"{_prefix(run_id)}/history.parquet"
