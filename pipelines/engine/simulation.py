@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -109,7 +109,7 @@ class CapitalAssumptions:
 
     def fingerprint(self) -> dict[str, Any]:
         """Plain values that fix the capital projection (part of the simulation id)."""
-        return {**{k: v for k, v in self.__dict__.items() if k != "ppnr"}, "ppnr": self.ppnr.__dict__}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
