@@ -16,7 +16,7 @@ Per quarter ``q`` of the horizon:
   loss ``S_{q-1} pd_q EAD LGD``;
 * revolving lines draw a share of their undrawn limit before default (a credit conversion factor),
   which raises EAD above the drawn balance;
-* the IRB RWA of the surviving book uses the annualised stressed PD.
+* the IRB RWA of the surviving book uses the annualised stressed PD with the Basel III PD floors.
 
 Projected balances are contractual (conditional on survival); expected balances multiply by ``S``.
 The payment shock is measured from the jump-off rate, since a tape carries no origination rate.
@@ -32,7 +32,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from models.amortisation import QUARTERS_PER_YEAR, draw_down, project_quarter
-from models.basel import asset_class_codes, risk_weighted_assets
+from models.basel import asset_class_codes, basel3_pd_floors, risk_weighted_assets
 from models.lgd import stressed_lgd
 from models.segments import Segment
 
@@ -120,6 +120,7 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
     survival = np.ones(n)
     variable = book.reference >= 0
     asset_class = asset_class_codes(book.segment_name)
+    pd_floor = basel3_pd_floors(asset_class)
     jump_off_rate = book.rate
     # Categorical with the contract's segment order: PD models read codes instead of comparing strings.
     segment = pd.Categorical.from_codes(book.segment, categories=[s.value for s in Segment])
@@ -159,7 +160,7 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
         survival = survival * (1.0 - pd_q)
         balance = np.where(alive, flows.balance, 0.0)
         remaining = remaining - 1
-        result.rwa[:, q] = survival * risk_weighted_assets(balance, annual_pd, lgd, asset_class)
+        result.rwa[:, q] = survival * risk_weighted_assets(balance, annual_pd, lgd, asset_class, pd_floor=pd_floor)
         result.surviving_balance[:, q] = survival * balance
     result.final_balance = balance
     return result

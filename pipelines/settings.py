@@ -26,6 +26,20 @@ class Target(StrEnum):
     AWS = "aws"
 
 
+class CapitalApproach(StrEnum):
+    """Rulebook of credit RWA: the US standardized approach (the Fed's stress test) or Basel IRB."""
+
+    STANDARDIZED = "standardized"
+    IRB = "irb"
+
+
+class RWAPath(StrEnum):
+    """RWA over the horizon: held at jump-off (the Fed's convention) or following the projected book."""
+
+    CONSTANT = "constant"
+    PROJECTED = "projected"
+
+
 class StressSettings(BaseSettings):
     """Configuration of a deployment. Defaults run everything embedded under ``data_home``."""
 
@@ -64,12 +78,42 @@ class StressSettings(BaseSettings):
     seed: int = 20260101
     batch_size: int = Field(default=250_000, ge=100, description="Loans per simulation batch (mapped task).")
 
-    # Capital projection (bank-level inputs around the loan book).
-    starting_cet1_ratio: float = Field(default=0.125, gt=0, lt=1, description="CET1 ratio at jump-off.")
-    credit_rwa_share: float = Field(default=0.85, gt=0, le=1, description="Loan-book credit RWA / total RWA.")
-    annual_ppnr_rate: float = Field(default=0.015, ge=0, description="Pre-provision net revenue per year as a "
-                                    "share of loan balances.")
-    tax_rate: float = Field(default=0.21, ge=0, lt=1)
+    # Capital projection (models/capital.py, models/standardized.py; docs/capital.md). Defaults resemble the
+    # aggregate of the large US banks in the Fed's 2025 stress test.
+    capital_approach: CapitalApproach = Field(default=CapitalApproach.STANDARDIZED, description="Rulebook of "
+                                              "credit RWA: US standardized (12 CFR 217 subpart D, as the Fed) or "
+                                              "Basel IRB with Basel III PD floors.")
+    rwa_path: RWAPath = Field(default=RWAPath.CONSTANT, description="constant: RWA held at jump-off (the Fed's "
+                              "balance-sheet assumption); projected: the loan book's RWA density follows the "
+                              "surviving loans (stressed PD and LGD under IRB).")
+    bank_total_assets: float = Field(default=0.0, ge=0, description="Total assets in USD; 0: the loan tape is the "
+                                     "loan book and total assets are its balance / bank_loan_share. Otherwise the "
+                                     "tape is scaled to bank_loan_share x total assets.")
+    bank_loan_share: float = Field(default=0.40, gt=0, le=1, description="Loans / total assets.")
+    bank_securities_share: float = Field(default=0.25, ge=0, lt=1, description="Securities / total assets.")
+    bank_securities_risk_weight: float = Field(default=0.15, ge=0, le=12.5, description="Average risk weight of "
+                                               "the securities (Treasuries 0 %, agency MBS 20 %, others 100 %).")
+    bank_other_assets_risk_weight: float = Field(default=0.40, ge=0, le=12.5, description="Average risk weight of "
+                                                 "cash, reserves, trading and other assets (incl. market risk).")
+    starting_cet1_ratio: float = Field(default=0.134, gt=0, lt=1, description="CET1 / RWA at jump-off (used when "
+                                       "starting_cet1 is 0).")
+    starting_cet1: float = Field(default=0.0, ge=0, description="CET1 at jump-off in USD; 0: starting_cet1_ratio "
+                                 "x jump-off RWA.")
+    starting_tier1_ratio: float = Field(default=0.148, gt=0, lt=1, description="Tier 1 / RWA at jump-off (used "
+                                        "when starting_tier1 is 0); the excess over CET1 is additional Tier 1.")
+    starting_tier1: float = Field(default=0.0, ge=0, description="Tier 1 capital at jump-off in USD; 0: "
+                                  "starting_tier1_ratio x jump-off RWA.")
+    ppnr_net_interest_margin: float = Field(default=0.027, description="Annual net interest income / earning "
+                                            "assets (loans and securities) at jump-off rates.")
+    ppnr_rate_sensitivity: float = Field(default=0.10, description="Change of the margin per unit change of the "
+                                         "3-month Treasury yield (0.1: 10 bp per 100 bp).")
+    ppnr_noninterest_income_ratio: float = Field(default=0.018, ge=0, description="Annual noninterest income / "
+                                                 "total assets.")
+    ppnr_expense_ratio: float = Field(default=0.022, ge=0, description="Annual noninterest expense / total assets.")
+    ppnr_expense_unemployment_sensitivity: float = Field(default=0.0005, ge=0, description="Added annual expense "
+                                                         "/ total assets per point of unemployment above jump-off.")
+    tax_rate: float = Field(default=0.21, ge=0, lt=1, description="Applied to pre-tax income, losses included "
+                            "(the Fed's 21 %).")
 
     # PD model training, MLflow registry governance and deployment (pipelines/model/training.py, model_registry.py,
     # deployment.py; docs/pd_model.md).
@@ -112,8 +156,6 @@ class StressSettings(BaseSettings):
                                         description="YAML file of the compliance rules.")
     stress_capital_buffer: float = Field(default=0.025, ge=0, lt=1, description="Stress capital buffer added to "
                                          "the 4.5 % CET1 minimum by rules with add_setting: stress_capital_buffer.")
-    leverage_exposure_multiple: float = Field(default=1.2, ge=1, description="Total leverage exposure (Basel III "
-                                              "leverage ratio denominator) over the loan book's jump-off balance.")
     model_evidence_max_age_days: int = Field(default=31, ge=1, description="Oldest portfolio_monitoring "
                                              "evaluation of the PD model a stress test's compliance check uses.")
     monitoring_backtest_quarters: int = Field(default=4, ge=1, le=40, description="Latest performance-history "

@@ -107,14 +107,17 @@ def print_summary(run_id: str, seconds: float) -> None:
     print(f"  simulation         {len(plan['scenarios'])} scenarios x {len(plan['batches'])} batches, "
           f"{plan['n_paths']:,} paths, {plan['horizon']} quarters, seed {plan['seed']}")
     print()
-    header = f"  {'scenario':<34} {'9q loss USD':>14} {'loss rate':>9} {'VaR 99.9%':>14} {'ES 99%':>14} {'min CET1':>8}"
+    header = (f"  {'scenario':<34} {'9q loss USD':>14} {'loss rate':>9} {'VaR 99.9%':>14} {'ES 99%':>14} "
+              f"{'CET1 start':>10} {'min CET1':>8} {'T1 lev start':>12} {'min T1 lev':>10}")
     print(header)
     for scenario_id in plan["scenarios"]:
         result = steps[f"result_{scenario_id}"]
         metrics = result["metrics"]
+        capital = metrics["capital"]
         print(f"  {scenario_id:<34} {result['OverallImpact']:>14,.0f} {metrics['loss_rate']:>9.2%} "
               f"{metrics['var']['0.999']:>14,.0f} {metrics['expected_shortfall']['0.990']:>14,.0f} "
-              f"{metrics['capital']['min_cet1_ratio']:>8.2%}")
+              f"{capital['cet1_ratio'][0]:>10.2%} {capital['min_cet1_ratio']:>8.2%} "
+              f"{capital['tier1_leverage_ratio'][0]:>12.2%} {capital['min_tier1_leverage_ratio']:>10.2%}")
     print(f"  results            {result['AffectedLoans'].rsplit('/', 2)[0]}/<scenario>/")
     for scenario_id in plan["scenarios"]:
         check = steps[f"result_{scenario_id}"]["metrics"]["self_check"]

@@ -44,20 +44,24 @@ STATUS_COLOURS = {Status.COMPLIANT: "#d9f2d9", Status.NON_COMPLIANT: "#f8d0d0", 
 
 @dataclass(frozen=True)
 class CapitalLine:
-    """A horizontal line of the CET1 chart (a requirement)."""
+    """A horizontal line of a capital chart (a requirement); ``metric`` says which chart (the rule's metric)."""
 
     label: str
     ratio: float
+    metric: str = "min_cet1_ratio"
 
 
 def capital_lines(rules: Sequence[Rule], settings: StressSettings) -> list[CapitalLine]:
-    """The CET1 requirements of the rules: the minimum and, where a rule adds one, minimum plus buffer."""
+    """The capital requirements of the rules: the CET1 minimum and, where a rule adds one, minimum plus
+    buffer; the Tier 1 leverage minimum."""
     lines = []
     for rule in (r for r in rules if r.metric == "min_cet1_ratio"):
         lines.append(CapitalLine("CET1 minimum", rule.threshold))
         if rule.add_setting:
             lines.append(CapitalLine(f"minimum + {rule.add_setting.replace('_', ' ')}",
                                      rule.threshold_for(None, settings)))
+    lines += [CapitalLine("Tier 1 leverage minimum", rule.threshold, rule.metric)
+              for rule in rules if rule.metric == "min_tier1_leverage_ratio"]
     return lines
 
 
@@ -101,12 +105,18 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
         rows.append([metrics["scenario_id"], money(metrics["exposure"]), money(metrics["expected_loss"]),
                      percent(metrics["loss_rate"]), money(metrics["var"]["0.999"]),
                      money(metrics["expected_shortfall"]["0.990"]), percent(capital["cet1_ratio"][0]),
-                     f"{percent(capital['min_cet1_ratio'])} (Q{capital['min_quarter']})"])
+                     f"{percent(capital['min_cet1_ratio'])} ({_quarter(capital['min_quarter'])})",
+                     percent(capital["tier1_leverage_ratio"][0]),
+                     f"{percent(capital['min_tier1_leverage_ratio'])} ({_quarter(capital['min_leverage_quarter'])})"])
     return rows
 
 
+def _quarter(quarter: int) -> str:
+    return "jump-off" if quarter == 0 else f"Q{quarter}"
+
+
 SUMMARY_COLUMNS = ("Scenario", "Exposure", "Expected loss", "Loss rate", "VaR 99.9 %", "ES 99 %", "CET1 start",
-                   "CET1 minimum")
+                   "CET1 minimum", "Tier 1 leverage start", "Tier 1 leverage minimum")
 
 
 SELF_CHECK_COLUMNS = ("Scenario", "Analytic EL", "Monte Carlo EL", "MC standard error", "z", "Passed")
@@ -229,22 +239,27 @@ def distribution_figure(results: Sequence[dict[str, Any]]) -> Figure:
     return figure
 
 
+CAPITAL_PANELS = (("cet1_ratio", "min_cet1_ratio", "CET1 ratio (%)"),
+                  ("tier1_leverage_ratio", "min_tier1_leverage_ratio", "Tier 1 leverage ratio (%)"))
+
+
 def capital_figure(results: Sequence[dict[str, Any]], lines: Sequence[CapitalLine]) -> Figure:
+    """CET1 and Tier 1 leverage paths from jump-off, each against the requirements of its rules."""
     figure = Figure(figsize=PAGE_SIZE, layout="constrained")
-    figure.suptitle("CET1 ratio path against the requirements")
-    ax = figure.subplots()
-    for i, result in enumerate(results):
-        scenario = result["scenario"]
-        quarters = [scenario["jump_off_quarter"], *scenario["quarters"]]
-        ratios = [100 * r for r in result["metrics"]["capital"]["cet1_ratio"]]
-        ax.plot(quarters, ratios, marker="o", color=_colour(i), label=result["metrics"]["scenario_id"])
-    for n, line in enumerate(lines):
-        ax.axhline(100 * line.ratio, color="tab:red", linestyle="--" if n % 2 == 0 else "-.",
-                   label=f"{line.label} {percent(line.ratio, 1)}")
-    ax.set_ylabel("CET1 ratio (%)")
-    ax.tick_params(axis="x", labelrotation=60, labelsize=8)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    figure.suptitle("CET1 and Tier 1 leverage ratio paths against the requirements")
+    for ax, (path_key, metric, ylabel) in zip(figure.subplots(1, 2), CAPITAL_PANELS, strict=True):
+        for i, result in enumerate(results):
+            scenario = result["scenario"]
+            quarters = [scenario["jump_off_quarter"], *scenario["quarters"]]
+            ratios = [100 * r for r in result["metrics"]["capital"][path_key]]
+            ax.plot(quarters, ratios, marker="o", color=_colour(i), label=result["metrics"]["scenario_id"])
+        for n, line in enumerate(line for line in lines if line.metric == metric):
+            ax.axhline(100 * line.ratio, color="tab:red", linestyle="--" if n % 2 == 0 else "-.",
+                       label=f"{line.label} {percent(line.ratio, 1)}")
+        ax.set_ylabel(ylabel)
+        ax.tick_params(axis="x", labelrotation=60, labelsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     return figure
 
 

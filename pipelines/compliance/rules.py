@@ -85,9 +85,9 @@ class MetricDefinition:
 
 
 METRICS: dict[str, MetricDefinition] = {
-    "min_cet1_ratio": MetricDefinition(Scope.SCENARIO, "lowest projected CET1 ratio, quarters 1..horizon"),
+    "min_cet1_ratio": MetricDefinition(Scope.SCENARIO, "lowest CET1 ratio, jump-off and quarters 1..horizon"),
     "min_tier1_leverage_ratio": MetricDefinition(
-        Scope.SCENARIO, "lowest projected Tier 1 (= CET1) capital over the leverage exposure"),
+        Scope.SCENARIO, "lowest Tier 1 capital / total assets, jump-off and quarters 1..horizon"),
     "loss_rate": MetricDefinition(Scope.SCENARIO, "expected credit loss over the horizon / jump-off balance"),
     "segment_loss_rate": MetricDefinition(Scope.SEGMENT, "loss rate over the horizon of one segment", "segment"),
     "segment_exposure_share": MetricDefinition(Scope.PORTFOLIO, "segment balance / book balance", "segment"),
@@ -307,13 +307,17 @@ def judge(rules: list[Rule], observations: list[Observation], settings: StressSe
 # --- observations --------------------------------------------------------------------------------------
 
 
-def scenario_observations(results: list[dict[str, Any]], leverage_exposure_multiple: float) -> list[Observation]:
+def trough_label(quarter: int) -> str:
+    """Where a minimum was reached: quarter 0 is the jump-off (minimums include it, docs/capital.md)."""
+    return "jump-off" if quarter == 0 else f"projected quarter {quarter}"
+
+
+def scenario_observations(results: list[dict[str, Any]]) -> list[Observation]:
     """Capital, losses and book composition of every scenario result of a stress run.
 
-    Tier 1 leverage: Tier 1 capital is taken equal to CET1 (no additional Tier 1 instruments, the
-    conservative case) and the leverage exposure is the loan book's jump-off balance times
-    ``leverage_exposure_multiple`` (the rest of the balance sheet and off-balance-sheet items), held
-    constant over the horizon like the balance sheet of the capital projection.
+    The capital minimums are those of the capital projection (``metrics["capital"]``, see
+    ``docs/capital.md``): the lowest CET1 ratio and Tier 1 leverage ratio (Tier 1 over total
+    assets, 12 CFR 217.10(b)(4)) over the jump-off and every projected quarter.
     """
     observations = []
     for result in results:
@@ -322,12 +326,9 @@ def scenario_observations(results: list[dict[str, Any]], leverage_exposure_multi
         capital = metrics["capital"]
         quarters = len(metrics["loss_by_quarter"])
         observations.append(Observation("min_cet1_ratio", capital["min_cet1_ratio"], scenario,
-                                        note=f"trough in projected quarter {capital['min_quarter']}"))
-        leverage_exposure = metrics["exposure"] * leverage_exposure_multiple
-        leverage = min(capital["cet1"]) / leverage_exposure if leverage_exposure > 0 else None
-        observations.append(Observation(
-            "min_tier1_leverage_ratio", leverage, scenario,
-            note=f"Tier 1 = CET1; leverage exposure = {leverage_exposure_multiple:g} x jump-off balance"))
+                                        note=f"trough at {trough_label(capital['min_quarter'])}"))
+        observations.append(Observation("min_tier1_leverage_ratio", capital["min_tier1_leverage_ratio"], scenario,
+                                        note=f"trough at {trough_label(capital['min_leverage_quarter'])}"))
         observations.append(Observation("loss_rate", metrics["loss_rate"], scenario, note=f"{quarters} quarters"))
         observations += [Observation("segment_loss_rate", rate, scenario, segment, note=f"{quarters} quarters")
                          for segment, rate in metrics["loss_rate_by_segment"].items()]
@@ -400,7 +401,7 @@ def evaluate_run(rules: list[Rule], *, run_id: str, dag_id: str, steps: dict[str
     observations = data_observations(steps.get("validate"))
     if scenario_results is not None:
         model_version = steps["plan"]["pd_model"]["version"]
-        observations += scenario_observations(scenario_results, settings.leverage_exposure_multiple)
+        observations += scenario_observations(scenario_results)
         observations += monitored_model_observations(model_evidence, model_version, now,
                                                      timedelta(days=settings.model_evidence_max_age_days))
     else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -22,15 +22,18 @@ import pandas as pd
 import pyarrow as pa
 
 from models import loss_statistics as stats
+from models import standardized
+from models.amortisation import ScheduleCode
 from models.basel import (
     QUALIFYING_REVOLVING_CORRELATION,
     RESIDENTIAL_MORTGAGE_CORRELATION,
     AssetClass,
     asset_class_codes,
     asset_correlation,
-    risk_weighted_assets,
+    basel3_pd_floors,
+    risk_weight,
 )
-from models.capital import project_cet1
+from models.capital import BalanceSheet, PPNRModel, allowance_path, project_capital, provisions
 from models.lgd import stressed_lgd
 from models.portfolio_loss import ExposureHistogram, simulate_losses
 from models.projection import (
@@ -46,7 +49,7 @@ from models.segments import SEGMENT_NAMES, segment_codes
 from pipelines.data.contract import REFERENCE_INDICES, Segment
 from pipelines.data.macro import REFERENCE_INDEX_VARIABLE, join_history
 from pipelines.engine.scenarios import Scenario
-from pipelines.settings import StressSettings
+from pipelines.settings import CapitalApproach, RWAPath, StressSettings
 
 VAR_LEVELS = (0.99, 0.999)
 ES_LEVELS = (0.975, 0.99)
@@ -63,19 +66,50 @@ COLLATERAL_INDEX = {Segment.FIRST_LIEN_MORTGAGE: HOUSE_PRICES, Segment.HELOC: HO
                     Segment.COMMERCIAL_REAL_ESTATE: CRE_PRICES}
 
 
+DEFAULT_PPNR = PPNRModel(net_interest_margin=0.027, rate_sensitivity=0.10, noninterest_income_ratio=0.018,
+                         expense_ratio=0.022, expense_unemployment_sensitivity=0.0005)
+
+
 @dataclass(frozen=True)
 class CapitalAssumptions:
-    """Bank-level inputs of the CET1 projection (the loan book is only part of the balance sheet)."""
+    """Bank-level inputs of the capital projection (the loan book is only part of the balance sheet).
 
-    starting_cet1_ratio: float = 0.125
-    credit_rwa_share: float = 0.85  # loan-book credit RWA / total RWA at jump-off
-    annual_ppnr_rate: float = 0.015  # pre-provision net revenue per year, share of loan balances
+    Field meanings and defaults are those of the settings of the same names (``pipelines/settings.py``,
+    ``docs/capital.md``); dollar amounts of 0 mean "derive from the ratios and the loan tape".
+    """
+
+    approach: CapitalApproach = CapitalApproach.STANDARDIZED
+    rwa_path: RWAPath = RWAPath.CONSTANT
+    total_assets: float = 0.0
+    loan_share: float = 0.40
+    securities_share: float = 0.25
+    securities_risk_weight: float = 0.15
+    other_assets_risk_weight: float = 0.40
+    starting_cet1_ratio: float = 0.134
+    starting_cet1: float = 0.0
+    starting_tier1_ratio: float = 0.148
+    starting_tier1: float = 0.0
+    ppnr: PPNRModel = DEFAULT_PPNR
     tax_rate: float = 0.21
 
     @classmethod
     def from_settings(cls, settings: StressSettings) -> CapitalAssumptions:
-        return cls(settings.starting_cet1_ratio, settings.credit_rwa_share, settings.annual_ppnr_rate,
-                   settings.tax_rate)
+        return cls(
+            approach=settings.capital_approach, rwa_path=settings.rwa_path, total_assets=settings.bank_total_assets,
+            loan_share=settings.bank_loan_share, securities_share=settings.bank_securities_share,
+            securities_risk_weight=settings.bank_securities_risk_weight,
+            other_assets_risk_weight=settings.bank_other_assets_risk_weight,
+            starting_cet1_ratio=settings.starting_cet1_ratio, starting_cet1=settings.starting_cet1,
+            starting_tier1_ratio=settings.starting_tier1_ratio, starting_tier1=settings.starting_tier1,
+            ppnr=PPNRModel(settings.ppnr_net_interest_margin, settings.ppnr_rate_sensitivity,
+                           settings.ppnr_noninterest_income_ratio, settings.ppnr_expense_ratio,
+                           settings.ppnr_expense_unemployment_sensitivity),
+            tax_rate=settings.tax_rate,
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Plain values that fix the capital projection (part of the simulation id)."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -177,16 +211,29 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
         present = np.bincount(book.segment, minlength=len(SEGMENT_NAMES)) > 0
         return {segment: sums[code].tolist() for code, segment in enumerate(SEGMENT_NAMES) if present[code]}
 
-    # Jump-off capital: the bank's own 12-month PD and LGD at today's collateral values.
+    # Jump-off capital: undrawn revolving limits enter at their credit conversion factor; IRB uses the bank's own
+    # 12-month PD (Basel III floors) and LGD at today's collateral values; the allowance is the next four quarters'
+    # expected loss on the same exposure.
+    undrawn = standardized.undrawn_commitments(book.balance, book.limit, book.schedule == ScheduleCode.REVOLVING)
+    ccf_undrawn = standardized.credit_conversion_factors(book.segment_name) * undrawn
+    standardized_rwa = standardized.credit_rwa(book.balance, undrawn, book.segment_name,
+                                               features.column("DaysPastDue").to_numpy(zero_copy_only=False))
     jump_off_lgd = stressed_lgd(book.segment, book.balance, book.collateral, 1.0)
-    jump_off_rwa = risk_weighted_assets(book.balance, jump_off_pd, jump_off_lgd, asset_class_codes(book.segment_name))
+    asset_class = asset_class_codes(book.segment_name)
+    irb_weight = risk_weight(jump_off_pd, jump_off_lgd, asset_class, pd_floor=basel3_pd_floors(asset_class))
+    jump_off_el_4q = np.clip(jump_off_pd, 0.0, 1.0) * jump_off_lgd * (book.balance + ccf_undrawn)
     aggregates = {
         "loans": len(book),
         "expected_loss": per_segment(expected_loss),
         "rwa": per_segment(projection.rwa),
         "surviving_balance": per_segment(projection.surviving_balance),
         "jump_off_balance": per_segment(book.balance[:, None]),
-        "jump_off_rwa": per_segment(jump_off_rwa[:, None]),
+        "undrawn_commitments": per_segment(undrawn[:, None]),
+        "jump_off_el_4q": per_segment(jump_off_el_4q[:, None]),
+        "standardized_rwa_drawn": per_segment(standardized_rwa.drawn[:, None]),
+        "standardized_rwa_undrawn": per_segment(standardized_rwa.undrawn[:, None]),
+        "irb_rwa_drawn": per_segment((irb_weight * book.balance)[:, None]),
+        "irb_rwa_undrawn": per_segment((irb_weight * ccf_undrawn)[:, None]),
     }
     loans = pa.table({
         "LoanId": features.column("LoanId"),
@@ -199,10 +246,15 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
     return BatchResult(histogram, aggregates, loans)
 
 
+AGGREGATE_KEYS = ("expected_loss", "rwa", "surviving_balance", "jump_off_balance", "undrawn_commitments",
+                  "jump_off_el_4q", "standardized_rwa_drawn", "standardized_rwa_undrawn", "irb_rwa_drawn",
+                  "irb_rwa_undrawn")
+
+
 def add_aggregates(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Sum batch aggregates (per-segment lists add element-wise)."""
     total: dict[str, Any] = {"loans": sum(p["loans"] for p in parts)}
-    for key in ("expected_loss", "rwa", "surviving_balance", "jump_off_balance", "jump_off_rwa"):
+    for key in AGGREGATE_KEYS:
         merged: dict[str, np.ndarray] = {}
         for part in parts:
             for segment, values in part[key].items():
@@ -214,7 +266,7 @@ def add_aggregates(parts: list[dict[str, Any]]) -> dict[str, Any]:
 def simulation_id(snapshot_id: str, scenario: Scenario, model_version: str, config: SimulationConfig) -> str:
     """Deterministic id: the same data, scenario, model and settings give the same id."""
     key = json.dumps([snapshot_id, scenario.fingerprint(), model_version, config.horizon, config.n_paths,
-                      config.seed, config.capital.__dict__], sort_keys=True)
+                      config.seed, config.capital.fingerprint()], sort_keys=True)
     return "SIM-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -256,7 +308,9 @@ def reduce_scenario(histograms: list[ExposureHistogram], aggregates: list[dict[s
     el_by_quarter = np.sum([v for v in totals["expected_loss"].values()], axis=0)
     balance = {s: v[0] for s, v in totals["jump_off_balance"].items()}
     total_balance = sum(balance.values())
-    capital = capital_path(totals, el_by_quarter, total_balance, config.capital)
+    relative = scenario.relative_to_jump_off()
+    capital = capital_path(totals, el_by_quarter, relative["treasury_3m"].to_numpy(),
+                           relative["unemployment_rate"].to_numpy(), config.capital)
     return {
         "scenario_id": scenario.scenario_id,
         "loans": totals["loans"],
@@ -278,28 +332,79 @@ def reduce_scenario(histograms: list[ExposureHistogram], aggregates: list[dict[s
     }
 
 
-def capital_path(totals: dict[str, Any], el_by_quarter: np.ndarray, total_balance: float,
-                 assumptions: CapitalAssumptions) -> dict[str, Any]:
-    """CET1 path under a constant balance sheet, as in the Fed's stress tests.
+def _segment_sum(totals: dict[str, Any], key: str) -> float:
+    return float(sum(values[0] for values in totals[key].values()))
 
-    Maturing and defaulting loans are assumed replaced by new loans of the same risk, so credit RWA
-    is the jump-off exposure times each quarter's stressed RWA density (RWA per unit of surviving
-    balance); the rest of the bank's RWA is held flat. Start: the bank's own 12-month PDs
-    (DefaultRiskScore) give today's credit RWA. PPNR accrues on the jump-off balances.
+
+def loan_book_rwa(totals: dict[str, Any], assumptions: CapitalAssumptions) -> np.ndarray:
+    """Credit RWA of the loan tape (unscaled) at jump-off and every projected quarter (``Q + 1`` entries).
+
+    ``constant`` (default): the jump-off RWA throughout, the Fed's constant balance sheet. ``projected``:
+    segment balances are replaced like for like, but the drawn RWA density follows the surviving loans
+    (IRB: stressed PD and LGD; standardized: each segment's jump-off density on its survivors, so only
+    the mix moves), and the RWA of undrawn commitments is held at jump-off.
     """
-    credit_rwa_start = sum(v[0] for v in totals["jump_off_rwa"].values())
-    total_rwa_start = credit_rwa_start / assumptions.credit_rwa_share
-    other_rwa = total_rwa_start - credit_rwa_start
-    rwa = np.sum(list(totals["rwa"].values()), axis=0)
+    prefix = "standardized" if assumptions.approach is CapitalApproach.STANDARDIZED else "irb"
+    drawn, undrawn = _segment_sum(totals, f"{prefix}_rwa_drawn"), _segment_sum(totals, f"{prefix}_rwa_undrawn")
+    horizon = len(next(iter(totals["surviving_balance"].values())))
+    if assumptions.rwa_path is RWAPath.CONSTANT:
+        return np.full(horizon + 1, drawn + undrawn)
     surviving = np.sum(list(totals["surviving_balance"].values()), axis=0)
-    density = np.divide(rwa, surviving, out=np.zeros_like(rwa), where=surviving > 0)
-    rwa_path = density * total_balance + other_rwa
-    ppnr = np.full(el_by_quarter.size, assumptions.annual_ppnr_rate * total_balance / 4)
-    path = project_cet1(assumptions.starting_cet1_ratio * total_rwa_start, total_rwa_start, ppnr, el_by_quarter,
-                        rwa_path, assumptions.tax_rate)
+    if assumptions.approach is CapitalApproach.STANDARDIZED:
+        surviving_rwa = np.sum([np.asarray(totals["surviving_balance"][s]) * v[0] / totals["jump_off_balance"][s][0]
+                                for s, v in totals["standardized_rwa_drawn"].items()
+                                if totals["jump_off_balance"][s][0] > 0], axis=0)
+    else:
+        surviving_rwa = np.sum(list(totals["rwa"].values()), axis=0)
+    density = np.divide(surviving_rwa, surviving, out=np.zeros_like(surviving), where=surviving > 0)
+    return np.concatenate([[drawn], density * _segment_sum(totals, "jump_off_balance")]) + undrawn
+
+
+def capital_path(totals: dict[str, Any], el_by_quarter: np.ndarray, short_rate_change: np.ndarray,
+                 unemployment_change: np.ndarray, assumptions: CapitalAssumptions) -> dict[str, Any]:
+    """CET1 and Tier 1 leverage paths on the Fed's conventions (see ``models/capital.py``, ``docs/capital.md``).
+
+    The loan tape is the bank's loan book, scaled to ``loan_share x total_assets`` when total assets
+    are given; securities and other assets complete the balance sheet at fixed risk weights (12 CFR
+    217.32) and, like the loans, are held constant (defaulted and maturing loans replaced like for
+    like), so total assets are the leverage exposure throughout. Net charge-offs are the scenario's
+    expected credit losses; provisions add the build of the allowance to the next four quarters'
+    expected loss, starting from the jump-off 12-month expected loss. No capital actions (12 CFR 252.44).
+    """
+    tape_balance = _segment_sum(totals, "jump_off_balance")
+    if assumptions.total_assets > 0:
+        balance_sheet = BalanceSheet.from_shares(
+            assumptions.total_assets, assumptions.loan_share * assumptions.total_assets,
+            assumptions.securities_share, assumptions.securities_risk_weight, assumptions.other_assets_risk_weight)
+    else:
+        balance_sheet = BalanceSheet.from_shares(
+            tape_balance / assumptions.loan_share, tape_balance, assumptions.securities_share,
+            assumptions.securities_risk_weight, assumptions.other_assets_risk_weight)
+    scale = balance_sheet.loans / tape_balance
+    credit_rwa = scale * loan_book_rwa(totals, assumptions)
+    rwa = credit_rwa + balance_sheet.non_loan_rwa
+    start_cet1 = assumptions.starting_cet1 or assumptions.starting_cet1_ratio * rwa[0]
+    start_tier1 = assumptions.starting_tier1 or assumptions.starting_tier1_ratio * rwa[0]
+    net_charge_offs = scale * el_by_quarter
+    allowance = allowance_path(net_charge_offs, scale * _segment_sum(totals, "jump_off_el_4q"))
+    provision = provisions(net_charge_offs, allowance)
+    ppnr = assumptions.ppnr.quarterly(balance_sheet, short_rate_change, unemployment_change)
+    path = project_capital(start_cet1, start_tier1 - start_cet1, rwa, balance_sheet.total_assets, ppnr, provision,
+                           assumptions.tax_rate)
     return {
-        "start_rwa": total_rwa_start, "start_cet1": float(path.capital[0]),
-        "rwa": rwa_path.tolist(), "cet1": path.capital[1:].tolist(), "cet1_ratio": path.ratio.tolist(),
-        "min_cet1_ratio": float(path.min_ratio), "min_quarter": int(path.min_quarter),
-        "ppnr_per_quarter": float(ppnr[0]),
+        "approach": str(assumptions.approach), "rwa_path": str(assumptions.rwa_path),
+        "total_assets": balance_sheet.total_assets, "loans": balance_sheet.loans,
+        "securities": balance_sheet.securities, "other_assets": balance_sheet.other_assets, "loan_scale": scale,
+        "undrawn_commitments": scale * _segment_sum(totals, "undrawn_commitments"),
+        "start_credit_rwa": float(credit_rwa[0]), "start_rwa": float(rwa[0]),
+        "start_cet1": float(start_cet1), "start_tier1": float(start_tier1),
+        "rwa": rwa[1:].tolist(), "cet1": path.cet1[1:].tolist(), "tier1": path.tier1[1:].tolist(),
+        "cet1_ratio": path.cet1_ratio.tolist(), "tier1_leverage_ratio": path.leverage_ratio.tolist(),
+        "min_cet1_ratio": float(path.min_cet1_ratio), "min_quarter": int(path.min_cet1_quarter),
+        "start_to_trough": float(path.start_to_trough),
+        "min_tier1_leverage_ratio": float(path.min_leverage_ratio),
+        "min_leverage_quarter": int(path.min_leverage_quarter),
+        "ppnr": ppnr.tolist(), "net_charge_offs": net_charge_offs.tolist(), "allowance": allowance.tolist(),
+        "provisions": provision.tolist(), "pre_tax_income": path.pre_tax_income.tolist(),
+        "taxes": path.taxes.tolist(),
     }

@@ -14,18 +14,21 @@ SEGMENT_EXPOSURE = {"first_lien_mortgage": 600.0, "credit_card": 100.0, "commerc
 
 
 def make_stress_result(scenario_id: str, cet1_ratio: list[float], *, cet1: list[float] | None = None,
+                       tier1_leverage_ratio: list[float] | None = None,
                        loss_rate_by_segment: dict[str, float] | None = None,
                        exposure_by_segment: dict[str, float] | None = None) -> dict[str, Any]:
     """A simulation_result.json with the fields compliance and the report read.
 
-    ``cet1_ratio`` is the path including the start (10 values for the 9-quarter horizon)."""
+    ``cet1_ratio`` is the path including the start (10 values for the 9-quarter horizon), as is
+    ``tier1_leverage_ratio`` (default: 0.6 x the CET1 ratio); minimums include the start."""
     exposure_by_segment = exposure_by_segment or SEGMENT_EXPOSURE
     loss_rate_by_segment = loss_rate_by_segment or {s: 0.01 for s in exposure_by_segment}
     exposure = sum(exposure_by_segment.values())
     loss_by_segment = {s: rate * exposure_by_segment[s] for s, rate in loss_rate_by_segment.items()}
     expected_loss = sum(loss_by_segment.values())
-    projected = cet1_ratio[1:]
-    trough = min(range(len(projected)), key=projected.__getitem__)
+    leverage = tier1_leverage_ratio or [0.6 * r for r in cet1_ratio]
+    trough = min(range(len(cet1_ratio)), key=cet1_ratio.__getitem__)
+    leverage_trough = min(range(len(leverage)), key=leverage.__getitem__)
     return {
         "SimulationId": f"SIM-{scenario_id[:12]}",
         "metrics": {
@@ -36,8 +39,10 @@ def make_stress_result(scenario_id: str, cet1_ratio: list[float], *, cet1: list[
             "loss_by_quarter": [expected_loss / 9] * 9, "loss_by_segment": loss_by_segment,
             "loss_rate_by_segment": loss_rate_by_segment, "exposure_by_segment": exposure_by_segment,
             "loss_distribution": [expected_loss * 5 * i / 200 for i in range(201)],
-            "capital": {"cet1_ratio": cet1_ratio, "min_cet1_ratio": projected[trough], "min_quarter": trough + 1,
-                        "cet1": cet1 or [r * exposure * 0.5 for r in projected]},
+            "capital": {"cet1_ratio": cet1_ratio, "min_cet1_ratio": cet1_ratio[trough], "min_quarter": trough,
+                        "cet1": cet1 or [r * exposure * 0.5 for r in cet1_ratio[1:]],
+                        "tier1_leverage_ratio": leverage, "min_tier1_leverage_ratio": leverage[leverage_trough],
+                        "min_leverage_quarter": leverage_trough},
             "self_check": self_check(expected_loss, expected_loss * 1.01, expected_loss * 0.02),
         },
         "scenario": {"scenario_id": scenario_id, "fingerprint": f"fp-{scenario_id}", "jump_off_quarter": JUMP_OFF,

@@ -60,20 +60,20 @@ def test_shipped_rules_load_and_cover_every_metric(settings):
 
 def test_cet1_trough_of_5_1_percent_breaches_minimum_plus_buffer(settings, stress_result):
     path = [0.125, 0.11, 0.09, 0.07, 0.06, 0.051, 0.055, 0.06, 0.065, 0.07]
-    records = judged(rules_of(rule()), scenario_observations([stress_result("adverse", path)], 1.2), settings)
+    records = judged(rules_of(rule()), scenario_observations([stress_result("adverse", path)]), settings)
     (record,) = [r for r in records if r.metric_id == "CET1_MIN_RATIO"]
     assert record.actual == pytest.approx(0.051)
     assert record.threshold == pytest.approx(0.07)
     assert record.status is Status.NON_COMPLIANT
     assert record.scenario == "adverse" and record.segment is None
-    assert record.note == "trough in projected quarter 5"
+    assert record.note == "trough at projected quarter 5"
 
 
 @pytest.mark.parametrize(("trough", "status"), [(0.0699, Status.NON_COMPLIANT), (0.07, Status.COMPLIANT),
                                                 (0.072, Status.COMPLIANT)])
 def test_min_direction_is_inclusive(settings, stress_result, trough, status):
     path = [0.125, 0.1, trough, *[0.09] * 7]
-    (record,) = judged(rules_of(rule()), [o for o in scenario_observations([stress_result("s", path)], 1.0)
+    (record,) = judged(rules_of(rule()), [o for o in scenario_observations([stress_result("s", path)])
                                           if o.metric == "min_cet1_ratio"], settings)
     assert record.status is status
 
@@ -119,14 +119,19 @@ def test_rules_without_observations_do_not_apply(settings):
 
 def test_scenario_observations(stress_result):
     path = [0.125, 0.12, 0.11, 0.10, 0.09, 0.08, 0.085, 0.09, 0.095, 0.10]
-    result = stress_result("adverse", path, cet1=[50, 48, 45, 44, 47, 49, 50, 51, 52],
+    leverage = [0.07, 0.068, 0.066, 0.062, 0.058, 0.055, 0.056, 0.057, 0.058, 0.059]
+    result = stress_result("adverse", path, tier1_leverage_ratio=leverage,
                            loss_rate_by_segment={"first_lien_mortgage": 0.02, "credit_card": 0.3,
                                                  "commercial_real_estate": 0.05})
-    observations = scenario_observations([result, stress_result("baseline", FLAT)], leverage_exposure_multiple=1.25)
+    observations = scenario_observations([result, stress_result("baseline", FLAT)])
     by_key = {(o.metric, o.scenario, o.segment): o.value for o in observations}
-    # Tier 1 leverage: the lowest CET1 (44) over 1.25 x the jump-off balance (1,000).
-    assert by_key[("min_tier1_leverage_ratio", "adverse", None)] == pytest.approx(44 / 1250)
+    notes = {(o.metric, o.scenario): o.note for o in observations if o.segment is None}
+    # The minimums of the capital path, jump-off included: a flat path's minimum is its jump-off.
+    assert by_key[("min_tier1_leverage_ratio", "adverse", None)] == pytest.approx(0.055)
     assert by_key[("min_cet1_ratio", "adverse", None)] == pytest.approx(0.08)
+    assert notes[("min_cet1_ratio", "adverse")] == "trough at projected quarter 5"
+    assert notes[("min_tier1_leverage_ratio", "baseline")] == "trough at jump-off"
+    assert by_key[("min_tier1_leverage_ratio", "baseline", None)] == pytest.approx(0.075)
     assert by_key[("segment_loss_rate", "adverse", "credit_card")] == pytest.approx(0.3)
     assert by_key[("loss_rate", "adverse", None)] == pytest.approx((12 + 30 + 15) / 1000)
     shares = {o.segment: o.value for o in observations if o.metric == "segment_exposure_share"}

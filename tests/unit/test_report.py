@@ -107,7 +107,7 @@ def report_data(make_settings, tmp_path_factory, stress_result) -> ReportData:
                stress_result("2026_severely_adverse", [0.125, 0.11, 0.09, 0.07, 0.06, 0.051, 0.055, 0.06, 0.065, 0.07],
                              exposure_by_segment=book, loss_rate_by_segment=adverse_losses)]
     rules = load_rules(settings.compliance_rules_path)
-    observations = [*scenario_observations(results, settings.leverage_exposure_multiple),
+    observations = [*scenario_observations(results),
                     *model_observations({"note": NO_MONITORING}, {"feature_psi": {}, "note": NO_MONITORING})]
     records = judge(rules, observations, settings, run_id="manual__2026-01-05T12:00:00+00:00",
                     dag_id="loan_stress_test", model_version="v-test-1", now=NOW)
@@ -117,7 +117,8 @@ def report_data(make_settings, tmp_path_factory, stress_result) -> ReportData:
 
 def test_capital_lines_are_the_minimum_and_the_minimum_plus_buffer(report_data):
     assert report_data.capital_lines == [CapitalLine("CET1 minimum", 0.045),
-                                         CapitalLine("minimum + stress capital buffer", pytest.approx(0.07))]
+                                         CapitalLine("minimum + stress capital buffer", pytest.approx(0.07)),
+                                         CapitalLine("Tier 1 leverage minimum", 0.04, "min_tier1_leverage_ratio")]
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +139,8 @@ def test_pdf_pages_and_text(report_data, report):
                      "Scenario macro paths", "Unemployment rate (%)",
                      "Expected credit losses by segment and by quarter",
                      "Loss distribution over the horizon, with VaR and expected shortfall", "VaR 99.9 %",
-                     "ES 97.5 %", "CET1 ratio path against the requirements", "CET1 minimum 4.5 %",
+                     "ES 97.5 %", "CET1 and Tier 1 leverage ratio paths against the requirements", "CET1 minimum 4.5 %",
+                     "Tier 1 leverage minimum 4.0 %",
                      "minimum + stress capital buffer 7.0 %", "Compliance (1/2)", "Compliance (2/2)", "Provenance",
                      "Monte Carlo self-check", "standard errors of the Monte Carlo mean",
                      "first_lien_mortgage", "fingerprint fp-2026_baseline",
@@ -156,7 +158,9 @@ def test_html_has_the_tables_and_charts(report_data, report):
     parser.feed(report.html)
     summary = parser.tables["summary"]
     assert [row[0] for row in summary[1:]] == ["2026_baseline", "2026_severely_adverse"]
-    assert summary[2][-1] == "5.10 % (Q5)"
+    assert summary[2][7] == "5.10 % (Q5)"
+    # Tier 1 leverage: conftest's default path is 0.6 x the CET1 ratio, start 7.5 %, trough 3.06 % in Q5.
+    assert summary[2][8:] == ["7.50 %", "3.06 % (Q5)"]
     compliance = parser.tables["compliance"]
     assert compliance[0] == ["MetricId", "MetricName", "Scenario", "Segment / feature", "Threshold", "Actual",
                              "Status", "Note"]
@@ -164,9 +168,9 @@ def test_html_has_the_tables_and_charts(report_data, report):
     cet1 = [row for row in compliance if row[0] == "CET1_MIN_RATIO"]
     assert cet1 == [
         ["CET1_MIN_RATIO", "Minimum CET1 ratio over the horizon", "2026_baseline", "", "7.00 %", "11.70 %",
-         "Compliant", "trough in projected quarter 3"],
+         "Compliant", "trough at projected quarter 3"],
         ["CET1_MIN_RATIO", "Minimum CET1 ratio over the horizon", "2026_severely_adverse", "", "7.00 %", "5.10 %",
-         "Non-Compliant", "trough in projected quarter 5"]]
+         "Non-Compliant", "trough at projected quarter 5"]]
     auc = next(row for row in compliance if row[0] == "PD_MODEL_AUC")
     assert auc[4:7] == ["0.700", "n/a", "Not Evaluated"]
     # Each scenario's self-check: conftest's results have MC EL = 1.01 x analytic EL, SE = 2 % of it: z = +0.50.

@@ -106,7 +106,10 @@ def test_severely_adverse_is_worse_than_baseline(features, history, pd_model):
     base = run(features, resolve_scenario("2026_baseline"), history, pd_model, 1)
     severe = run(features, resolve_scenario("2026_severely_adverse"), history, pd_model, 1)
     assert severe["expected_loss"] > base["expected_loss"]
-    assert severe["capital"]["min_cet1_ratio"] < base["capital"]["min_cet1_ratio"]
+    # The jump-off is the same bank in both; every projected quarter is worse under the severe scenario.
+    assert severe["capital"]["cet1_ratio"][0] == base["capital"]["cet1_ratio"][0]
+    assert np.all(np.array(severe["capital"]["cet1_ratio"][1:]) < np.array(base["capital"]["cet1_ratio"][1:]))
+    assert severe["capital"]["min_cet1_ratio"] <= base["capital"]["min_cet1_ratio"]
 
 
 def test_outputs_obey_their_invariants(features, history, pd_model):
