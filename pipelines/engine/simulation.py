@@ -32,7 +32,7 @@ from models.basel import (
 )
 from models.capital import project_cet1
 from models.lgd import stressed_lgd
-from models.portfolio_loss import ExposureHistogram, simulate_losses
+from models.portfolio_loss import DEFAULT_FACTOR_PERSISTENCE, ExposureHistogram, simulate_losses
 from models.projection import (
     CRE_PRICES,
     DEPRECIATING,
@@ -86,6 +86,9 @@ class SimulationConfig:
     n_paths: int = 1000
     seed: int = 20260101
     capital: CapitalAssumptions = CapitalAssumptions()
+    # AR(1) persistence of the systematic factor across quarters (STRESS_FACTOR_PERSISTENCE; the default's
+    # calibration is explained at models.portfolio_loss.DEFAULT_FACTOR_PERSISTENCE).
+    factor_persistence: float = DEFAULT_FACTOR_PERSISTENCE
 
 
 def plan_batches(n_loans: int, batch_size: int) -> list[dict[str, int]]:
@@ -159,6 +162,15 @@ class BatchResult:
     loans: pa.Table
 
 
+def loan_keys(loan_id: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Random-stream key of each loan: a stable 64-bit hash of its LoanId (not its batch or row).
+
+    pandas' ``hash_array`` uses a fixed SipHash key, so a loan keeps its key across processes,
+    batchings and row orders; LoanIds are unique after validation, so are the keys (up to 2^-64 odds).
+    """
+    return pd.util.hash_array(np.asarray(loan_id.to_numpy(zero_copy_only=False), dtype=object))
+
+
 def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame, pd_model: PDFunction,
                    config: SimulationConfig) -> BatchResult:
     """Project one batch of loans under one scenario."""
@@ -167,7 +179,8 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
     jump_off_pd = features.column("DefaultRiskScore").to_numpy(zero_copy_only=False)
     histogram = ExposureHistogram.from_loans(
         correlation_class(book.segment_name, jump_off_pd), CLASS_RHO,
-        projection.pd, projection.loss_weight * projection.survival_start, square_unit=SQUARE_UNIT)
+        projection.pd, projection.loss_weight * projection.survival_start,
+        loan_key=loan_keys(features.column("LoanId")), square_unit=SQUARE_UNIT)
     expected_loss = projection.expected_loss
 
     def per_segment(values: np.ndarray) -> dict[str, list[float]]:
@@ -214,7 +227,7 @@ def add_aggregates(parts: list[dict[str, Any]]) -> dict[str, Any]:
 def simulation_id(snapshot_id: str, scenario: Scenario, model_version: str, config: SimulationConfig) -> str:
     """Deterministic id: the same data, scenario, model and settings give the same id."""
     key = json.dumps([snapshot_id, scenario.fingerprint(), model_version, config.horizon, config.n_paths,
-                      config.seed, config.capital.__dict__], sort_keys=True)
+                      config.seed, config.capital.__dict__, config.factor_persistence], sort_keys=True)
     return "SIM-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -250,7 +263,8 @@ def reduce_scenario(histograms: list[ExposureHistogram], aggregates: list[dict[s
     """Monte Carlo, risk measures and capital for one scenario from its batches' partial results."""
     histogram = ExposureHistogram.sum(histograms)
     totals = add_aggregates(aggregates)
-    path_losses = simulate_losses(histogram, config.n_paths, config.seed, scenario.scenario_id)
+    path_losses = simulate_losses(histogram, config.n_paths, config.seed, scenario.scenario_id,
+                                  persistence=config.factor_persistence)
     cumulative = path_losses.sum(axis=1)
     summary = stats.summarise(cumulative, levels=tuple(sorted({*VAR_LEVELS, *ES_LEVELS})))
     el_by_quarter = np.sum([v for v in totals["expected_loss"].values()], axis=0)
