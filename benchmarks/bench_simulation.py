@@ -169,7 +169,7 @@ def _tail_books(synthetic: _Book) -> dict[str, _Book]:
 
     ``one_third_of_2000``: 2,000 loans of the synthetic book, the largest loss weight raised to half
     the others' sum (a third of the book). ``pareto_1000``: 1,000 loans with Pareto (alpha 1.2) loss
-    weights, the same in every quarter. ``five_large_of_5000``: 5,000 loans and five of them with 6 %
+    weights, the same in every quarter. ``five_large_of_5000``: 5,000 loans and five of them with about 5 %
     of the book each.
     """
     rng = np.random.default_rng(12)

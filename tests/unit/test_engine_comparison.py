@@ -54,3 +54,10 @@ def test_a_correct_engine_passes_and_a_biased_one_fails(book, dense, compare, se
 def test_paired_comparison_needs_one_loss_per_path_from_each() -> None:
     with pytest.raises(ValueError, match="paired"):
         compare_paired(np.ones(3), np.ones(4))
+
+
+def test_identical_samples_are_zero_errors_apart() -> None:
+    losses = np.random.default_rng(0).gamma(2.0, 1.0, 500)
+    assert compare_paired(losses, losses.copy(), n_boot=20).max_abs_z() == 0.0
+    shifted = np.full(500, 2.0), np.full(500, 1.0)  # no spread of the difference, yet a difference
+    assert compare_paired(*shifted, n_boot=20).measures["el"].z == float("inf")
