@@ -200,9 +200,10 @@ class ExposureHistogram:
         ``class_index`` has shape (loans,), ``pd_by_quarter`` and ``weight_by_quarter`` (loans x quarters):
         ``pd_by_quarter[i, q]`` is loan ``i``'s probability of defaulting in quarter ``q`` and
         ``weight_by_quarter[i, q]`` its loss if it does (EAD x LGD, currency); ``rho_by_class[k]``
-        is the asset correlation of class ``k``. ``loan_key`` (non-negative integers, unique in
-        the book) keys the random stream of a loan simulated exactly: a property of the loan (its
-        position in the whole book, a hash of its id), never of its batch. The result is the same,
+        is the asset correlation of class ``k``. ``loan_key`` (non-negative integers, distinct
+        among the largest names: checked there) keys the random stream of a loan simulated
+        exactly: a property of the loan (its position in the whole book, a hash of its id), never
+        of its batch. The result is the same,
         bit for bit, however the loans are split into batches whose histograms are then added.
         """
         node_grid = grid or NodeGrid()
@@ -215,8 +216,8 @@ class ExposureHistogram:
             raise ValueError("need class_index and loan_key (loans,) and PD and weight arrays (loans x quarters)")
         if not np.issubdtype(classes.dtype, np.integer) or np.any(classes < 0) or np.any(classes >= rho.size):
             raise ValueError("class_index must hold integers in [0, len(rho_by_class))")
-        if not np.issubdtype(keys.dtype, np.integer) or np.any(keys < 0) or np.unique(keys).size != keys.size:
-            raise ValueError("loan_key must hold distinct non-negative integers")
+        if not np.issubdtype(keys.dtype, np.integer) or np.any(keys < 0):
+            raise ValueError("loan_key must hold non-negative integers")
         if not (weight_unit > 0.0 and square_unit > 0.0):
             raise ValueError("weight_unit and square_unit must be positive")
         if exact_names < 0:
@@ -238,20 +239,22 @@ class ExposureHistogram:
         exact integer arithmetic, so the result does not depend on the order loans arrive in.
         """
         merged = ExactNames.concatenate((self.exact, candidates))
-        if np.unique(merged.key).size != merged.key.size:
-            raise ValueError("a loan_key appears twice among the exactly simulated loans")
         order = np.lexsort((merged.key, -merged.weight.max(axis=1, initial=0.0)))
         largest = order[: self.exact_names]
+        binned = np.ones(merged.key.size, dtype=bool)
+        binned[largest] = False
         # Kept in key order, so the exact losses are summed in the same order whatever the batching.
-        kept, binned = merged.take(largest[np.argsort(merged.key[largest])]), merged.take(order[self.exact_names:])
+        kept = merged.take(largest[np.argsort(merged.key[largest])])
+        if np.unique(kept.key).size != kept.key.size:
+            raise ValueError("two of the largest names share a loan_key: their defaults would coincide")
         weight, weight_sq = self.weight.ravel().copy(), self.weight_sq.ravel().copy()
         n_nodes = self.grid.n_nodes
-        for start in range(0, binned.key.size, LOAN_CHUNK):
-            rows = slice(start, start + LOAN_CHUNK)
-            class_base = binned.class_index[rows] * self.n_quarters
+        for start in range(0, binned.size, LOAN_CHUNK):
+            rows = slice(start, start + LOAN_CHUNK)  # contiguous reads; the names kept exact add zero weight
+            class_base = merged.class_index[rows] * self.n_quarters
             for quarter in range(self.n_quarters):
-                loss = binned.weight[rows, quarter]
-                cell, share = self.grid.split(binned.pd[rows, quarter])
+                loss = merged.weight[rows, quarter] * binned[rows]
+                cell, share = self.grid.split(merged.pd[rows, quarter])
                 lower_bin = (class_base + quarter) * n_nodes + cell
                 units = np.rint(loss / self.weight_unit)
                 square_units = np.rint(loss * loss / self.square_unit)
@@ -336,7 +339,10 @@ class ExactNames:
 
     @staticmethod
     def concatenate(parts: Iterable[ExactNames]) -> ExactNames:
-        parts = list(parts)
+        """All loans of ``parts``; a batch's own loans are not copied when they are the only ones."""
+        parts = [part for part in parts if part.key.size] or list(parts)[:1]
+        if len(parts) == 1:
+            return parts[0]
         return ExactNames(*(np.concatenate([getattr(p, name) for p in parts])
                             for name in ("class_index", "pd", "weight", "key")))
 

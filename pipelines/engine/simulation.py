@@ -58,6 +58,7 @@ CLASS_RHO = np.array([RESIDENTIAL_MORTGAGE_CORRELATION, QUALIFYING_REVOLVING_COR
                       *OTHER_RETAIL_LEVELS, *CORPORATE_LEVELS])
 # |z| above which the Monte Carlo EL is declared inconsistent with the analytic EL (see self_check).
 SELF_CHECK_MAX_Z = 4.0
+FNV_OFFSET, FNV_PRIME = np.uint64(14695981039346656037), np.uint64(1099511628211)  # 64-bit FNV-1a (loan_keys)
 SQUARE_UNIT = 1e4  # currency^2 per unit of the squared loss weights (room for 5M large loans)
 COLLATERAL_INDEX = {Segment.FIRST_LIEN_MORTGAGE: HOUSE_PRICES, Segment.HELOC: HOUSE_PRICES,
                     Segment.COMMERCIAL_REAL_ESTATE: CRE_PRICES}
@@ -163,12 +164,24 @@ class BatchResult:
 
 
 def loan_keys(loan_id: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Random-stream key of each loan: a stable 64-bit hash of its LoanId (not its batch or row).
+    """Random-stream key of each loan: the 64-bit FNV-1a hash of its LoanId's bytes (not its batch or row).
 
-    pandas' ``hash_array`` uses a fixed SipHash key, so a loan keeps its key across processes,
-    batchings and row orders; LoanIds are unique after validation, so are the keys (up to 2^-64 odds).
+    A function of the id alone, so a loan keeps its key across processes, batchings and row orders;
+    vectorised over the id's byte columns (a Python hash per loan would cost seconds per million).
+    LoanIds are unique after validation; two of the book's largest names sharing a key (odds about
+    2^-50) is refused by the engine.
     """
-    return pd.util.hash_array(np.asarray(loan_id.to_numpy(zero_copy_only=False), dtype=object))
+    ids = pa.chunked_array([loan_id]) if isinstance(loan_id, pa.Array) else loan_id
+    ids = ids.cast(pa.large_string()).combine_chunks()  # UTF-8 bytes with int64 offsets
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int64)[ids.offset: ids.offset + len(ids) + 1]
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if len(ids) else np.zeros(0, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    keys = np.full(len(ids), FNV_OFFSET, dtype=np.uint64)
+    for position in range(int(lengths.max(initial=0))):
+        inside = position < lengths  # only a loan's own bytes
+        octet = data[np.where(inside, starts + position, 0)].astype(np.uint64)
+        keys = np.where(inside, (keys ^ octet) * FNV_PRIME, keys)
+    return keys
 
 
 def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame, pd_model: PDFunction,

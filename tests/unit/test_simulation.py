@@ -19,6 +19,7 @@ from pipelines.engine.scenarios import rate_shock_scenario, resolve_scenario
 from pipelines.engine.simulation import (
     SELF_CHECK_MAX_Z,
     SimulationConfig,
+    loan_keys,
     plan_batches,
     reduce_scenario,
     self_check,
@@ -187,3 +188,18 @@ def test_plan_batches_cover_every_loan_once():
     assert np.array_equal(covered, np.arange(1001))
     with pytest.raises(ValueError):
         plan_batches(0, 10)
+
+
+def fnv1a_64(text: str) -> int:
+    """64-bit FNV-1a of the UTF-8 bytes, byte by byte: an independent implementation of the published hash."""
+    value = 0xCBF29CE484222325
+    for octet in text.encode():
+        value = ((value ^ octet) * 0x100000001B3) % 2**64
+    return value
+
+
+def test_loan_keys_are_the_fnv1a_hash_of_the_id_alone():
+    ids = ["L1", "LOAN-000000123", "prêt-7", ""]
+    keys = loan_keys(pa.chunked_array([ids[:2], ids[2:]]))
+    assert keys.tolist() == [fnv1a_64(loan_id) for loan_id in ids]
+    assert loan_keys(pa.array(["L1"])).tolist() == keys[:1].tolist()  # no dependence on the batch's other ids
