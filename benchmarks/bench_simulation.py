@@ -22,6 +22,8 @@ DENSE_LOANS = 20_000
 DENSE_PATHS = {"synthetic_20k": 2000, "20_loans": 100_000, "200_lognormal": 50_000}
 DENSE_SEED = 7
 DENSE_LEVELS = (0.99, 0.999)
+# tail_accuracy: concentrated books (more loans than exact names, so the engine mixes its two parts) and paths.
+TAIL_PATHS = 20_000
 
 
 def _features(n_loans: int):
@@ -119,8 +121,18 @@ def _engine_losses(book: _Book, n_paths: int, seed: int) -> np.ndarray:
     from models.portfolio_loss import ExposureHistogram, simulate_losses
     from pipelines.engine.simulation import CLASS_RHO, SQUARE_UNIT
 
-    histogram = ExposureHistogram.from_loans(book.classes, CLASS_RHO, book.pd, book.weights, square_unit=SQUARE_UNIT)
+    histogram = ExposureHistogram.from_loans(book.classes, CLASS_RHO, book.pd, book.weights,
+                                             loan_key=np.arange(book.pd.shape[0]), square_unit=SQUARE_UNIT)
     return simulate_losses(histogram, n_paths, seed, DENSE_SCENARIO).sum(axis=1)
+
+
+def _dense_losses(book: _Book, n_paths: int, seed: int) -> np.ndarray:
+    """Horizon losses per path of the dense reference, on the same loan keys as :func:`_engine_losses`."""
+    from models.portfolio_loss import simulate_losses_dense
+    from pipelines.engine.simulation import CLASS_RHO
+
+    return simulate_losses_dense(book.classes, CLASS_RHO, book.pd, book.weights, n_paths, seed, DENSE_SCENARIO,
+                                 loan_key=np.arange(book.pd.shape[0])).sum(axis=1)
 
 
 @benchmark
@@ -133,8 +145,6 @@ def simulate_vs_dense() -> dict[str, float]:
     standard error); see :mod:`benchmarks.engine_comparison`. Losses are summed over the horizon.
     """
     from benchmarks.engine_comparison import compare_independent, compare_paired
-    from models.portfolio_loss import simulate_losses_dense
-    from pipelines.engine.simulation import CLASS_RHO
 
     synthetic = _projected_book(DENSE_LOANS)
     books = {"synthetic_20k": synthetic, **_concentrated_books(synthetic)}
@@ -144,12 +154,55 @@ def simulate_vs_dense() -> dict[str, float]:
         with Timer() as engine_timer:
             common = _engine_losses(book, n_paths, DENSE_SEED)
         with Timer() as dense_timer:
-            dense = simulate_losses_dense(book.classes, CLASS_RHO, book.pd, book.weights, n_paths, DENSE_SEED,
-                                          DENSE_SCENARIO).sum(axis=1)
+            dense = _dense_losses(book, n_paths, DENSE_SEED)
         independent = _engine_losses(book, n_paths, DENSE_SEED + 1)
         figures |= {f"{name}_loans": book.pd.shape[0], f"{name}_paths": n_paths,
                     f"{name}_engine_s": round(engine_timer.seconds, 3),
                     f"{name}_dense_s": round(dense_timer.seconds, 2),
                     **compare_independent(independent, dense, DENSE_LEVELS).figures(f"{name}_indep"),
                     **compare_paired(common, dense, DENSE_LEVELS).figures(f"{name}_crn")}
+    return figures
+
+
+def _tail_books(synthetic: _Book) -> dict[str, _Book]:
+    """Books with name concentration and more loans than the engine simulates exactly (256).
+
+    ``one_third_of_2000``: 2,000 loans of the synthetic book, the largest loss weight raised to half
+    the others' sum (a third of the book). ``pareto_1000``: 1,000 loans with Pareto (alpha 1.2) loss
+    weights, the same in every quarter. ``five_large_of_5000``: 5,000 loans and five of them with about 5 %
+    of the book each.
+    """
+    rng = np.random.default_rng(12)
+
+    def sample(n_loans: int) -> _Book:
+        rows = rng.choice(synthetic.pd.shape[0], n_loans, replace=False)
+        return _Book(synthetic.classes[rows], synthetic.pd[rows], synthetic.weights[rows].copy())
+
+    one_third = sample(2000)
+    largest = one_third.weights.max(axis=1).argmax()
+    one_third.weights[largest] = np.delete(one_third.weights, largest, axis=0).sum(axis=0) / 2.0
+    pareto = sample(1000)
+    pareto = _Book(pareto.classes, pareto.pd, np.repeat(1e4 * (1.0 + rng.pareto(1.2, (1000, 1))), HORIZON, axis=1))
+    five = sample(5000)
+    five.weights[:5] = five.weights[5:].sum(axis=0) * 0.064
+    return {"one_third_of_2000": one_third, "pareto_1000": pareto, "five_large_of_5000": five}
+
+
+@benchmark
+def tail_accuracy() -> dict[str, float]:
+    """Engine vs exact (dense Bernoulli) VaR and ES on concentrated books, independent seeds and CRN.
+
+    Figures as in ``simulate_vs_dense`` (engine / dense - 1 and z), at :data:`TAIL_PATHS` paths.
+    """
+    from benchmarks.engine_comparison import compare_independent, compare_paired
+
+    figures: dict[str, float] = {"quarters": HORIZON, "paths": TAIL_PATHS}
+    for name, book in _tail_books(_projected_book(DENSE_LOANS)).items():
+        dense = _dense_losses(book, TAIL_PATHS, DENSE_SEED)
+        largest_share = float(book.weights.max(axis=1).max() / book.weights.max(axis=1).sum())
+        figures |= {f"{name}_loans": book.pd.shape[0], f"{name}_largest_share": round(largest_share, 3),
+                    **compare_independent(_engine_losses(book, TAIL_PATHS, DENSE_SEED + 1), dense,
+                                          DENSE_LEVELS).figures(f"{name}_indep"),
+                    **compare_paired(_engine_losses(book, TAIL_PATHS, DENSE_SEED), dense,
+                                     DENSE_LEVELS).figures(f"{name}_crn")}
     return figures

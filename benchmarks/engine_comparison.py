@@ -49,8 +49,14 @@ class MeasureDifference:
 
     @property
     def z(self) -> float:
-        """``(a - b) / SE``: the difference in units of its Monte Carlo error."""
-        return (self.a - self.b) / self.standard_error
+        """``(a - b) / SE``: the difference in units of its Monte Carlo error.
+
+        Without error (engines that draw the same losses, e.g. a book the engine simulates exactly
+        on common random numbers) only an exact match is 0 standard errors away.
+        """
+        if self.standard_error > 0.0:
+            return (self.a - self.b) / self.standard_error
+        return 0.0 if self.a == self.b else float("inf")
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,10 @@ class StressSettings(BaseSettings):
     horizon_quarters: int = Field(default=9, ge=1, le=40)
     n_paths: int = Field(default=1000, ge=10)
     seed: int = 20260101
+    factor_persistence: float = Field(default=0.65, ge=0, le=1, description="AR(1) persistence phi of the "
+                                      "systematic factor from quarter to quarter (1: one factor for the horizon, "
+                                      "0: independent quarters); 0.65 reproduces the annual Basel Vasicek tail "
+                                      "over one year (models/portfolio_loss.py).")
     batch_size: int = Field(default=250_000, ge=100, description="Loans per simulation batch (mapped task).")
 
     # Capital projection (models/capital.py, models/standardized.py; docs/capital.md). Defaults resemble the

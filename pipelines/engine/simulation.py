@@ -35,7 +35,7 @@ from models.basel import (
 )
 from models.capital import BalanceSheet, PPNRModel, allowance_path, project_capital, provisions
 from models.lgd import stressed_lgd
-from models.portfolio_loss import ExposureHistogram, simulate_losses
+from models.portfolio_loss import DEFAULT_FACTOR_PERSISTENCE, ExposureHistogram, simulate_losses
 from models.projection import (
     CRE_PRICES,
     DEPRECIATING,
@@ -61,6 +61,7 @@ CLASS_RHO = np.array([RESIDENTIAL_MORTGAGE_CORRELATION, QUALIFYING_REVOLVING_COR
                       *OTHER_RETAIL_LEVELS, *CORPORATE_LEVELS])
 # |z| above which the Monte Carlo EL is declared inconsistent with the analytic EL (see self_check).
 SELF_CHECK_MAX_Z = 4.0
+FNV_OFFSET, FNV_PRIME = np.uint64(14695981039346656037), np.uint64(1099511628211)  # 64-bit FNV-1a (loan_keys)
 SQUARE_UNIT = 1e4  # currency^2 per unit of the squared loss weights (room for 5M large loans)
 COLLATERAL_INDEX = {Segment.FIRST_LIEN_MORTGAGE: HOUSE_PRICES, Segment.HELOC: HOUSE_PRICES,
                     Segment.COMMERCIAL_REAL_ESTATE: CRE_PRICES}
@@ -120,6 +121,9 @@ class SimulationConfig:
     n_paths: int = 1000
     seed: int = 20260101
     capital: CapitalAssumptions = CapitalAssumptions()
+    # AR(1) persistence of the systematic factor across quarters (STRESS_FACTOR_PERSISTENCE; the default's
+    # calibration is explained at models.portfolio_loss.DEFAULT_FACTOR_PERSISTENCE).
+    factor_persistence: float = DEFAULT_FACTOR_PERSISTENCE
 
 
 def plan_batches(n_loans: int, batch_size: int) -> list[dict[str, int]]:
@@ -193,6 +197,27 @@ class BatchResult:
     loans: pa.Table
 
 
+def loan_keys(loan_id: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Random-stream key of each loan: the 64-bit FNV-1a hash of its LoanId's bytes (not its batch or row).
+
+    A function of the id alone, so a loan keeps its key across processes, batchings and row orders;
+    vectorised over the id's byte columns (a Python hash per loan would cost seconds per million).
+    LoanIds are unique after validation; two of the book's largest names sharing a key (odds about
+    2^-50) is refused by the engine.
+    """
+    ids = pa.chunked_array([loan_id]) if isinstance(loan_id, pa.Array) else loan_id
+    ids = ids.cast(pa.large_string()).combine_chunks()  # UTF-8 bytes with int64 offsets
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int64)[ids.offset: ids.offset + len(ids) + 1]
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if len(ids) else np.zeros(0, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    keys = np.full(len(ids), FNV_OFFSET, dtype=np.uint64)
+    for position in range(int(lengths.max(initial=0))):
+        inside = position < lengths  # only a loan's own bytes
+        octet = data[np.where(inside, starts + position, 0)].astype(np.uint64)
+        keys = np.where(inside, (keys ^ octet) * FNV_PRIME, keys)
+    return keys
+
+
 def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame, pd_model: PDFunction,
                    config: SimulationConfig) -> BatchResult:
     """Project one batch of loans under one scenario."""
@@ -201,7 +226,8 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
     jump_off_pd = features.column("DefaultRiskScore").to_numpy(zero_copy_only=False)
     histogram = ExposureHistogram.from_loans(
         correlation_class(book.segment_name, jump_off_pd), CLASS_RHO,
-        projection.pd, projection.loss_weight * projection.survival_start, square_unit=SQUARE_UNIT)
+        projection.pd, projection.loss_weight * projection.survival_start,
+        loan_key=loan_keys(features.column("LoanId")), square_unit=SQUARE_UNIT)
     expected_loss = projection.expected_loss
 
     def per_segment(values: np.ndarray) -> dict[str, list[float]]:
@@ -266,7 +292,7 @@ def add_aggregates(parts: list[dict[str, Any]]) -> dict[str, Any]:
 def simulation_id(snapshot_id: str, scenario: Scenario, model_version: str, config: SimulationConfig) -> str:
     """Deterministic id: the same data, scenario, model and settings give the same id."""
     key = json.dumps([snapshot_id, scenario.fingerprint(), model_version, config.horizon, config.n_paths,
-                      config.seed, config.capital.fingerprint()], sort_keys=True)
+                      config.seed, config.capital.fingerprint(), config.factor_persistence], sort_keys=True)
     return "SIM-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -302,7 +328,8 @@ def reduce_scenario(histograms: list[ExposureHistogram], aggregates: list[dict[s
     """Monte Carlo, risk measures and capital for one scenario from its batches' partial results."""
     histogram = ExposureHistogram.sum(histograms)
     totals = add_aggregates(aggregates)
-    path_losses = simulate_losses(histogram, config.n_paths, config.seed, scenario.scenario_id)
+    path_losses = simulate_losses(histogram, config.n_paths, config.seed, scenario.scenario_id,
+                                  persistence=config.factor_persistence)
     cumulative = path_losses.sum(axis=1)
     summary = stats.summarise(cumulative, levels=tuple(sorted({*VAR_LEVELS, *ES_LEVELS})))
     el_by_quarter = np.sum([v for v in totals["expected_loss"].values()], axis=0)

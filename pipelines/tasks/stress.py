@@ -22,7 +22,8 @@ def _simulation_config(plan: dict[str, Any], adapters: Adapters):
     from pipelines.engine.simulation import CapitalAssumptions, SimulationConfig
 
     return SimulationConfig(horizon=plan["horizon"], n_paths=plan["n_paths"], seed=plan["seed"],
-                            capital=CapitalAssumptions.from_settings(adapters.settings))
+                            capital=CapitalAssumptions.from_settings(adapters.settings),
+                            factor_persistence=adapters.settings.factor_persistence)
 
 
 def _batch_prefix(run_id: str, scenario_id: str, batch: int) -> str:

@@ -12,6 +12,7 @@ RHO = np.array([0.04, 0.15])
 N_PATHS = 4000
 SEED = 3
 MAX_Z = 4.0
+KEYS = np.arange(300)
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +28,14 @@ def book() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def dense(book) -> np.ndarray:
     classes, pd, weight = book
-    return simulate_losses_dense(classes, RHO, pd, weight, N_PATHS, SEED, "test").sum(axis=1)
+    return simulate_losses_dense(classes, RHO, pd, weight, N_PATHS, SEED, "test", loan_key=KEYS).sum(axis=1)
 
 
 def engine(book, seed: int, pd_scale: float = 1.0) -> np.ndarray:
     classes, pd, weight = book
-    return simulate_losses(ExposureHistogram.from_loans(classes, RHO, pd * pd_scale, weight), N_PATHS, seed,
-                           "test").sum(axis=1)
+    # No exact names: the comparison must see the histogram and its gamma draw, not the dense code itself.
+    histogram = ExposureHistogram.from_loans(classes, RHO, pd * pd_scale, weight, loan_key=KEYS, exact_names=0)
+    return simulate_losses(histogram, N_PATHS, seed, "test").sum(axis=1)
 
 
 @pytest.mark.parametrize("compare, seed", [(compare_independent, SEED + 1), (compare_paired, SEED)],
@@ -52,3 +54,10 @@ def test_a_correct_engine_passes_and_a_biased_one_fails(book, dense, compare, se
 def test_paired_comparison_needs_one_loss_per_path_from_each() -> None:
     with pytest.raises(ValueError, match="paired"):
         compare_paired(np.ones(3), np.ones(4))
+
+
+def test_identical_samples_are_zero_errors_apart() -> None:
+    losses = np.random.default_rng(0).gamma(2.0, 1.0, 500)
+    assert compare_paired(losses, losses.copy(), n_boot=20).max_abs_z() == 0.0
+    shifted = np.full(500, 2.0), np.full(500, 1.0)  # no spread of the difference, yet a difference
+    assert compare_paired(*shifted, n_boot=20).measures["el"].z == float("inf")

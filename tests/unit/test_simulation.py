@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from models.pd_logistic import MacroLogisticPD
-from models.portfolio_loss import ExposureHistogram
+from models.portfolio_loss import DEFAULT_FACTOR_PERSISTENCE, ExposureHistogram
 from pipelines.data.features import build_features, history_pd_features
 from pipelines.data.macro import load_history
 from pipelines.data.synthetic import generate_loan_book, generate_performance_history
@@ -19,12 +19,14 @@ from pipelines.engine.scenarios import rate_shock_scenario, resolve_scenario
 from pipelines.engine.simulation import (
     SELF_CHECK_MAX_Z,
     SimulationConfig,
+    loan_keys,
     plan_batches,
     reduce_scenario,
     self_check,
     simulate_batch,
     simulation_id,
 )
+from pipelines.settings import StressSettings
 
 AS_OF = date(2025, 12, 31)
 CONFIG = SimulationConfig(n_paths=400, seed=5)
@@ -128,7 +130,8 @@ def test_outputs_obey_their_invariants(features, history, pd_model):
 def biased(histogram: ExposureHistogram, factor: float) -> ExposureHistogram:
     """The histogram of an engine whose loss weights are off by ``factor``: its MC EL is biased."""
     return replace(histogram, weight=np.rint(histogram.weight * factor).astype(np.int64),
-                   weight_sq=np.rint(histogram.weight_sq * factor**2).astype(np.int64))
+                   weight_sq=np.rint(histogram.weight_sq * factor**2).astype(np.int64),
+                   exact=replace(histogram.exact, weight=histogram.exact.weight * factor))
 
 
 @pytest.mark.parametrize("factor", [0.7, 1.3])
@@ -159,6 +162,27 @@ def test_simulation_id_is_deterministic_and_sensitive():
     assert first == simulation_id("snap", scenario, "v1", CONFIG)
     assert first != simulation_id("snap", scenario, "v2", CONFIG)
     assert first != simulation_id("snap", resolve_scenario("2026_severely_adverse"), "v1", CONFIG)
+    assert first != simulation_id("snap", scenario, "v1", replace(CONFIG, factor_persistence=1.0))
+
+
+def test_factor_persistence_comes_from_the_settings(monkeypatch):
+    # The setting's default is the engine's (settings.py does not import the numerical stack).
+    assert StressSettings().factor_persistence == DEFAULT_FACTOR_PERSISTENCE == SimulationConfig().factor_persistence
+    monkeypatch.setenv("STRESS_FACTOR_PERSISTENCE", "1")
+    assert StressSettings().factor_persistence == 1.0
+    monkeypatch.setenv("STRESS_FACTOR_PERSISTENCE", "1.5")
+    with pytest.raises(ValueError):
+        StressSettings()
+
+
+def test_more_persistent_factors_raise_the_tail_not_the_mean(features, history, pd_model):
+    # A persistent factor makes bad quarters follow bad quarters: a fatter tail of the horizon loss, same EL.
+    scenario = resolve_scenario("2026_severely_adverse")
+    part = simulate_batch(features, scenario, history, pd_model, CONFIG)
+    results = [reduce_scenario([part.histogram], [part.aggregates], scenario, replace(CONFIG, factor_persistence=phi))
+               for phi in (0.0, 1.0)]
+    assert results[1]["var"]["0.990"] > 1.2 * results[0]["var"]["0.990"]
+    assert all(r["self_check"]["passed"] for r in results)
 
 
 def test_plan_batches_cover_every_loan_once():
@@ -167,3 +191,18 @@ def test_plan_batches_cover_every_loan_once():
     assert np.array_equal(covered, np.arange(1001))
     with pytest.raises(ValueError):
         plan_batches(0, 10)
+
+
+def fnv1a_64(text: str) -> int:
+    """64-bit FNV-1a of the UTF-8 bytes, byte by byte: an independent implementation of the published hash."""
+    value = 0xCBF29CE484222325
+    for octet in text.encode():
+        value = ((value ^ octet) * 0x100000001B3) % 2**64
+    return value
+
+
+def test_loan_keys_are_the_fnv1a_hash_of_the_id_alone():
+    ids = ["L1", "LOAN-000000123", "prêt-7", ""]
+    keys = loan_keys(pa.chunked_array([ids[:2], ids[2:]]))
+    assert keys.tolist() == [fnv1a_64(loan_id) for loan_id in ids]
+    assert loan_keys(pa.array(["L1"])).tolist() == keys[:1].tolist()  # no dependence on the batch's other ids
