@@ -124,7 +124,7 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
         header = next(iter(pacsv.read_csv(io.BytesIO(header_line + b"\n"),
                                           read_options=pacsv.ReadOptions(autogenerate_column_names=True))
                            .to_pylist()), {})
-        names = [str(v) for v in header.values()]
+        names = ["" if v is None else str(v) for v in header.values()]  # Arrow reads an empty name as null
     except pa.ArrowInvalid as error:
         raise TableContractError(f"loan tape {source!r} has an unreadable header line: {error}") from error
     check_unique_column_names(names, source)
@@ -215,7 +215,7 @@ def _row_numbers(n_good: int, malformed_numbers: set[int]) -> np.ndarray:
 
 def check_unique_column_names(names: Sequence[str], source: str) -> None:
     """A column named twice is ambiguous (which LoanAmount is the loan's?): the table is refused."""
-    duplicated = sorted(name for name, count in Counter(names).items() if count > 1)
+    duplicated = sorted(name or "(empty name)" for name, count in Counter(names).items() if count > 1)
     if duplicated:
         raise TableContractError(f"loan tape {source!r} names column(s) more than once: {', '.join(duplicated)}")
 
