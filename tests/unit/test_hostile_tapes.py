@@ -202,3 +202,24 @@ def test_header_detection_follows_the_parser_line_endings() -> None:
     # One CR-terminated header and no loans is still "no loans", not a one-line header.
     with pytest.raises(TableContractError, match="header but no loans"):
         ingestion.read_csv_as_text((",".join(COLUMN_NAMES) + "\r\r").encode(), "mac.csv")
+
+
+# A malformed non-UTF-8 line: only the non-UTF-8 lines go through Python's csv module -------------------
+
+def test_non_utf8_lines_read_apart_match_the_whole_file_read_by_python(tmp_path: Path, valid_tape_rows,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = [",".join(COLUMN_NAMES).encode()] + [",".join(row.values()).encode() for row in valid_tape_rows]
+    lines[3] = b"X-1,\xff\xfe,too,few"  # malformed and not UTF-8: aborts Arrow's parser
+    lines[1] = lines[1].replace(b"northeast", b"north\xe9ast")  # well-formed, one non-UTF-8 cell
+    lines[12] = b"only,three,fields"  # malformed, UTF-8
+    lines[21] = lines[21].replace(b",690,", b",high,")  # a type error
+    path = tmp_path / "tape.csv"
+    path.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    assert len(ingestion._non_utf8_lines(path.read_bytes())) == 2  # lines 1 and 3 are read apart
+    apart = ingest(str(path))
+    monkeypatch.setattr(ingestion, "_non_utf8_lines", lambda data: [])  # the whole file through Python
+    whole = ingest(str(path))
+    assert apart.raw_text.equals(whole.raw_text) and apart.table.equals(whole.table)
+    assert apart.malformed == whole.malformed and apart.type_errors == whole.type_errors
+    assert [m.row_number for m in apart.malformed] == [3, 12]
+    assert apart.type_errors == {1: ["type:Region"], 21: ["type:CreditScore"]}
