@@ -7,6 +7,13 @@ the typed table and the row carries a reason such as ``type:LoanAmount``. Lines 
 into the right number of fields are kept verbatim as malformed rows. Nothing is dropped: every input
 row is in the typed table or in ``malformed``.
 
+Whatever the input, the only exception that leaves :func:`ingest` is :class:`TableContractError`, for
+faults of the table as a whole (unreadable source, duplicated or nested contract columns, missing
+columns, no rows); everything else costs the row it is in. Choices made for hostile tapes: a leading
+``+`` is accepted in numbers (``+5`` is 5, as Arrow's decimal parser already did); a decimal with more
+places than the contract keeps is rounded once, half to even (``1e-20`` is 0); LF, CRLF and CR-only
+line endings are all lines; nested Parquet columns the contract does not use are not read, only listed.
+
 PostgreSQL is read with ``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` into the same multi-threaded
 CSV parser, which is why ingesting from the database runs close to the speed of a plain COPY.
 """
