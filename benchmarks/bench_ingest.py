@@ -150,10 +150,14 @@ def ingest_dirty_1m() -> dict[str, float]:
     clean_source = _book_csv()
     dirty_source = _dirty_copy(clean_source)
     _warm_up(clean_source)
-    with Timer() as clean:
-        ingest(clean_source)
-    with Timer() as dirty:
-        tape = ingest(dirty_source)
-    assert tape.table.num_rows == N_LOANS and len(tape.malformed) == 1
-    return {"rows": N_LOANS + 1, "clean_wall_s": round(clean.seconds, 2), "dirty_wall_s": round(dirty.seconds, 2),
-            "dirty_over_clean": round(dirty.seconds / clean.seconds, 2)}
+    # Alternated, best of two each: the first read of a 200 MB file pays for page faults the second does not.
+    seconds: dict[str, list[float]] = {"clean": [], "dirty": []}
+    for _ in range(2):
+        for kind, source in (("clean", clean_source), ("dirty", dirty_source)):
+            with Timer() as timer:
+                tape = ingest(source)
+            seconds[kind].append(timer.seconds)
+            assert tape.table.num_rows == N_LOANS and len(tape.malformed) == (kind == "dirty")
+    clean, dirty = min(seconds["clean"]), min(seconds["dirty"])
+    return {"rows": N_LOANS + 1, "clean_wall_s": round(clean, 2), "dirty_wall_s": round(dirty, 2),
+            "dirty_over_clean": round(dirty / clean, 2)}
