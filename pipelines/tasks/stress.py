@@ -37,7 +37,7 @@ def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float
     from pipelines.data.macro import load_history
     from pipelines.engine.scenarios import ScenarioError, rate_shock_scenario, resolve_scenario
     from pipelines.engine.simulation import plan_batches
-    from pipelines.model.selection import resolve_stress_model
+    from pipelines.model.selection import load_pd_function, resolve_stress_model
 
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
@@ -56,6 +56,7 @@ def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float
                                  settings.aws_region, store)
     log.info("PD model: %s version %s%s", model["name"], model["version"],
              f" ({model['note']})" if model.get("note") else "")
+    load_pd_function(model, store)  # an untrusted or unreadable model fails the plan, not every batch
     batches = plan_batches(features["rows"], batch_size or settings.batch_size)
     log.info("plan: %d scenarios x %d batches of up to %s loans, %s paths", len(scenarios), len(batches),
              f"{batch_size or settings.batch_size:,}", f"{n_paths:,}")
