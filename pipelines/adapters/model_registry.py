@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from models.pd_xgboost import XGBoostPD
-    from pipelines.model.promotion import PromotionDecision
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 MODEL_NAME_IN_RUN = "pd_model"
@@ -202,13 +201,17 @@ class ModelRegistry:
         spec = loaded.unwrap_python_model().model.spec
         return loaded.predict(model_input(frame, spec))[OUTPUT_COLUMNS[0]].to_numpy()
 
-    def record_decision(self, version: str, decision: PromotionDecision, superseded: str | None) -> None:
-        """Write the gate's verdict on the version and, when it passed, move ``champion`` to it."""
+    def record_decision(self, version: str, tags: dict[str, str], description: str, promote: bool,
+                        superseded: str | None) -> None:
+        """Write a gate's verdict (its tags and description) on the version; when it passed, move ``champion``.
+
+        The verdict arrives as plain values so the registry knows nothing of the gate that made it.
+        """
         client = self.client()
-        for key, value in decision.tags().items():
+        for key, value in tags.items():
             client.set_model_version_tag(self.model_name, version, key, value)
-        client.update_model_version(self.model_name, version, description=decision.description())
-        if decision.promote:
+        client.update_model_version(self.model_name, version, description=description)
+        if promote:
             client.set_registered_model_alias(self.model_name, CHAMPION, version)
             if superseded is not None and superseded != version:
                 client.set_model_version_tag(self.model_name, superseded, "promotion.superseded_by", version)

@@ -120,5 +120,5 @@ def run_promotion_gate(registry: ModelRegistry, version: str, test: pd.DataFrame
         incumbent, incumbent_pd = "none", None
     decision = decide_promotion(y, challenger_pd, incumbent_pd, incumbent, policy)
     decision.extra = {"decided_at": datetime.now(UTC).isoformat(), **(context or {})}
-    registry.record_decision(version, decision, champion)
+    registry.record_decision(version, decision.tags(), decision.description(), decision.promote, champion)
     return decision

@@ -2,7 +2,8 @@
 DAG files that import only the task seam, and one composition root that reads the settings.
 
 Imports inside functions count: a lazy import is still a dependency, and a cycle through one is
-still a cycle. Imports under ``if TYPE_CHECKING:`` do not (they never run).
+still a cycle. So do imports under ``if TYPE_CHECKING:``: a type that one module needs from another
+is a dependency too, even if it never runs.
 """
 
 from __future__ import annotations
@@ -26,15 +27,9 @@ def _modules() -> dict[str, Path]:
     return {_module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
 
 
-def _is_type_checking_block(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-
-
 def _imports(tree: ast.AST) -> Iterator[str]:
-    """Every module named by an import statement outside ``if TYPE_CHECKING:`` blocks."""
+    """Every module named by an import statement anywhere in ``tree``."""
     for node in ast.iter_child_nodes(tree):
-        if _is_type_checking_block(node):
-            continue
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
