@@ -80,7 +80,7 @@ def simulate_standard() -> dict[str, float]:
 
 @dataclass(frozen=True)
 class _Book:
-    """What both engines take: class, PD and loss weight per loan (and quarter)."""
+    """What both engines take: class per loan, and per loan and quarter the PD (hazard) and the loss at default."""
 
     classes: np.ndarray
     pd: np.ndarray
@@ -98,7 +98,7 @@ def _projected_book(n_loans: int) -> _Book:
     book = book_arrays(features)
     projection = project_book(book, macro_path(resolve_scenario(DENSE_SCENARIO, HORIZON, history), history), model)
     classes = correlation_class(book.segment_name, features.column("DefaultRiskScore").to_numpy())
-    return _Book(classes, projection.pd, projection.loss_weight * projection.survival_start)
+    return _Book(classes, projection.pd, projection.loss_weight)
 
 
 def _concentrated_books(synthetic: _Book) -> dict[str, _Book]:

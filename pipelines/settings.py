@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,10 +77,16 @@ class StressSettings(BaseSettings):
     horizon_quarters: int = Field(default=9, ge=1, le=40)
     n_paths: int = Field(default=1000, ge=10)
     seed: int = 20260101
-    factor_persistence: float = Field(default=0.65, ge=0, le=1, description="AR(1) persistence phi of the "
-                                      "systematic factor from quarter to quarter (1: one factor for the horizon, "
-                                      "0: independent quarters); 0.65 reproduces the annual Basel Vasicek tail "
-                                      "over one year (models/portfolio_loss.py).")
+    factor_model: Literal["horizon", "quarterly_ar1"] = Field(
+        default="horizon", description="How defaults are correlated over the horizon (docs/simulation.md). horizon: "
+        "one latent variable per loan and one systematic factor per path, the loan defaulting when it crosses its "
+        "cumulative-PD threshold (over one year exactly the Basel/Vasicek one-factor model on the annual PD). "
+        "quarterly_ar1: a Vasicek draw on each quarter's PD with an AR(1) factor of persistence factor_persistence.",
+    )
+    factor_persistence: float = Field(default=0.65, ge=0, le=1, description="quarterly_ar1 only: AR(1) "
+                                      "persistence phi of the systematic factor from quarter to quarter (1: one "
+                                      "factor for the horizon, 0: independent quarters); 0.65 comes closest to the "
+                                      "annual Basel Vasicek tail over one year (models/portfolio_loss.py).")
     batch_size: int = Field(default=250_000, ge=100, description="Loans per simulation batch (mapped task).")
 
     # Capital projection (models/capital.py, models/standardized.py; docs/capital.md). Defaults resemble the

@@ -35,7 +35,13 @@ from models.basel import (
 )
 from models.capital import BalanceSheet, PPNRModel, allowance_path, project_capital, provisions
 from models.lgd import stressed_lgd
-from models.portfolio_loss import DEFAULT_FACTOR_PERSISTENCE, ExposureHistogram, simulate_losses
+from models.portfolio_loss import (
+    DEFAULT_FACTOR_MODEL,
+    DEFAULT_FACTOR_PERSISTENCE,
+    ExposureHistogram,
+    FactorModel,
+    simulate_losses,
+)
 from models.projection import (
     CRE_PRICES,
     DEPRECIATING,
@@ -121,7 +127,10 @@ class SimulationConfig:
     n_paths: int = 1000
     seed: int = 20260101
     capital: CapitalAssumptions = CapitalAssumptions()
-    # AR(1) persistence of the systematic factor across quarters (STRESS_FACTOR_PERSISTENCE; the default's
+    # How defaults are correlated over the horizon (STRESS_FACTOR_MODEL, models.portfolio_loss.FactorModel):
+    # one latent variable per loan and one factor per path by default.
+    factor_model: FactorModel = DEFAULT_FACTOR_MODEL
+    # AR(1) persistence of the quarterly_ar1 factor across quarters (STRESS_FACTOR_PERSISTENCE; the default's
     # calibration is explained at models.portfolio_loss.DEFAULT_FACTOR_PERSISTENCE).
     factor_persistence: float = DEFAULT_FACTOR_PERSISTENCE
 
@@ -226,8 +235,8 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
     jump_off_pd = features.column("DefaultRiskScore").to_numpy(zero_copy_only=False)
     histogram = ExposureHistogram.from_loans(
         correlation_class(book.segment_name, jump_off_pd), CLASS_RHO,
-        projection.pd, projection.loss_weight * projection.survival_start,
-        loan_key=loan_keys(features.column("LoanId")), square_unit=SQUARE_UNIT)
+        projection.pd, projection.loss_weight, loan_key=loan_keys(features.column("LoanId")),
+        square_unit=SQUARE_UNIT, factor_model=config.factor_model)
     expected_loss = projection.expected_loss
 
     def per_segment(values: np.ndarray) -> dict[str, list[float]]:
@@ -292,7 +301,8 @@ def add_aggregates(parts: list[dict[str, Any]]) -> dict[str, Any]:
 def simulation_id(snapshot_id: str, scenario: Scenario, model_version: str, config: SimulationConfig) -> str:
     """Deterministic id: the same data, scenario, model and settings give the same id."""
     key = json.dumps([snapshot_id, scenario.fingerprint(), model_version, config.horizon, config.n_paths,
-                      config.seed, config.capital.fingerprint(), config.factor_persistence], sort_keys=True)
+                      config.seed, config.capital.fingerprint(), str(config.factor_model), config.factor_persistence],
+                     sort_keys=True)
     return "SIM-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -327,6 +337,9 @@ def reduce_scenario(histograms: list[ExposureHistogram], aggregates: list[dict[s
                     config: SimulationConfig) -> dict[str, Any]:
     """Monte Carlo, risk measures and capital for one scenario from its batches' partial results."""
     histogram = ExposureHistogram.sum(histograms)
+    if histogram.factor_model is not config.factor_model:
+        raise ValueError(f"the batches were binned for the {histogram.factor_model} factor model, the run asks for "
+                         f"{config.factor_model}")
     totals = add_aggregates(aggregates)
     path_losses = simulate_losses(histogram, config.n_paths, config.seed, scenario.scenario_id,
                                   persistence=config.factor_persistence)

@@ -19,10 +19,12 @@ DAG_ID = "loan_stress_test"
 
 
 def _simulation_config(plan: dict[str, Any], adapters: Adapters):
+    from models.portfolio_loss import FactorModel
     from pipelines.engine.simulation import CapitalAssumptions, SimulationConfig
 
     return SimulationConfig(horizon=plan["horizon"], n_paths=plan["n_paths"], seed=plan["seed"],
                             capital=CapitalAssumptions.from_settings(adapters.settings),
+                            factor_model=FactorModel(adapters.settings.factor_model),
                             factor_persistence=adapters.settings.factor_persistence)
 
 

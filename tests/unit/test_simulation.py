@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from models.pd_logistic import MacroLogisticPD
-from models.portfolio_loss import DEFAULT_FACTOR_PERSISTENCE, ExposureHistogram
+from models.portfolio_loss import DEFAULT_FACTOR_MODEL, DEFAULT_FACTOR_PERSISTENCE, ExposureHistogram, FactorModel
 from pipelines.data.features import build_features, history_pd_features
 from pipelines.data.macro import load_history
 from pipelines.data.synthetic import generate_loan_book, generate_performance_history
@@ -163,6 +163,7 @@ def test_simulation_id_is_deterministic_and_sensitive():
     assert first != simulation_id("snap", scenario, "v2", CONFIG)
     assert first != simulation_id("snap", resolve_scenario("2026_severely_adverse"), "v1", CONFIG)
     assert first != simulation_id("snap", scenario, "v1", replace(CONFIG, factor_persistence=1.0))
+    assert first != simulation_id("snap", scenario, "v1", replace(CONFIG, factor_model=FactorModel.QUARTERLY_AR1))
 
 
 def test_factor_persistence_comes_from_the_settings(monkeypatch):
@@ -175,12 +176,30 @@ def test_factor_persistence_comes_from_the_settings(monkeypatch):
         StressSettings()
 
 
+def test_factor_model_comes_from_the_settings(monkeypatch):
+    assert FactorModel(StressSettings().factor_model) is DEFAULT_FACTOR_MODEL is SimulationConfig().factor_model
+    monkeypatch.setenv("STRESS_FACTOR_MODEL", "quarterly_ar1")
+    assert FactorModel(StressSettings().factor_model) is FactorModel.QUARTERLY_AR1
+    monkeypatch.setenv("STRESS_FACTOR_MODEL", "brownian")
+    with pytest.raises(ValueError):
+        StressSettings()
+
+
+def test_batches_binned_for_another_factor_model_are_refused(features, history, pd_model):
+    scenario = resolve_scenario("2026_baseline")
+    part = simulate_batch(features.slice(0, 200), scenario, history, pd_model, CONFIG)
+    with pytest.raises(ValueError, match="factor model"):
+        reduce_scenario([part.histogram], [part.aggregates], scenario,
+                        replace(CONFIG, factor_model=FactorModel.QUARTERLY_AR1))
+
+
 def test_more_persistent_factors_raise_the_tail_not_the_mean(features, history, pd_model):
     # A persistent factor makes bad quarters follow bad quarters: a fatter tail of the horizon loss, same EL.
     scenario = resolve_scenario("2026_severely_adverse")
-    part = simulate_batch(features, scenario, history, pd_model, CONFIG)
-    results = [reduce_scenario([part.histogram], [part.aggregates], scenario, replace(CONFIG, factor_persistence=phi))
-               for phi in (0.0, 1.0)]
+    quarterly = replace(CONFIG, factor_model=FactorModel.QUARTERLY_AR1)
+    part = simulate_batch(features, scenario, history, pd_model, quarterly)
+    results = [reduce_scenario([part.histogram], [part.aggregates], scenario,
+                               replace(quarterly, factor_persistence=phi)) for phi in (0.0, 1.0)]
     assert results[1]["var"]["0.990"] > 1.2 * results[0]["var"]["0.990"]
     assert all(r["self_check"]["passed"] for r in results)
 
