@@ -10,8 +10,9 @@ the results store only in ``publish``, after the checks passed.
 
 The simulate step has one branch per runner and ``STRESS_SIMULATION_RUNNER`` picks one at run time
 (``choose_runner``), so the DAG's shape is the same whatever the runner: ``local`` maps one task per
-(scenario, batch); ``spark`` submits every batch as one Spark job and waits. The branches write the
-same partial results, which ``reduce`` combines.
+(scenario, batch); ``spark`` submits every batch as one Spark job and waits; ``emr_serverless`` runs
+that job on EMR Serverless with the Amazon provider's operators. The branches write the same partial
+results, which ``reduce`` combines.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime
 
 from airflow.sdk import Asset, Param, TriggerRule, chain, dag, task, teardown
 
+from pipelines.tasks.emr_serverless import emr_serverless_simulation
 from pipelines.tasks.groups import loan_tape, loan_tape_params
 from pipelines.tasks.policy import DEFAULT_ARGS
 
@@ -67,7 +69,8 @@ def loan_stress_test() -> None:
     def choose_runner() -> str:
         from pipelines.tasks.stress import simulation_runner
 
-        return {"local": "work_items", "spark": "simulate_on_spark"}[simulation_runner()]
+        return {"local": "work_items", "spark": "simulate_on_spark",
+                "emr_serverless": "emr_serverless.job_config"}[simulation_runner()]
 
     @task
     def work_items(plan: dict) -> list[dict]:
@@ -145,10 +148,11 @@ def loan_stress_test() -> None:
     runner = choose_runner()
     mapped_items = work_items(planned)
     on_spark = simulate_on_spark(planned)
+    on_emr = emr_serverless_simulation(planned, runner)
     chain(planned, runner, [mapped_items, on_spark])
     simulated = simulate.partial(plan=planned).expand_kwargs(mapped_items)
     reduced = reduce.partial(plan=planned).expand(scenario_id=scenario_ids(planned))
-    chain(on_spark, reduced)
+    chain([on_spark, on_emr], reduced)
     published = publish(check_results(reduced))
     judged = compliance(tape["manifest"], planned, published)
     reported = report(tape["manifest"], published, judged)

@@ -124,7 +124,10 @@ class Adapters:
 
 def build_adapters(settings: StressSettings) -> Adapters:
     """The adapters of ``settings``, after checking that the settings agree with each other."""
+    from pipelines.observability.logs import configure_logging
+
     check_configuration(settings)
+    configure_logging(settings.log_format)
     return Adapters(settings)
 
 

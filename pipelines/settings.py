@@ -107,6 +107,12 @@ class StressSettings(BaseSettings):
     emr_code_uri: str = Field(default="", description="s3:// folder holding `make spark-bundle`'s output "
                               "(spark_job.py, loanstress.zip, loanstress-env.tar.gz); required for "
                               "emr_serverless.")
+    # Observability (pipelines/observability/; docs/observability.md).
+    log_format: str = Field(default="text", pattern="^(text|json)$", description="json: the project's loggers "
+                            "write one JSON object per line with the run id; text: Airflow's own format.")
+    metrics_textfile: Path | None = Field(default=None, description="File the teardown writes each run's "
+                                          "Prometheus exposition to (node_exporter textfile collector); "
+                                          "empty: only runs/<run>/metrics.prom in the object store.")
     emr_log_uri: str = Field(default="", description="s3:// folder of the EMR Serverless job logs; default "
                              "<object store>/emr-logs.")
 

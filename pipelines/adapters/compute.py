@@ -60,10 +60,12 @@ class SparkSubmitRunner:
 class EmrServerlessJob:
     """What the Amazon provider's EMR Serverless operators need to run the Spark job of a run.
 
-    ``code_uri`` is the S3 folder where ``make spark-bundle`` output was uploaded: ``spark_job.py``
-    (the entry point), ``loanstress.zip`` (the project, on the Python path) and
-    ``loanstress-env.tar.gz`` (a packed virtual environment with numpy, pandas, pyarrow and the
-    project's other dependencies, unpacked by Spark as ``environment``).
+    ``code_uri`` is the S3 folder where ``make spark-bundle``'s output was uploaded: ``spark_job.py``
+    (the entry point) and ``loanstress-project.tar.gz`` (the project's packages and data files,
+    unpacked by Spark as ``project`` and put on the Python path: the macro history is read from
+    files beside the packages, which a ``--py-files`` zip cannot serve), plus
+    ``loanstress-env.tar.gz``, a packed Python 3.11 environment of the lock (docs/scale_out.md),
+    unpacked as ``environment``.
     """
 
     release_label: str
@@ -75,11 +77,12 @@ class EmrServerlessJob:
     def job_driver(self, store_uri: str, job_key: str) -> dict[str, Any]:
         code = self.code_uri.rstrip("/")
         parameters = " ".join([
-            f"--archives {code}/loanstress-env.tar.gz#environment",
-            f"--py-files {code}/loanstress.zip",
+            f"--archives {code}/loanstress-env.tar.gz#environment,{code}/loanstress-project.tar.gz#project",
             "--conf spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON=./environment/bin/python",
             "--conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python",
+            "--conf spark.emr-serverless.driverEnv.PYTHONPATH=./project",
             "--conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",
+            "--conf spark.executorEnv.PYTHONPATH=./project",
         ])
         return {"sparkSubmit": {
             "entryPoint": f"{code}/spark_job.py",

@@ -9,6 +9,7 @@ services and dashboards read, only in :func:`publish`, after :func:`check_result
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from pipelines.composition import Adapters, current_adapters
@@ -96,8 +97,17 @@ def simulate(plan: dict[str, Any], scenario_id: str, batch: dict[str, int], run_
 
     adapters = current_adapters()
     log.info("simulating %s batch %d: loans %s-%s", scenario_id, batch["batch"], batch["start"], batch["stop"])
-    return simulate_work_item(adapters.object_store, plan["features_key"], plan["pd_model"],
-                              _simulation_config(plan, adapters), _work_item(run_id, scenario_id, batch))
+    start = time.perf_counter()
+    output = simulate_work_item(adapters.object_store, plan["features_key"], plan["pd_model"],
+                                _simulation_config(plan, adapters), _work_item(run_id, scenario_id, batch))
+    _record_simulate_seconds(adapters, run_id, f"local_{scenario_id}_batch-{batch['batch']:05d}", "local", start)
+    return output
+
+
+def _record_simulate_seconds(adapters: Adapters, run_id: str, name: str, runner: str, start: float) -> None:
+    """Keep the simulate work's wall seconds as a step record (the run's metrics read them)."""
+    record_step(adapters.object_store, run_id, f"simulate_{name}",
+                {"runner": runner, "seconds": round(time.perf_counter() - start, 3)})
 
 
 def _write_simulation_job(adapters: Adapters, plan: dict[str, Any], run_id: str) -> str:
@@ -106,9 +116,13 @@ def _write_simulation_job(adapters: Adapters, plan: dict[str, Any], run_id: str)
 
     job = SimulationJob(plan["features_key"], plan["pd_model"], _simulation_config(plan, adapters),
                         [_work_item(run_id, s, b) for s in plan["scenarios"] for b in plan["batches"]])
-    key = f"{run_prefix(run_id)}/simulation/job/simulation_job.json"
+    key = _simulation_job_key(run_id)
     adapters.object_store.put_bytes(key, job.to_json())
     return key
+
+
+def _simulation_job_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}/simulation/job/simulation_job.json"
 
 
 def _job_outputs(adapters: Adapters, job_key: str) -> list[dict[str, Any]]:
@@ -128,9 +142,33 @@ def simulate_on_spark(plan: dict[str, Any], run_id: str) -> list[dict[str, Any]]
     job_key = _write_simulation_job(adapters, plan, run_id)
     runner = adapters.spark_runner
     log.info("submitting %s to Spark (%s)", job_key, runner.master)
+    start = time.perf_counter()
     runner.run(adapters.object_store.root_uri, job_key, adapters.settings.aws_region)
     outputs = _job_outputs(adapters, job_key)
+    _record_simulate_seconds(adapters, run_id, "spark", "spark", start)
     log.info("Spark simulated %d batches", len(outputs))
+    return outputs
+
+
+@task_entry
+def emr_serverless_job(plan: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Write the run's simulation job and return what the EMR Serverless operators need to run it."""
+    adapters = current_adapters()
+    job_key = _write_simulation_job(adapters, plan, run_id)
+    emr = adapters.emr_serverless_job
+    store_uri = adapters.object_store.root_uri
+    log.info("EMR Serverless job %s on %s (code %s)", job_key, emr.release_label, emr.code_uri)
+    return {"release_label": emr.release_label, "application_name": f"loanstress-{run_key(run_id)}"[:64],
+            "execution_role_arn": emr.execution_role_arn, "region": emr.region,
+            "job_driver": emr.job_driver(store_uri, job_key), "configuration_overrides": emr.configuration_overrides(),
+            "job_key": job_key}
+
+
+@task_entry
+def cluster_job_outputs(run_id: str) -> list[dict[str, Any]]:
+    """The batches' outputs a cluster's Spark driver wrote, checked against the job (after the job sensor)."""
+    outputs = _job_outputs(current_adapters(), _simulation_job_key(run_id))
+    log.info("the cluster simulated %d batches", len(outputs))
     return outputs
 
 
@@ -245,6 +283,17 @@ def report(manifest: dict[str, Any], published: dict[str, Any], compliance_resul
     })
 
 
+def _write_run_metrics(adapters: Adapters, steps: dict[str, dict[str, Any]], run_id: str, dag_id: str,
+                       status: str) -> None:
+    """The run's Prometheus exposition beside the run and, when configured, in node_exporter's textfile."""
+    from pipelines.observability.metrics import run_metrics, write_textfile
+
+    exposition = run_metrics(steps, run_id, dag_id, status)
+    adapters.object_store.put_bytes(f"{run_prefix(run_id)}/metrics.prom", exposition)
+    if adapters.settings.metrics_textfile:
+        write_textfile(adapters.settings.metrics_textfile, exposition)
+
+
 def teardown(run_id: str, dag_id: str) -> dict[str, Any]:
     """Remove the run's staging, batch partials and temporary files; record the run's final status.
 
@@ -271,5 +320,6 @@ def teardown(run_id: str, dag_id: str) -> dict[str, Any]:
     detail = {"steps_recorded": sorted(steps), "temporary_objects_removed": removed,
               "compliance": steps.get("compliance", {}).get("status")}
     adapters.results_store.save_run_status(run_id, dag_id, status, detail)
+    _write_run_metrics(adapters, steps, run_id, dag_id, status)
     log.info("run %s of %s: %s (%d temporary objects removed)", run_id, dag_id, status, removed)
     return record_step(store, run_id, "teardown", {"status": status, **detail})
