@@ -58,3 +58,12 @@ serve-model: install  ## the champion PD model over HTTP (POST /invocations; por
 monitor: install  ## one portfolio_monitoring run (score, back-test, drift, compliance) on the demo tape; after `make demo`
 	$(PY) -c 'from pipelines.cli.demo import prepare_airflow, run_dag; from pipelines.settings import get_settings; \
 	prepare_airflow(get_settings()); print("portfolio_monitoring run", run_dag("portfolio_monitoring", {}), "succeeded")'
+
+.PHONY: spark-bundle
+SPARK_BUNDLE ?= dist/spark
+spark-bundle:  ## the Spark job's code for EMR Serverless: $(SPARK_BUNDLE)/{spark_job.py,loanstress-project.tar.gz} from the working tree
+	rm -rf $(SPARK_BUNDLE) && mkdir -p $(SPARK_BUNDLE)
+	cp pipelines/engine/spark_job.py $(SPARK_BUNDLE)/spark_job.py
+	tar --create --gzip --file $(SPARK_BUNDLE)/loanstress-project.tar.gz --exclude=__pycache__ --exclude='*.pyc' \
+		--sort=name --owner=0 --group=0 --mtime=2026-01-01 pipelines models scenarios compliance expectations pyproject.toml
+	@echo "upload $(SPARK_BUNDLE)/* and loanstress-env.tar.gz (docs/scale_out.md) to STRESS_EMR_CODE_URI"

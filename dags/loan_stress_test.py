@@ -3,18 +3,25 @@
 Wiring only: each task is one call into ``pipelines.tasks``; heavy libraries load inside tasks so
 the scheduler parses this file in milliseconds.
 
-``loan_tape`` (ingest -> validate -> features) -> plan -> simulate[scenario x batch] ->
+``loan_tape`` (ingest -> validate -> features) -> plan -> choose_runner -> simulate ->
 reduce[scenario] -> check_results -> publish -> compliance -> emit_metrics -> report ->
 compliance_gate, and the teardown ``clean_up`` after everything, whatever happened. Results reach
 the results store only in ``publish``, after the checks passed.
+
+The simulate step has one branch per runner and ``STRESS_SIMULATION_RUNNER`` picks one at run time
+(``choose_runner``), so the DAG's shape is the same whatever the runner: ``local`` maps one task per
+(scenario, batch); ``spark`` submits every batch as one Spark job and waits; ``emr_serverless`` runs
+that job on EMR Serverless with the Amazon provider's operators. The branches write the same partial
+results, which ``reduce`` combines.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Asset, Param, chain, dag, task, teardown
+from airflow.sdk import Asset, Param, TriggerRule, chain, dag, task, teardown
 
+from pipelines.tasks.emr_serverless import emr_serverless_simulation
 from pipelines.tasks.groups import loan_tape, loan_tape_params
 from pipelines.tasks.policy import DEFAULT_ARGS
 
@@ -58,6 +65,13 @@ def loan_stress_test() -> None:
         return plan_run(features, params["scenarios"], params["rate_shock_bp"], params["horizon_quarters"],
                         params["n_paths"], params["seed"], params["batch_size"], run_id)
 
+    @task.branch
+    def choose_runner() -> str:
+        from pipelines.tasks.stress import simulation_runner
+
+        return {"local": "work_items", "spark": "simulate_on_spark",
+                "emr_serverless": "emr_serverless.job_config"}[simulation_runner()]
+
     @task
     def work_items(plan: dict) -> list[dict]:
         from pipelines.tasks.stress import simulation_work_items
@@ -74,7 +88,14 @@ def loan_stress_test() -> None:
 
         return simulate_batch(plan, scenario_id, batch, run_id)
 
-    @task(map_index_template="{{ scenario_id }}")
+    @task
+    def simulate_on_spark(plan: dict, run_id: str) -> list[dict]:
+        from pipelines.tasks.stress import simulate_on_spark as submit_and_wait
+
+        return submit_and_wait(plan, run_id)
+
+    # Runs after whichever simulate branch ran (the others are skipped), never after a failed one.
+    @task(map_index_template="{{ scenario_id }}", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def reduce(plan: dict, scenario_id: str, run_id: str) -> dict:
         from pipelines.tasks.stress import reduce as reduce_scenario
 
@@ -124,8 +145,14 @@ def loan_stress_test() -> None:
 
     tape = loan_tape(snapshot_asset=VALIDATED_LOAN_SNAPSHOT)
     planned = plan(tape["features"])
-    simulated = simulate.partial(plan=planned).expand_kwargs(work_items(planned))
+    runner = choose_runner()
+    mapped_items = work_items(planned)
+    on_spark = simulate_on_spark(planned)
+    on_emr = emr_serverless_simulation(planned, runner)
+    chain(planned, runner, [mapped_items, on_spark])
+    simulated = simulate.partial(plan=planned).expand_kwargs(mapped_items)
     reduced = reduce.partial(plan=planned).expand(scenario_id=scenario_ids(planned))
+    chain([on_spark, on_emr], reduced)
     published = publish(check_results(reduced))
     judged = compliance(tape["manifest"], planned, published)
     reported = report(tape["manifest"], published, judged)

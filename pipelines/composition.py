@@ -13,6 +13,7 @@ results store     the loan store's database       the loan store's database
 metrics sink      tables in the loan store        CloudWatch PutMetricData and alarms
 model registry    MLflow over SQLite in data_home MLflow server (``STRESS_MLFLOW_TRACKING_URI``)
 deployment        local ``mlflow models serve``   SageMaker endpoint (boto3)
+simulation runner mapped tasks or ``spark-submit`` EMR Serverless (``STRESS_SIMULATION_RUNNER``)
 ================  ==============================  ============================================
 
 Adapters are built lazily (a task that only reads the object store never imports MLflow or boto3's
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from pipelines.settings import StressSettings, Target, get_settings
+from pipelines.settings import SimulationRunner, StressSettings, Target, get_settings
 
 if TYPE_CHECKING:
+    from pipelines.adapters.compute import EmrServerlessJob, SparkSubmitRunner
     from pipelines.adapters.loan_store import LoanStore
     from pipelines.adapters.metrics_sink import MetricsSink
     from pipelines.adapters.model_registry import ModelRegistry
@@ -51,6 +53,13 @@ def check_configuration(settings: StressSettings) -> None:
         if settings.resolved_mlflow_tracking_uri.startswith("sqlite"):
             raise ConfigurationError("STRESS_TARGET=aws needs STRESS_MLFLOW_TRACKING_URI to name an MLflow "
                                      "tracking server (http(s)://...), not the embedded SQLite store")
+    if settings.simulation_runner is SimulationRunner.EMR_SERVERLESS:
+        if not settings.resolved_object_store_uri.startswith("s3://"):
+            raise ConfigurationError("STRESS_SIMULATION_RUNNER=emr_serverless needs STRESS_OBJECT_STORE_URI="
+                                     "s3://bucket/prefix: EMR Serverless reads and writes the batches there")
+        for name in ("emr_execution_role_arn", "emr_code_uri"):
+            if not getattr(settings, name):
+                raise ConfigurationError(f"STRESS_SIMULATION_RUNNER=emr_serverless needs STRESS_{name.upper()}")
 
 
 @dataclass
@@ -92,9 +101,33 @@ class Adapters:
                              self.settings.mlflow_artifact_root or local_artifact_root(uri, self.settings.data_home))
 
 
+    @cached_property
+    def spark_runner(self) -> SparkSubmitRunner:
+        import sys
+
+        from pipelines.adapters.compute import SparkSubmitRunner
+
+        return SparkSubmitRunner(master=self.settings.spark_master, spark_submit=self.settings.spark_submit,
+                                 python=self.settings.spark_python or sys.executable, conf=self.settings.spark_conf)
+
+    @cached_property
+    def emr_serverless_job(self) -> EmrServerlessJob:
+        from pipelines.adapters.compute import EmrServerlessJob
+
+        store_uri = self.settings.resolved_object_store_uri.rstrip("/")
+        return EmrServerlessJob(release_label=self.settings.emr_release_label,
+                                execution_role_arn=self.settings.emr_execution_role_arn,
+                                code_uri=self.settings.emr_code_uri,
+                                log_uri=self.settings.emr_log_uri or f"{store_uri}/emr-logs/",
+                                region=self.settings.aws_region)
+
+
 def build_adapters(settings: StressSettings) -> Adapters:
     """The adapters of ``settings``, after checking that the settings agree with each other."""
+    from pipelines.observability.logs import configure_logging
+
     check_configuration(settings)
+    configure_logging(settings.log_format)
     return Adapters(settings)
 
 

@@ -27,6 +27,14 @@ class Target(StrEnum):
     AWS = "aws"
 
 
+class SimulationRunner(StrEnum):
+    """Where the simulation batches run: Airflow mapped tasks, a spark-submit, or EMR Serverless."""
+
+    LOCAL = "local"
+    SPARK = "spark"
+    EMR_SERVERLESS = "emr_serverless"
+
+
 class CapitalApproach(StrEnum):
     """Rulebook of credit RWA: the US standardized approach (the Fed's stress test) or Basel IRB."""
 
@@ -88,6 +96,32 @@ class StressSettings(BaseSettings):
                                       "factor for the horizon, 0: independent quarters); 0.65 comes closest to the "
                                       "annual Basel Vasicek tail over one year (models/portfolio_loss.py).")
     batch_size: int = Field(default=250_000, ge=100, description="Loans per simulation batch (mapped task).")
+
+    # Simulation runner (pipelines/adapters/compute.py; docs/scale_out.md). Every runner writes the same
+    # partial results, so the choice changes where batches run, never the numbers.
+    simulation_runner: SimulationRunner = Field(default=SimulationRunner.LOCAL, description="local: one Airflow "
+                                                "mapped task per batch; spark: one spark-submit of the batches; "
+                                                "emr_serverless: the same Spark job on EMR Serverless.")
+    spark_master: str = Field(default="local[2]", description="spark-submit --master of the spark runner.")
+    spark_submit: str = Field(default="spark-submit", description="The spark-submit executable (PATH lookup).")
+    spark_python: str = Field(default="", description="Python of the Spark driver and workers (PYSPARK_PYTHON); "
+                              "default the interpreter running the task.")
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra --conf of the spark runner; JSON "
+                                       "object in STRESS_SPARK_CONF (e.g. {\"spark.executor.memory\": \"4g\"}).")
+    emr_release_label: str = Field(default="emr-7.5.0", description="EMR Serverless release of the application.")
+    emr_execution_role_arn: str = Field(default="", description="IAM role the EMR Serverless job runs as; "
+                                        "required for STRESS_SIMULATION_RUNNER=emr_serverless.")
+    emr_code_uri: str = Field(default="", description="s3:// folder holding `make spark-bundle`'s output "
+                              "(spark_job.py, loanstress.zip, loanstress-env.tar.gz); required for "
+                              "emr_serverless.")
+    # Observability (pipelines/observability/; docs/observability.md).
+    log_format: str = Field(default="text", pattern="^(text|json)$", description="json: the project's loggers "
+                            "write one JSON object per line with the run id; text: Airflow's own format.")
+    metrics_textfile: Path | None = Field(default=None, description="File the teardown writes each run's "
+                                          "Prometheus exposition to (node_exporter textfile collector); "
+                                          "empty: only runs/<run>/metrics.prom in the object store.")
+    emr_log_uri: str = Field(default="", description="s3:// folder of the EMR Serverless job logs; default "
+                             "<object store>/emr-logs.")
 
     # Capital projection (models/capital.py, models/standardized.py; docs/capital.md). Defaults resemble the
     # aggregate of the large US banks in the Fed's 2025 stress test.

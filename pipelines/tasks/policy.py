@@ -12,6 +12,7 @@ instead of holding the DAG's run slot through two backed-off retries.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -29,12 +30,20 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def task_entry(function: Callable[P, R]) -> Callable[P, R]:
-    """Mark a task function's permanent errors as non-retryable (the error and its cause stay in the log)."""
+    """Mark a task function's permanent errors as non-retryable (the error and its cause stay in the log).
+
+    Its ``run_id`` argument, if it has one, is bound to every log record of the call (JSON logs).
+    """
+
+    signature = inspect.signature(function)
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from pipelines.observability.logs import bound_run_id
+
         try:
-            return function(*args, **kwargs)
+            with bound_run_id(signature.bind_partial(*args, **kwargs).arguments.get("run_id")):
+                return function(*args, **kwargs)
         except PERMANENT_ERRORS as error:
             from airflow.sdk.exceptions import AirflowFailException
 

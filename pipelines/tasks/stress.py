@@ -9,6 +9,7 @@ services and dashboards read, only in :func:`publish`, after :func:`check_result
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from pipelines.composition import Adapters, current_adapters
@@ -32,11 +33,24 @@ def _batch_prefix(run_id: str, scenario_id: str, batch: int) -> str:
     return f"{run_prefix(run_id)}/simulation/{scenario_id}/batch-{batch:05d}"
 
 
+def _scenario_key(run_id: str, scenario_id: str) -> str:
+    return f"{run_prefix(run_id)}/scenarios/{scenario_id}.json"
+
+
+def _work_item(run_id: str, scenario_id: str, batch: dict[str, int]):
+    """The (scenario, batch) every runner simulates, with the keys of its scenario and its partials."""
+    from pipelines.engine.batches import WorkItem
+
+    return WorkItem(scenario_id, _scenario_key(run_id, scenario_id), batch,
+                    _batch_prefix(run_id, scenario_id, batch["batch"]))
+
+
 @task_entry
 def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float, horizon: int,
          n_paths: int, seed: int, batch_size: int, run_id: str) -> dict[str, Any]:
     """Resolve scenarios and the PD model, and cut the book into batches (what the mapped tasks run)."""
     from pipelines.data.macro import load_history
+    from pipelines.engine.batches import save_scenario
     from pipelines.engine.scenarios import ScenarioError, rate_shock_scenario, resolve_scenario
     from pipelines.engine.simulation import plan_batches
     from pipelines.model.selection import load_pd_function, resolve_stress_model
@@ -51,8 +65,7 @@ def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float
         base = next((s for s in scenario_ids if s.endswith("_baseline")), "2026_baseline")
         scenarios.append(rate_shock_scenario(base, rate_shock_bp, horizon, load_history()))
     for scenario in scenarios:
-        store.put_bytes(f"{run_prefix(run_id)}/scenarios/{scenario.scenario_id}.json",
-                        json.dumps({**scenario.to_dict(), "rate_shock_bp": scenario.rate_shock_bp}).encode())
+        save_scenario(store, _scenario_key(run_id, scenario.scenario_id), scenario)
     log.info("resolving the PD model (MLflow champion, else the benchmark)")
     model = resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
                                  settings.aws_region, store)
@@ -70,63 +83,111 @@ def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float
 
 
 def simulation_work_items(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """One mapped simulate task per (scenario, batch)."""
+    """One mapped simulate task per (scenario, batch) (the local runner)."""
     return [{"scenario_id": scenario, "batch": batch} for scenario in plan["scenarios"] for batch in plan["batches"]]
 
 
-def _load_scenario(store, run_id: str, scenario_id: str):
-    """The exact scenario path the plan step resolved (so every batch uses the same numbers)."""
-    import pandas as pd
-
-    from pipelines.data.macro import load_history
-    from pipelines.engine.scenarios import Scenario
-
-    saved = json.loads(store.get_bytes(f"{run_prefix(run_id)}/scenarios/{scenario_id}.json"))
-    index = pd.PeriodIndex([pd.Period(q, freq="Q") for q in saved["quarters"]], name="quarter")
-    path = pd.DataFrame(saved["path"], index=index)
-    history = load_history()
-    jump_off = history.loc[pd.Period(saved["jump_off_quarter"], freq="Q")].fillna(path.iloc[0])
-    return Scenario(saved["scenario_id"], saved["description"], path, jump_off, saved["rate_shock_bp"]), history
+def simulation_runner() -> str:
+    """The configured runner of the simulation batches (``local``, ``spark`` or ``emr_serverless``)."""
+    return current_adapters().settings.simulation_runner.value
 
 
 @task_entry
 def simulate(plan: dict[str, Any], scenario_id: str, batch: dict[str, int], run_id: str) -> dict[str, Any]:
     """Simulate one (scenario, batch): per-loan results, exposure histogram and aggregates to the store."""
-    from pipelines.engine.simulation import simulate_batch
-    from pipelines.model.selection import load_pd_function
+    from pipelines.engine.batches import simulate_work_item
 
     adapters = current_adapters()
-    store = adapters.object_store
-    features = store.get_parquet(plan["features_key"]).slice(batch["start"], batch["stop"] - batch["start"])
-    scenario, history = _load_scenario(store, run_id, scenario_id)
     log.info("simulating %s batch %d: loans %s-%s", scenario_id, batch["batch"], batch["start"], batch["stop"])
-    result = simulate_batch(features, scenario, history, load_pd_function(plan["pd_model"], store),
-                            _simulation_config(plan, adapters))
-    prefix = _batch_prefix(run_id, scenario_id, batch["batch"])
-    store.put_parquet(f"{prefix}/loans.parquet", result.loans)
-    store.put_bytes(f"{prefix}/histogram.npz", result.histogram.to_bytes())
-    store.put_bytes(f"{prefix}/aggregates.json", json.dumps(result.aggregates).encode())
-    return {"scenario_id": scenario_id, "batch": batch["batch"], "loans": result.aggregates["loans"]}
+    start = time.perf_counter()
+    output = simulate_work_item(adapters.object_store, plan["features_key"], plan["pd_model"],
+                                _simulation_config(plan, adapters), _work_item(run_id, scenario_id, batch))
+    _record_simulate_seconds(adapters, run_id, f"local_{scenario_id}_batch-{batch['batch']:05d}", "local", start)
+    return output
+
+
+def _record_simulate_seconds(adapters: Adapters, run_id: str, name: str, runner: str, start: float) -> None:
+    """Keep the simulate work's wall seconds as a step record (the run's metrics read them)."""
+    record_step(adapters.object_store, run_id, f"simulate_{name}",
+                {"runner": runner, "seconds": round(time.perf_counter() - start, 3)})
+
+
+def _write_simulation_job(adapters: Adapters, plan: dict[str, Any], run_id: str) -> str:
+    """The run's :class:`SimulationJob` (every scenario x batch) in the object store; returns its key."""
+    from pipelines.engine.batches import SimulationJob
+
+    job = SimulationJob(plan["features_key"], plan["pd_model"], _simulation_config(plan, adapters),
+                        [_work_item(run_id, s, b) for s in plan["scenarios"] for b in plan["batches"]])
+    key = _simulation_job_key(run_id)
+    adapters.object_store.put_bytes(key, job.to_json())
+    return key
+
+
+def _simulation_job_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}/simulation/job/simulation_job.json"
+
+
+def _job_outputs(adapters: Adapters, job_key: str) -> list[dict[str, Any]]:
+    """What the Spark driver reported for every batch, checked against the job's items."""
+    from pipelines.engine.batches import SimulationJob, check_job_outputs
+    from pipelines.engine.spark_job import outputs_key
+
+    store = adapters.object_store
+    job = SimulationJob.from_json(store.get_bytes(job_key))
+    return check_job_outputs(job, json.loads(store.get_bytes(outputs_key(job_key))))
+
+
+@task_entry
+def simulate_on_spark(plan: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    """Every (scenario, batch) as one spark-submit that this task waits for (the spark runner)."""
+    adapters = current_adapters()
+    job_key = _write_simulation_job(adapters, plan, run_id)
+    runner = adapters.spark_runner
+    log.info("submitting %s to Spark (%s)", job_key, runner.master)
+    start = time.perf_counter()
+    runner.run(adapters.object_store.root_uri, job_key, adapters.settings.aws_region)
+    outputs = _job_outputs(adapters, job_key)
+    _record_simulate_seconds(adapters, run_id, "spark", "spark", start)
+    log.info("Spark simulated %d batches", len(outputs))
+    return outputs
+
+
+@task_entry
+def emr_serverless_job(plan: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Write the run's simulation job and return what the EMR Serverless operators need to run it."""
+    adapters = current_adapters()
+    job_key = _write_simulation_job(adapters, plan, run_id)
+    emr = adapters.emr_serverless_job
+    store_uri = adapters.object_store.root_uri
+    log.info("EMR Serverless job %s on %s (code %s)", job_key, emr.release_label, emr.code_uri)
+    return {"release_label": emr.release_label, "application_name": f"loanstress-{run_key(run_id)}"[:64],
+            "execution_role_arn": emr.execution_role_arn, "region": emr.region,
+            "job_driver": emr.job_driver(store_uri, job_key), "configuration_overrides": emr.configuration_overrides(),
+            "job_key": job_key}
+
+
+@task_entry
+def cluster_job_outputs(run_id: str) -> list[dict[str, Any]]:
+    """The batches' outputs a cluster's Spark driver wrote, checked against the job (after the job sensor)."""
+    outputs = _job_outputs(current_adapters(), _simulation_job_key(run_id))
+    log.info("the cluster simulated %d batches", len(outputs))
+    return outputs
 
 
 @task_entry
 def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any]:
     """Add the batches of one scenario, run the Monte Carlo, and stage the scenario's result (unpublished)."""
-    import pyarrow as pa
-
-    from models.portfolio_loss import ExposureHistogram
+    from pipelines.engine.batches import load_scenario, read_partials
     from pipelines.engine.simulation import reduce_scenario, simulation_id
 
     adapters = current_adapters()
     store = adapters.object_store
-    scenario, _ = _load_scenario(store, run_id, scenario_id)
+    scenario, _ = load_scenario(store, _scenario_key(run_id, scenario_id))
     config = _simulation_config(plan, adapters)
     prefixes = [_batch_prefix(run_id, scenario_id, b["batch"]) for b in plan["batches"]]
-    histograms = [ExposureHistogram.from_bytes(store.get_bytes(f"{p}/histogram.npz")) for p in prefixes]
-    aggregates = [json.loads(store.get_bytes(f"{p}/aggregates.json")) for p in prefixes]
+    histograms, aggregates, loans = read_partials(store, prefixes)
     log.info("reducing %s: %d batches, Monte Carlo over %s paths", scenario_id, len(prefixes), f"{config.n_paths:,}")
     metrics = reduce_scenario(histograms, aggregates, scenario, config)
-    loans = pa.concat_tables([store.get_parquet(f"{p}/loans.parquet") for p in prefixes])
     sim_id = simulation_id(plan["snapshot_id"], scenario, plan["pd_model"]["version"], config)
     result_prefix = f"{run_prefix(run_id)}/results/{scenario_id}"
     result = {
@@ -224,6 +285,17 @@ def report(manifest: dict[str, Any], published: dict[str, Any], compliance_resul
     })
 
 
+def _write_run_metrics(adapters: Adapters, steps: dict[str, dict[str, Any]], run_id: str, dag_id: str,
+                       status: str) -> None:
+    """The run's Prometheus exposition beside the run and, when configured, in node_exporter's textfile."""
+    from pipelines.observability.metrics import run_metrics, write_textfile
+
+    exposition = run_metrics(steps, run_id, dag_id, status)
+    adapters.object_store.put_bytes(f"{run_prefix(run_id)}/metrics.prom", exposition)
+    if adapters.settings.metrics_textfile:
+        write_textfile(adapters.settings.metrics_textfile, exposition)
+
+
 def teardown(run_id: str, dag_id: str) -> dict[str, Any]:
     """Remove the run's staging, batch partials and temporary files; record the run's final status.
 
@@ -250,5 +322,6 @@ def teardown(run_id: str, dag_id: str) -> dict[str, Any]:
     detail = {"steps_recorded": sorted(steps), "temporary_objects_removed": removed,
               "compliance": steps.get("compliance", {}).get("status")}
     adapters.results_store.save_run_status(run_id, dag_id, status, detail)
+    _write_run_metrics(adapters, steps, run_id, dag_id, status)
     log.info("run %s of %s: %s (%d temporary objects removed)", run_id, dag_id, status, removed)
     return record_step(store, run_id, "teardown", {"status": status, **detail})

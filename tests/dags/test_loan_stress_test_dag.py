@@ -68,6 +68,16 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_histo
     assert store.list_keys(f"staging/{run_key(run.run_id)}/") == []
     assert store.list_keys(f"runs/{run_key(run.run_id)}/simulation/") == []
     assert steps["teardown"]["status"] == "succeeded"
+    # The run's Prometheus exposition, written by the teardown from what the run recorded.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    exposition = store.get_bytes(f"runs/{run_key(run.run_id)}/metrics.prom").decode()
+    samples = [s for family in text_string_to_metric_families(exposition) for s in family.samples]
+    assert {s.labels["stage"]: s.value for s in samples if s.name == "loanstress_loans"} == {
+        "ingested": 400, "accepted": 396, "quarantined": 4}
+    assert [s.labels["runner"] for s in samples if s.name == "loanstress_simulation_seconds"] == ["local"]
+    assert {s.labels["scenario"] for s in samples if s.name == "loanstress_scenario_loss_rate"} == set(
+        steps["plan"]["scenarios"])
 
 
 def test_trigger_form_defaults_validate(dagbag):

@@ -1,0 +1,1 @@
+"""Run metrics for Prometheus and structured logs: what operators watch a deployment with."""

@@ -1,0 +1,43 @@
+"""The composition root builds the simulation runner from the settings and refuses half an EMR setup."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.composition import ConfigurationError, build_adapters
+from pipelines.settings import SimulationRunner, StressSettings
+
+EMR = {"simulation_runner": "emr_serverless", "object_store_uri": "s3://bank-risk/stress",
+       "emr_execution_role_arn": "arn:aws:iam::123456789012:role/emr", "emr_code_uri": "s3://bank-risk/code"}
+
+
+@pytest.mark.parametrize(("missing", "message"), [
+    ("object_store_uri", "STRESS_OBJECT_STORE_URI=s3://"), ("emr_execution_role_arn", "STRESS_EMR_EXECUTION_ROLE_ARN"),
+    ("emr_code_uri", "STRESS_EMR_CODE_URI")])
+def test_emr_serverless_needs_an_s3_store_a_role_and_the_code(tmp_path, missing: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        build_adapters(StressSettings(data_home=tmp_path, **{**EMR, missing: ""}))
+
+
+def test_the_emr_job_driver_names_the_job_and_the_bundle(tmp_path) -> None:
+    adapters = build_adapters(StressSettings(data_home=tmp_path, **EMR))
+    job_key = "runs/r/simulation/job/simulation_job.json"
+    driver = adapters.emr_serverless_job.job_driver("s3://bank-risk/stress", job_key)
+    submit = driver["sparkSubmit"]
+    assert submit["entryPoint"] == "s3://bank-risk/code/spark_job.py"
+    assert submit["entryPointArguments"][:4] == ["--object-store-uri", "s3://bank-risk/stress", "--job-key", job_key]
+    assert "spark.executorEnv.PYTHONPATH=./project" in submit["sparkSubmitParameters"]
+    assert adapters.emr_serverless_job.log_uri == "s3://bank-risk/stress/emr-logs/"
+
+
+def test_the_spark_runner_follows_the_settings(tmp_path) -> None:
+    settings = StressSettings(data_home=tmp_path, simulation_runner="spark", spark_master="spark://risk:7077",
+                              spark_python="/opt/venv/bin/python", spark_conf={"spark.executor.memory": "4g"})
+    assert settings.simulation_runner is SimulationRunner.SPARK
+    runner = build_adapters(settings).spark_runner
+    command = runner.command("file:///store", "runs/r/job.json", "us-east-1")
+    assert command[command.index("--master") + 1] == "spark://risk:7077"
+    assert command[command.index("--conf") + 1] == "spark.executor.memory=4g"
+    assert command[-6:] == ["--object-store-uri", "file:///store", "--job-key", "runs/r/job.json", "--region",
+                            "us-east-1"]
+    assert runner.environment()["PYSPARK_PYTHON"] == "/opt/venv/bin/python"
