@@ -55,7 +55,8 @@ FALLBACK_CONIC_OPTIONS = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000
 BINDING_TOLERANCE = 1e-6  # a constraint within this slack (fractions of the budget) is binding
 ELASTIC_TOLERANCE = 1e-7  # a phase-1 slack above this is a violated constraint
 RISK_PARITY_TOLERANCE = 1e-6  # |sum of weights - 1| at which the risk-parity bisection stops
-RISK_PARITY_ITERATIONS = 80
+RISK_PARITY_ITERATIONS = 100
+RISK_PARITY_BUDGET_TOLERANCE = 1e-4  # largest share of the budget left unspent (or overspent) by solver noise
 
 
 class Strategy(StrEnum):
@@ -588,17 +589,19 @@ def risk_parity(assets: Assets, limits: Limits, budgets: ArrayLike | None = None
     optimum, every asset whose own constraints are slack has contribution ``w_i dCVaR/dw_i = lam b_i``
     (the first-order condition, CVaR being homogeneous of degree 1), so contributions are exactly
     proportional to the budgets where the limits allow. ``lam`` is set by bisection so that the
-    weights add up to the budget. For the solver the programme is solved in ``v = w / lam``, where
-    it reads ``min CVaR(L v) - sum_i b_i ln v_i`` with every constant divided by ``lam`` (the
-    homogenised constraints): ``v`` stays of the same size whatever ``lam``. The log makes it a
-    conic (exponential cone) programme.
+    weights add up to the budget. The CVaR limit is not a constraint of the programme (the weights
+    that maximise ``sum b ln w`` under a CVaR cap need not spend the budget, so no ``lam`` would):
+    the parity allocation is refused, naming the limit, when its CVaR exceeds it. For the solver the
+    programme is solved in ``v = w / lam``, where it reads ``min CVaR(L v) - sum_i b_i ln v_i`` with
+    every constant divided by ``lam`` (the homogenised constraints): ``v`` stays of the same size
+    whatever ``lam``. The log makes it a conic (exponential cone) programme.
     """
     b = _vector(np.ones(assets.n_assets) if budgets is None else budgets, assets.n_assets, "budgets")
     if np.any(b <= 0):
         raise ValueError("risk budgets must be positive")
     b = b / b.sum()
     inverse_lam = cp.Parameter(nonneg=True, name="inverse_lam")
-    programme = _Programme(assets, limits, one=inverse_lam)
+    programme = _Programme(assets, replace(limits, cvar_limit=None), one=inverse_lam)
     programme.named = [named for named in programme.named if named.family != "total budget"]
     problem = cp.Problem(cp.Minimize(programme.cvar(limits.cvar_level) - b @ cp.log(programme.w)),
                          programme.constraints())
@@ -613,18 +616,25 @@ def risk_parity(assets: Assets, limits: Limits, budgets: ArrayLike | None = None
         return lam * float(np.sum(programme.w.value))
 
     lam_low, lam_high = 0.0, _bracket(total, 1.0)
+    lam = lam_high
+    spent = total(lam)
     for _ in range(RISK_PARITY_ITERATIONS):
+        if abs(spent - 1.0) <= RISK_PARITY_TOLERANCE or lam_high - lam_low <= 1e-12 * lam_high:
+            break
         lam = 0.5 * (lam_low + lam_high)
         spent = total(lam)
-        if abs(spent - 1.0) <= RISK_PARITY_TOLERANCE:
-            break
         lam_low, lam_high = (lam, lam_high) if spent < 1.0 else (lam_low, lam)
-    else:
-        raise RuntimeError("risk parity: the bisection on the risk weight did not meet the budget")
+    if abs(spent - 1.0) > RISK_PARITY_BUDGET_TOLERANCE:
+        raise RuntimeError(f"risk parity: the bisection on the risk weight spent {spent:.6f} of the budget")
     programme._solved = list(zip(programme.named, problem.constraints[len(programme.hard):], strict=True))
-    return _result(Strategy.RISK_PARITY, assets, limits, programme.allocation(scale=1.0 / lam),
-                   programme.binding("CVaR - lam sum b ln w (risk-budgeting objective, per 1/lam)"),
-                   programme.tail_weights(limits.cvar_level))
+    result = _result(Strategy.RISK_PARITY, assets, limits, programme.allocation(scale=1.0 / lam),
+                     programme.binding("CVaR - lam sum b ln w (risk-budgeting objective, per 1/lam)"),
+                     programme.tail_weights(limits.cvar_level))
+    if limits.cvar_limit is not None and result.recommended_metrics.cvar > limits.cvar_limit * (1 + 1e-6):
+        raise InfeasibleAllocation([f"CVaR {limits.cvar_level:.1%} limit"],
+                                   f"the risk-parity allocation of the budget has a CVaR of "
+                                   f"{result.recommended_metrics.cvar:,.0f}")
+    return result
 
 
 def _solve_conic(problem: cp.Problem) -> None:

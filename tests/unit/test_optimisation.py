@@ -301,3 +301,14 @@ def test_the_frontier_rises_with_cvar(seed):
     for point in points:  # every point spends the budget and its CVaR is within its level
         assert point.allocation.sum() == pytest.approx(100.0, rel=1e-6)
         assert stats.expected_shortfall(assets.path_losses @ point.allocation, 0.95) <= point.cvar * (1 + 1e-6)
+
+
+def test_risk_parity_above_the_cvar_limit_is_refused_naming_it():
+    assets = random_assets(11, n_assets=4, n_paths=400)
+    free = Limits(budget=100.0, max_growth=10.0, max_runoff=1.0, cvar_level=0.95)
+    parity_cvar = risk_parity(assets, free).recommended_metrics.cvar
+    with pytest.raises(InfeasibleAllocation) as raised:
+        risk_parity(assets, replace(free, cvar_limit=0.9 * parity_cvar))
+    assert raised.value.constraints == ("CVaR 95.0% limit",)
+    assert risk_parity(assets, replace(free, cvar_limit=1.1 * parity_cvar)).recommended_metrics.cvar == (
+        pytest.approx(parity_cvar, rel=1e-6))
