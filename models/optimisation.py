@@ -77,6 +77,10 @@ class InfeasibleAllocation(ValueError):
                          + (f" ({detail})" if detail else ""))
 
 
+class UnboundedAllocation(ValueError):
+    """The objective has no finite optimum within the limits (e.g. RAROC of an allocation without capital)."""
+
+
 def _vector(value: ArrayLike, n: int, what: str) -> NDArray[np.float64]:
     array = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)).copy()
     if not np.all(np.isfinite(array)):
@@ -466,6 +470,8 @@ class _Programme:
         problem.solve(solver=solver)
         if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             raise InfeasibleAllocation(self.conflicting())
+        if problem.status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
+            raise UnboundedAllocation("the objective is unbounded within the limits")
         if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise RuntimeError(f"the solver {solver} ended with status {problem.status}")
         self._solved = list(zip(self.named, constraints[len(self.hard):], strict=True))
@@ -566,7 +572,11 @@ def maximum_raroc(assets: Assets, limits: Limits) -> Allocation:
     programme = _Programme(assets, limits, one=scale)
     level = limits.economic_capital_level
     programme.hard.append(programme.cvar(level) - assets.stressed_expected_loss @ programme.w <= 1.0)
-    problem = programme.solve(cp.Maximize(assets.unit_return @ programme.w))
+    try:
+        problem = programme.solve(cp.Maximize(assets.unit_return @ programme.w))
+    except UnboundedAllocation:
+        raise UnboundedAllocation("RAROC is unbounded: an allocation within the limits with a positive return "
+                                  "has no economic capital") from None
     if problem.value is None or problem.value <= 0 or scale.value is None or scale.value <= 0:
         raise InfeasibleAllocation(["positive expected return"],
                                    "RAROC needs an allocation with a positive expected return")

@@ -25,7 +25,7 @@ def _money(value: float) -> str:
 
 
 def _percent(value: float) -> str:
-    return f"{value * 100:.2f} %"
+    return "n/a" if value != value else f"{value * 100:.2f} %"  # NaN: not measured (no capital base)
 
 
 MEASURES: tuple[tuple[str, str, Callable[[float], str]], ...] = (
@@ -41,9 +41,12 @@ def headline(optimisation: dict[str, Any]) -> str:
         return f"Allocation not optimised: {optimisation.get('reason', optimisation.get('status'))}."
     limits = optimisation["limits"]
     recommendation = optimisation["recommendation"]
-    text = (f"Strategy {optimisation['recommended_strategy']} under {optimisation['scenario_id']}: budget "
-            f"{_money(limits['budget'])}, CVaR {limits['cvar_level']:.0%} limit {_money(limits['cvar_limit'])}, "
-            f"stressed CET1 at least {_percent(limits['required_cet1_ratio'])}.")
+    terms = [f"budget {_money(limits['budget'])}"]
+    if limits["cvar_limit"] is not None:
+        terms.append(f"CVaR {limits['cvar_level']:.0%} limit {_money(limits['cvar_limit'])}")
+    if limits["required_cet1_ratio"] is not None:
+        terms.append(f"stressed CET1 at least {_percent(limits['required_cet1_ratio'])}")
+    text = f"Strategy {optimisation['recommended_strategy']} under {optimisation['scenario_id']}: {', '.join(terms)}."
     if recommendation["status"] != "optimal":
         text += f" Infeasible: {', '.join(recommendation['conflicting'])} cannot hold together."
     return text
@@ -77,7 +80,8 @@ def strategy_rows(optimisation: dict[str, Any]) -> list[list[str]]:
             rows.append([name, "optimal", _money(new["expected_return"]), _money(new["cvar"]), _percent(new["raroc"]),
                          _percent(new["min_cet1_ratio"])])
         else:
-            rows.append([name, "infeasible: " + ", ".join(entry["conflicting"])[:80], "", "", "", ""])
+            detail = ", ".join(entry["conflicting"]) or entry.get("message", "")
+            rows.append([name, f"{entry['status']}: {detail}"[:90], "", "", "", ""])
     return rows
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from models.optimisation import (
     InfeasibleAllocation,
     Strategy,
+    UnboundedAllocation,
     efficient_frontier,
     optimise,
 )
@@ -26,6 +27,8 @@ def _strategy(strategy: Strategy, inputs: OptimisationInputs) -> dict[str, Any]:
     except InfeasibleAllocation as error:
         return {"status": "infeasible", "strategy": str(strategy), "conflicting": list(error.constraints),
                 "message": str(error)}
+    except UnboundedAllocation as error:
+        return {"status": "unbounded", "strategy": str(strategy), "conflicting": [], "message": str(error)}
 
 
 def recommend(inputs: OptimisationInputs, appetite: LendingAppetite) -> dict[str, Any]:

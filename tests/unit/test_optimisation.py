@@ -312,3 +312,10 @@ def test_risk_parity_above_the_cvar_limit_is_refused_naming_it():
     assert raised.value.constraints == ("CVaR 95.0% limit",)
     assert risk_parity(assets, replace(free, cvar_limit=1.1 * parity_cvar)).recommended_metrics.cvar == (
         pytest.approx(parity_cvar, rel=1e-6))
+
+
+def test_raroc_without_economic_capital_is_unbounded():
+    from models.optimisation import UnboundedAllocation
+
+    with pytest.raises(UnboundedAllocation, match="no economic capital"):
+        maximum_raroc(two_assets(), wide_limits())  # the safe asset alone earns 1 % on no capital
