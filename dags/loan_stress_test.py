@@ -49,7 +49,7 @@ VALIDATED_LOAN_SNAPSHOT = Asset(name="validated_loan_snapshot", uri="file://loan
         "seed": Param(20260101, type="integer", title="Random seed"),
         "batch_size": Param(0, type="integer", minimum=0, title="Loans per batch",
                             description="Loans per simulation batch (mapped task); 0: STRESS_BATCH_SIZE."),
-        # On by default: a handful of small programmes over the seven segments and the run's paths, it never
+        # On by default: a few dozen small programmes over the seven segments and the run's paths, it never
         # fails the run (an infeasible appetite is reported as such), and the report's allocation section needs it.
         "optimise": Param(True, type="boolean", title="Optimise the allocation",
                           description="Recommend the book's allocation under the severely adverse scenario "

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 from pipelines.composition import current_adapters
+from pipelines.settings import StressSettings
 from pipelines.tasks.policy import task_entry
 from pipelines.tasks.runs import log, record_step, run_prefix
 
 
-def _cet1_requirement(rules_path, settings) -> tuple[float, float]:
+def _cet1_requirement(rules_path: Path, settings: StressSettings) -> tuple[float, float]:
     """(minimum, buffer) of the CET1 rule: the same requirement the compliance checks apply."""
     from pipelines.compliance.rules import load_rules
 
