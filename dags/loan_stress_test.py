@@ -6,7 +6,9 @@ the scheduler parses this file in milliseconds.
 ``loan_tape`` (ingest -> validate -> features) -> plan -> choose_runner -> simulate ->
 reduce[scenario] -> check_results -> publish -> compliance -> emit_metrics -> report ->
 compliance_gate, and the teardown ``clean_up`` after everything, whatever happened. Results reach
-the results store only in ``publish``, after the checks passed.
+the results store only in ``publish``, after the checks passed. ``optimise`` (after ``publish``, on
+by the ``optimise`` parameter) recommends the book's allocation under the severely adverse scenario
+for the report.
 
 The simulate step has one branch per runner and ``STRESS_SIMULATION_RUNNER`` picks one at run time
 (``choose_runner``), so the DAG's shape is the same whatever the runner: ``local`` maps one task per
@@ -54,6 +56,11 @@ VALIDATED_LOAN_SNAPSHOT = Asset(name="validated_loan_snapshot", uri="file://loan
         "seed": Param(20260101, type="integer", title="Random seed"),
         "batch_size": Param(0, type="integer", minimum=0, title="Loans per batch",
                             description="Loans per simulation batch (mapped task); 0: STRESS_BATCH_SIZE."),
+        # On by default: a few dozen small programmes over the seven segments and the run's paths, it never
+        # fails the run (an infeasible appetite is reported as such), and the report's allocation section needs it.
+        "optimise": Param(True, type="boolean", title="Optimise the allocation",
+                          description="Recommend the book's allocation under the severely adverse scenario "
+                                      "within the lending appetite (risk_appetite/lending.yaml)."),
     },
     doc_md=__doc__,
 )
@@ -126,10 +133,16 @@ def loan_stress_test() -> None:
         return emit(compliance_result, run_id)
 
     @task
-    def report(manifest: dict, published: dict, compliance_result: dict, run_id: str) -> dict:
+    def optimise(published: dict, params: dict, run_id: str) -> dict:
+        from pipelines.tasks.optimisation import optimise as optimise_allocation
+
+        return optimise_allocation(published, params["optimise"], run_id)
+
+    @task
+    def report(manifest: dict, published: dict, compliance_result: dict, optimisation: dict, run_id: str) -> dict:
         from pipelines.tasks.stress import report as render_report
 
-        return render_report(manifest, published, compliance_result, run_id)
+        return render_report(manifest, published, compliance_result, run_id, optimisation)
 
     @task
     def compliance_gate(compliance_result: dict) -> dict:
@@ -155,7 +168,7 @@ def loan_stress_test() -> None:
     chain([on_spark, on_emr], reduced)
     published = publish(check_results(reduced))
     judged = compliance(tape["manifest"], planned, published)
-    reported = report(tape["manifest"], published, judged)
+    reported = report(tape["manifest"], published, judged, optimise(published))
     chain(simulated, reduced)
     chain(emit_metrics(judged), reported, compliance_gate(judged), clean_up())
 

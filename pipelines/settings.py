@@ -208,6 +208,9 @@ class StressSettings(BaseSettings):
     fail_on_compliance_breach: bool = Field(default=False, description="Whether a Non-Compliant record fails the "
                                             "run (its compliance_gate task) after the report is written; "
                                             "otherwise the run succeeds with a warning summary in the log.")
+    optimisation_appetite_path: Path = Field(default=REPO_ROOT / "risk_appetite" / "lending.yaml",
+                                             description="YAML lending appetite of the allocation optimiser "
+                                             "(docs/optimisation.md).")
     cloudwatch_namespace: str = Field(default="LoanStress", min_length=1, max_length=255)
     cloudwatch_alarm_actions: list[str] = Field(default_factory=list, description="ARNs (e.g. SNS topics) an alarm "
                                                 "notifies; JSON list in STRESS_CLOUDWATCH_ALARM_ACTIONS.")

@@ -125,6 +125,36 @@ def print_summary(run_id: str, seconds: float) -> None:
               f"{check['el_analytic']:,.0f} (z {check['z']:+.2f}, limit {check['max_abs_z']:g}): "
               f"{'passed' if check['passed'] else 'FAILED'}")
     print_compliance(steps)
+    print_allocation(steps.get("optimise"))
+
+
+def print_allocation(optimisation: dict[str, Any] | None) -> None:
+    """The recommended allocation under the stress scenario, its effect and its binding constraints."""
+    print()
+    if optimisation is None or optimisation.get("status") != "done":
+        reason = "no optimise step recorded" if optimisation is None else optimisation.get("reason")
+        print(f"  allocation         not optimised: {reason}")
+        return
+    recommendation = optimisation["recommendation"]
+    print(f"  allocation         {optimisation['recommended_strategy']} under {optimisation['scenario_id']} "
+          f"(CVaR {optimisation['limits']['cvar_level']:.0%} limit {optimisation['limits']['cvar_limit']:,.0f}, "
+          f"stressed CET1 >= {optimisation['limits']['required_cet1_ratio']:.2%})")
+    if recommendation["status"] != "optimal":
+        print(f"  INFEASIBLE         {', '.join(recommendation['conflicting'])}")
+        return
+    print(f"  {'segment':<26} {'current USD':>16} {'recommended USD':>16} {'change':>8}")
+    for asset in recommendation["assets"]:
+        change = asset["recommended"] / asset["current"] - 1 if asset["current"] else float("nan")
+        print(f"  {asset['name']:<26} {asset['current']:>16,.0f} {asset['recommended']:>16,.0f} {change:>+8.1%}")
+    current, new = recommendation["current"], recommendation["recommended"]
+    print(f"  expected return    {current['expected_return']:,.0f} -> {new['expected_return']:,.0f}   "
+          f"EL {current['expected_loss']:,.0f} -> {new['expected_loss']:,.0f}   "
+          f"CVaR {current['cvar']:,.0f} -> {new['cvar']:,.0f}")
+    print(f"  min stressed CET1  {current['min_cet1_ratio']:.2%} -> {new['min_cet1_ratio']:.2%}   "
+          f"RAROC {current['raroc']:.2%} -> {new['raroc']:.2%}")
+    for binding in sorted(recommendation["binding"], key=lambda b: -b["shadow_price"]):
+        print(f"  binding            {binding['name']:<44} shadow price {binding['shadow_price']:.4g} "
+              f"per dollar")
 
 
 def print_compliance(steps: dict[str, Any]) -> None:

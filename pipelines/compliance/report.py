@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.table import Table
 from matplotlib.text import Text
 
+from pipelines.compliance.allocation_report import allocation_html, allocation_pages, frontier_figure
 from pipelines.compliance.rules import ComplianceRecord, Rule, Status, format_measure
 from pipelines.data.sources import redact_credentials
 from pipelines.settings import StressSettings
@@ -75,6 +76,7 @@ class ReportData:
     records: list[ComplianceRecord]
     capital_lines: list[CapitalLine]
     generated_at: datetime
+    optimisation: dict[str, Any] | None = None  # the optimise step's document; None: no allocation section
 
     @property
     def model(self) -> dict[str, Any]:
@@ -318,6 +320,8 @@ def _pages(data: ReportData) -> list[tuple[str, Figure]]:
     pages.append(("Monte Carlo self-check", _table_figure("Monte Carlo self-check", SELF_CHECK_COLUMNS,
                                                           self_check_rows(data.results),
                                                           [_self_check_note(data.results)])))
+    if data.optimisation is not None:
+        pages += allocation_pages(data.optimisation, _table_figure)
     pages.append(("Provenance", _table_figure("Provenance", ("Item", "Value"), provenance_rows(data),
                                               widths=(0.25, 0.75))))
     return pages
@@ -374,10 +378,16 @@ def render_html(data: ReportData, charts: dict[str, str]) -> str:
             "compliance", classes),
         "<h2>Monte Carlo self-check</h2>", f"<p>{html.escape(_self_check_note(data.results))}</p>",
         _html_table(SELF_CHECK_COLUMNS, self_check_rows(data.results), "self_check"),
+        *([_allocation_section(data.optimisation)] if data.optimisation is not None else []),
         "<h2>Provenance</h2>", _html_table(("Item", "Value"), provenance_rows(data), "provenance"),
     ]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_CSS}</style></head><body>{''.join(sections)}</body></html>")
+
+
+def _allocation_section(optimisation: dict[str, Any]) -> str:
+    frontier = optimisation.get("frontier")
+    return allocation_html(optimisation, _html_table, _png(frontier_figure(optimisation)) if frontier else None)
 
 
 def render(data: ReportData) -> Report:

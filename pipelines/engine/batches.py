@@ -108,6 +108,7 @@ def simulate_work_item(store: ObjectStore, features_key: str, pd_model: dict[str
     result = simulate_batch(features, scenario, history, load_pd_function(pd_model, store), config)
     store.put_parquet(f"{item.output_prefix}/loans.parquet", result.loans)
     store.put_bytes(f"{item.output_prefix}/histogram.npz", result.histogram.to_bytes())
+    store.put_bytes(f"{item.output_prefix}/segment_histogram.npz", result.segment_histogram.to_bytes())
     store.put_bytes(f"{item.output_prefix}/aggregates.json", json.dumps(result.aggregates).encode())
     return {"scenario_id": item.scenario_id, "batch": batch["batch"], "loans": result.aggregates["loans"]}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -204,6 +204,9 @@ class BatchResult:
     histogram: ExposureHistogram
     aggregates: dict[str, Any]
     loans: pa.Table
+    # The same loans binned by (segment, correlation class), for the per-segment path losses the allocation
+    # optimiser needs (segment_path_losses); None only for results built without it.
+    segment_histogram: ExposureHistogram | None = field(default=None)
 
 
 def loan_keys(loan_id: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -233,10 +236,13 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
     book = book_arrays(features)
     projection = project_book(book, macro_path(scenario, history), pd_model)
     jump_off_pd = features.column("DefaultRiskScore").to_numpy(zero_copy_only=False)
-    histogram = ExposureHistogram.from_loans(
-        correlation_class(book.segment_name, jump_off_pd), CLASS_RHO,
-        projection.pd, projection.loss_weight, loan_key=loan_keys(features.column("LoanId")),
-        square_unit=SQUARE_UNIT, factor_model=config.factor_model)
+    classes, keys = correlation_class(book.segment_name, jump_off_pd), loan_keys(features.column("LoanId"))
+    histogram = ExposureHistogram.from_loans(classes, CLASS_RHO, projection.pd, projection.loss_weight, loan_key=keys,
+                                             square_unit=SQUARE_UNIT, factor_model=config.factor_model)
+    segment_histogram = ExposureHistogram.from_loans(
+        book.segment.astype(np.int64) * CLASS_RHO.size + classes, np.tile(CLASS_RHO, len(SEGMENT_NAMES)),
+        projection.pd, projection.loss_weight, loan_key=keys, square_unit=SQUARE_UNIT, exact_names=0,
+        factor_model=config.factor_model)
     expected_loss = projection.expected_loss
 
     def per_segment(values: np.ndarray) -> dict[str, list[float]]:
@@ -278,7 +284,7 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
         "ExpectedLoss": expected_loss.sum(axis=1),
         "QuarterlyPD": pa.FixedSizeListArray.from_arrays(projection.pd.astype(np.float32).ravel(), scenario.horizon),
     })
-    return BatchResult(histogram, aggregates, loans)
+    return BatchResult(histogram, aggregates, loans, segment_histogram)
 
 
 AGGREGATE_KEYS = ("expected_loss", "rwa", "surviving_balance", "jump_off_balance", "undrawn_commitments",
@@ -296,6 +302,30 @@ def add_aggregates(parts: list[dict[str, Any]]) -> dict[str, Any]:
                 merged[segment] = merged.get(segment, 0.0) + np.asarray(values)
         total[key] = {segment: merged[segment].tolist() for segment in SEGMENT_NAMES if segment in merged}
     return total
+
+
+def segment_path_losses(segment_histograms: list[ExposureHistogram], scenario: Scenario,
+                        config: SimulationConfig) -> dict[str, np.ndarray]:
+    """Each segment's loss over the horizon on every Monte Carlo path (systematic part), from the batches.
+
+    Why the systematic part: the allocation optimiser scales a segment's losses linearly with its
+    exposure, which holds for the conditional expected loss given the path's factors (a sum over
+    loans) but not for the idiosyncratic draw, whose relative spread shrinks as a segment grows.
+    The factors are those of the scenario's Monte Carlo (same seed, scenario key and persistence), so
+    path ``p`` of every segment is path ``p`` of the book, and the segments add up to the book's
+    conditional expected loss path by path.
+    """
+    histogram = ExposureHistogram.sum(segment_histograms)
+    n_classes = CLASS_RHO.size
+    losses = {}
+    for code, segment in enumerate(SEGMENT_NAMES):
+        rows = slice(code * n_classes, (code + 1) * n_classes)
+        part = replace(histogram, rho=histogram.rho[rows], weight=histogram.weight[rows],
+                       weight_sq=histogram.weight_sq[rows])
+        if part.weight.any():
+            losses[segment] = simulate_losses(part, config.n_paths, config.seed, scenario.scenario_id,
+                                              persistence=config.factor_persistence, idiosyncratic=False).sum(axis=1)
+    return losses
 
 
 def simulation_id(snapshot_id: str, scenario: Scenario, model_version: str, config: SimulationConfig) -> str:
@@ -366,10 +396,21 @@ def reduce_scenario(histograms: list[ExposureHistogram], aggregates: list[dict[s
         "loss_rate_by_segment": {s: float(np.sum(v) / balance[s]) if balance[s] else 0.0
                                  for s, v in totals["expected_loss"].items()},
         "exposure_by_segment": balance,
+        # Per segment, for the allocation optimiser: expected loss of every quarter, credit RWA and the
+        # jump-off 12-month expected loss (the starting allowance) on the approach of the capital path.
+        "expected_loss_by_segment_quarter": totals["expected_loss"],
+        "credit_rwa_by_segment": segment_credit_rwa(totals, config.capital.approach),
+        "jump_off_el_4q_by_segment": {s: v[0] for s, v in totals["jump_off_el_4q"].items()},
         "loss_distribution": np.quantile(cumulative, np.linspace(0, 1, 201)).tolist(),
         "capital": capital,
         "self_check": self_check(float(el_by_quarter.sum()), summary.expected_loss, summary.standard_error),
     }
+
+
+def segment_credit_rwa(totals: dict[str, Any], approach: CapitalApproach) -> dict[str, float]:
+    """Jump-off credit RWA of each segment (drawn and undrawn) on the approach of the capital path (unscaled)."""
+    prefix = "standardized" if approach is CapitalApproach.STANDARDIZED else "irb"
+    return {s: v[0] + totals[f"{prefix}_rwa_undrawn"][s][0] for s, v in totals[f"{prefix}_rwa_drawn"].items()}
 
 
 def _segment_sum(totals: dict[str, Any], key: str) -> float:

@@ -177,8 +177,13 @@ def cluster_job_outputs(run_id: str) -> list[dict[str, Any]]:
 @task_entry
 def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any]:
     """Add the batches of one scenario, run the Monte Carlo, and stage the scenario's result (unpublished)."""
+    import io
+
+    import numpy as np
+
+    from models.portfolio_loss import ExposureHistogram
     from pipelines.engine.batches import load_scenario, read_partials
-    from pipelines.engine.simulation import reduce_scenario, simulation_id
+    from pipelines.engine.simulation import reduce_scenario, segment_path_losses, simulation_id
 
     adapters = current_adapters()
     store = adapters.object_store
@@ -190,6 +195,13 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
     metrics = reduce_scenario(histograms, aggregates, scenario, config)
     sim_id = simulation_id(plan["snapshot_id"], scenario, plan["pd_model"]["version"], config)
     result_prefix = f"{run_prefix(run_id)}/results/{scenario_id}"
+    segment_losses = segment_path_losses(
+        [ExposureHistogram.from_bytes(store.get_bytes(f"{p}/segment_histogram.npz")) for p in prefixes],
+        scenario, config)
+    buffer = io.BytesIO()
+    np.savez(buffer, **segment_losses)  # segment -> horizon loss per path (systematic part), see the engine
+    segment_losses_key = f"{result_prefix}/segment_path_losses.npz"
+    store.put_bytes(segment_losses_key, buffer.getvalue())
     result = {
         # The Simulation Results Schema; AffectedLoans is the Parquet file beside this document.
         "SimulationId": sim_id,
@@ -199,6 +211,7 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
         "EndDate": scenario.end_date,
         "AffectedLoans": store.put_parquet(f"{result_prefix}/affected_loans.parquet", loans),
         "OverallImpact": round(metrics["expected_loss"], 2),
+        "SegmentPathLosses": segment_losses_key,
         "metrics": metrics,
         "scenario": scenario.to_dict(),
         "provenance": {"snapshot_id": plan["snapshot_id"], "as_of": plan["as_of"], "pd_model": plan["pd_model"],
@@ -210,7 +223,7 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
     record_step(store, run_id, f"result_{scenario_id}", summary)
     return {"scenario_id": scenario_id, "SimulationId": sim_id,
             "result_key": f"{result_prefix}/simulation_result.json",
-            "loans_key": f"{result_prefix}/affected_loans.parquet"}
+            "loans_key": f"{result_prefix}/affected_loans.parquet", "segment_losses_key": segment_losses_key}
 
 
 def _results(store, reduced: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -263,8 +276,8 @@ def compliance(manifest: dict[str, Any], plan: dict[str, Any], published: dict[s
 
 @task_entry
 def report(manifest: dict[str, Any], published: dict[str, Any], compliance_result: dict[str, Any],
-           run_id: str) -> dict[str, Any]:
-    """Render the run's HTML and PDF report into ``runs/<run>/report/``."""
+           run_id: str, optimisation: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Render the run's HTML and PDF report into ``runs/<run>/report/`` (with the allocation, when optimised)."""
     from datetime import UTC, datetime
 
     from pipelines.compliance.report import ReportData, capital_lines, render
@@ -275,7 +288,7 @@ def report(manifest: dict[str, Any], published: dict[str, Any], compliance_resul
     data = ReportData(run_id=run_id, manifest=manifest, results=_results(store, published["reduced"]),
                       records=[ComplianceRecord.from_dict(r) for r in compliance_result["records"]],
                       capital_lines=capital_lines(load_rules(settings.compliance_rules_path), settings),
-                      generated_at=datetime.now(UTC))
+                      generated_at=datetime.now(UTC), optimisation=optimisation)
     log.info("rendering the HTML and PDF report")
     rendered = render(data)
     prefix = f"{run_prefix(run_id)}/report"

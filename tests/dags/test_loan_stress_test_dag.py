@@ -78,6 +78,13 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_histo
     assert [s.labels["runner"] for s in samples if s.name == "loanstress_simulation_seconds"] == ["local"]
     assert {s.labels["scenario"] for s in samples if s.name == "loanstress_scenario_loss_rate"} == set(
         steps["plan"]["scenarios"])
+    # The allocation under the severely adverse scenario: every strategy has an outcome, the report shows it.
+    optimisation = steps["optimise"]
+    assert optimisation["status"] == "done" and optimisation["scenario_id"] == "2026_severely_adverse"
+    assert set(optimisation["strategies"]) >= {"min_cvar", "max_return", "max_raroc", "risk_parity"}
+    assert store.get_bytes(optimisation["allocation_key"])
+    report = store.get_bytes(f"runs/{run_key(run.run_id)}/report/stress_test_report.html").decode()
+    assert "<h2>Recommended allocation</h2>" in report
 
 
 def test_trigger_form_defaults_validate(dagbag):

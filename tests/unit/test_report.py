@@ -190,3 +190,38 @@ def test_a_run_without_results_has_no_report(report_data):
 
     with pytest.raises(ValueError, match="no scenario results"):
         render(replace(report_data, results=[]))
+
+
+def test_the_allocation_section_shows_the_recommendation_binding_constraints_and_frontier(report_data):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from models.optimisation import Assets, Limits
+    from pipelines.engine.allocation import recommend
+    from pipelines.engine.optimisation_inputs import OptimisationInputs, load_appetite
+    from pipelines.settings import StressSettings
+
+    # Safe mortgages and risky cards (50 % loss on one path in ten): the CVaR limit of 20 binds at 60 / 40.
+    losses = np.zeros((10, 2))
+    losses[3, 1] = 0.5
+    assets = Assets(("first_lien_mortgage", "credit_card"), ("first_lien_mortgage", "credit_card"), losses,
+                    np.array([0.0, 0.05]), np.array([0.01, 0.10]), 0.0, 0.0, np.array([0.5, 1.0]),
+                    np.array([50.0, 50.0]), np.zeros((4, 2)), 0.0)
+    limits = Limits(budget=100.0, max_growth=1.0, max_runoff=1.0, cvar_level=0.9, cvar_limit=20.0)
+    appetite = load_appetite(StressSettings().optimisation_appetite_path)
+    document = {"status": "done", **recommend(OptimisationInputs("2026_severely_adverse", assets, limits, 0.0),
+                                              replace(appetite, frontier_points=4))}
+    report = render(replace(report_data, optimisation=document))
+    parser = _Tables()
+    parser.feed(report.html)
+    assert parser.tables["allocation"][1:] == [["first_lien_mortgage", "50", "60", "+10", "+20.0 %", "0"],
+                                               ["credit_card", "50", "40", "-10", "-20.0 %", "20"]]
+    binding = {row[0]: row[2] for row in parser.tables["binding"][1:]}
+    assert binding["CVaR 90.0% limit"] == "0.08"
+    assert [row[0] for row in parser.tables["allocation_strategies"][1:]] == ["min_cvar", "max_return", "max_raroc",
+                                                                             "risk_parity"]
+    assert len(parser.images) == 5  # the four charts of the report and the efficient frontier
+    text = pdf_text(report.pdf)
+    assert "Binding constraints and shadow prices" in text and "Efficient frontier" in text
+    assert report.pages == render(report_data).pages + 4  # strategies, allocation, binding constraints, frontier
