@@ -48,8 +48,9 @@ def train_1m() -> dict[str, float]:
     cpu = time.process_time()
     with Timer() as timer:
         split = out_of_time_split(point_in_time_dataset(history, spec), spec, HOLDOUT_QUARTERS)
-        model = XGBoostPD(spec, n_candidates=settings.pd_search_candidates, n_jobs=settings.pd_training_threads,
-                          random_state=settings.pd_training_seed).fit(split.train)
+        model = XGBoostPD(spec, time_column=spec.date_column, n_candidates=settings.pd_search_candidates,
+                          n_jobs=settings.pd_training_threads, random_state=settings.pd_training_seed,
+                          ).fit(split.train, split.train[spec.target])
     cpu = time.process_time() - cpu
     MODEL_FILE.write_bytes(model.dumps())
     with Timer() as logistic_timer, threadpool_limits(limits=1, user_api="blas"):

@@ -42,9 +42,9 @@ def model_input(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
 
 
 def pd_outputs(model: XGBoostPD, frame: pd.DataFrame) -> pd.DataFrame:
-    probability = model.predict_proba(frame)
+    probability = model.predict_pd(frame)
     return pd.DataFrame({OUTPUT_COLUMNS[0]: probability,
-                         OUTPUT_COLUMNS[1]: quarterly_pd(probability, model.spec.horizon_quarters)},
+                         OUTPUT_COLUMNS[1]: quarterly_pd(probability, model.pd_horizon_)},
                         index=frame.index)
 
 

@@ -150,8 +150,8 @@ class ModelRegistry:
         tags = {MODEL_SHA256_TAG: hashlib.sha256(model_bytes).hexdigest(),
                 "airflow_run_id": provenance["airflow_run_id"], "data_sha256": provenance["data_sha256"],
                 "history_source": provenance["source"], "feature_spec": spec.name,
-                "pd_horizon_quarters": str(spec.horizon_quarters)}
-        params = {f"init.{k}": v for k, v in model.get_params().items()}
+                "pd_horizon_quarters": str(model.pd_horizon_)}
+        params = {f"init.{k}": v for k, v in model.tracking_params().items()}
         params |= {f"xgb.{k}": v for k, v in model.params_.items()} | {"xgb.n_trees": model.n_trees_}
         params |= {f"split.{k}": v for k, v in evaluation["split"].items()}
         with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(

@@ -143,9 +143,10 @@ decisions, pricing or IFRS 9 lifetime PDs.
 {truth_note}
 ## Method
 XGBoost (hist), monotone constraints: {monotone}. Hyper-parameters chosen among
-{len(model.search_results_)} candidates by expanding-window cross-validation (mean validation AUC),
-{model.n_trees_} trees; {model.calibration} calibration on the latest {model.calibration_quarters} training
-quarters, which the trees never saw. Parameters: `{json.dumps(model.params_)}`.
+{len(model.search_results_)} candidates by {"expanding-window" if model.time_column else "stratified"}
+cross-validation (mean validation AUC), {model.n_trees_} trees refitted on every training row;
+calibration: {model.calibration} (fitted on out-of-fold margins when not none). Parameters:
+`{json.dumps(model.params_)}`.
 
 ## Performance (out-of-time)
 | Model | AUC | Gini | KS | Brier | Log loss | HL p-value | Bands calibrated | Mean PD |
@@ -166,8 +167,8 @@ PSI of the score, training to test: {evaluation['psi']['score']:.3f}. Features w
 - The quarterly PD assumes a constant hazard within the 12 months implied by each quarter's features.
 - The test period is one macro regime; out-of-time performance in a downturn is not measured
   unless the test window contains one.
-- Calibration is to the default rates of the latest training quarters (point-in-time), not a
-  through-the-cycle average.
+- PDs are point-in-time: they follow the default rates of the training quarters given the macro
+  features, not a through-the-cycle average.
 """
 
 
