@@ -9,16 +9,17 @@
   feature importance, SHAP summary, calibration tables, ``evaluation.json``, the model card), the
   feature spec, tags ``airflow_run_id``, ``data_sha256`` and ``history_source``, and the model as a
   pyfunc (:mod:`models.pd_pyfunc`: outputs ``pd_horizon`` and ``pd_quarterly``) with signature and
-  input example.
+  input example, logged as a model from code (:mod:`models.pd_pyfunc_entry`): ``mlflow models serve``
+  and the SageMaker container build it from the shipped code and the JSON artifact, no cloudpickle.
 * **Registry**: every trained model becomes a new version of ``pd_registered_model_name`` with the
   alias ``challenger``. The promotion gate (:mod:`pipelines.model.promotion`) moves the alias ``champion``
   to it only if, on the *same* out-of-time rows, its AUC beats the incumbent's (the current
   champion; with none yet, the benchmark logistic model fitted on the same training rows) by
   ``promotion_auc_margin``, its Brier score is not worse (``promotion_brier_tolerance``), and at least
   ``promotion_min_calibrated_band_share`` of its score bands pass a binomial test at
-  ``promotion_calibration_alpha``. Both models are scored from the registry (what is judged is what
-  is served). The decision and every number behind it are written on the version as
-  ``promotion.*`` tags and in its description.
+  ``promotion_calibration_alpha``. Both models are scored from their registered XGBoost JSON after
+  its SHA-256 is checked (what is judged is what is served). The decision and every number behind
+  it are written on the version as ``promotion.*`` tags and in its description.
 * **Stress test**: :meth:`ModelRegistry.champion_info` / :func:`load_quarterly_pd_function` (used by
   :mod:`pipelines.model.selection`); ``None`` when there is no champion,
   so the caller falls back to the benchmark and says so. Whoever can move an alias or write an
@@ -140,7 +141,7 @@ class ModelRegistry:
         import mlflow
         from mlflow.models import infer_signature
 
-        from models.pd_pyfunc import MODEL_ARTIFACT, SERVING_PACKAGES, XGBoostPDPyfunc, model_input, pd_outputs
+        from models.pd_pyfunc import ENTRY_FILE, MODEL_ARTIFACT, SERVING_PACKAGES, model_input, pd_outputs
 
         client = self.client()
         name = self.model_name
@@ -163,7 +164,7 @@ class ModelRegistry:
             model_file = Path(tmp) / MODEL_FILE
             model_file.write_bytes(model_bytes)
             info = mlflow.pyfunc.log_model(
-                name=MODEL_NAME_IN_RUN, python_model=XGBoostPDPyfunc(), artifacts={MODEL_ARTIFACT: str(model_file)},
+                name=MODEL_NAME_IN_RUN, python_model=str(ENTRY_FILE), artifacts={MODEL_ARTIFACT: str(model_file)},
                 code_paths=[str(_serving_code(Path(tmp)))],
                 signature=infer_signature(example, pd_outputs(model, example)), input_example=example,
                 pip_requirements=[f"{p}=={importlib.metadata.version(p)}" for p in SERVING_PACKAGES],
@@ -191,15 +192,13 @@ class ModelRegistry:
             raise
 
     def horizon_pd(self, version: str, frame: pd.DataFrame) -> np.ndarray:
-        """The registered pyfunc's ``pd_horizon`` of every row (through MLflow's schema enforcement)."""
-        import mlflow
+        """``pd_horizon`` of every row from the version's registered XGBoost JSON, after checking its SHA-256
+        (:func:`_verified_model_bytes`): the bytes the pyfunc serves, read as data, never unpickled."""
+        from models.pd_pyfunc import OUTPUT_COLUMNS, model_input, pd_outputs
+        from models.pd_xgboost import XGBoostPD
 
-        from models.pd_pyfunc import OUTPUT_COLUMNS, model_input
-
-        self.client()
-        loaded = mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
-        spec = loaded.unwrap_python_model().model.spec
-        return loaded.predict(model_input(frame, spec))[OUTPUT_COLUMNS[0]].to_numpy()
+        model = XGBoostPD.loads(_verified_model_bytes(self.client(), self.model_name, version))
+        return pd_outputs(model, model_input(frame, model.spec))[OUTPUT_COLUMNS[0]].to_numpy()
 
     def record_decision(self, version: str, tags: dict[str, str], description: str, promote: bool,
                         superseded: str | None) -> None:
@@ -254,14 +253,20 @@ def load_quarterly_pd_function(info: dict[str, Any]) -> PDFunction:
 
 def _trusted_model_bytes(client: MlflowClient, name: str, version: str) -> bytes:
     """The model JSON of ``name`` ``version``, if the gate promoted it and the file is the one registered."""
+    tags = client.get_model_version(name, version).tags
+    if tags.get(DECISION_TAG) != PROMOTED:
+        raise UntrustedModel(f"PD model {name} version {version} is not loaded: its gate decision ({DECISION_TAG}) "
+                             f"is {tags.get(DECISION_TAG)!r}, not {PROMOTED!r}; point the {CHAMPION} alias at a "
+                             "promoted version")
+    return _verified_model_bytes(client, name, version)
+
+
+def _verified_model_bytes(client: MlflowClient, name: str, version: str) -> bytes:
+    """The model JSON of ``name`` ``version`` if its SHA-256 is the one recorded at registration."""
     import mlflow
 
     tags = client.get_model_version(name, version).tags
     where = f"PD model {name} version {version}"
-    if tags.get(DECISION_TAG) != PROMOTED:
-        raise UntrustedModel(f"{where} is not loaded: its gate decision ({DECISION_TAG}) is "
-                             f"{tags.get(DECISION_TAG)!r}, not {PROMOTED!r}; point the {CHAMPION} alias at a "
-                             "promoted version")
     expected = tags.get(MODEL_SHA256_TAG)
     if not expected:
         raise UntrustedModel(f"{where} is not loaded: it has no {MODEL_SHA256_TAG} tag (registered before "

@@ -120,6 +120,9 @@ def test_register_promote_refuse_and_load_the_champion(split, models, registry_s
 
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@{CHAMPION}", dst_path=str(tmp_path / "dl")))
     assert {p.name for p in (local / "code" / "models").iterdir()} == set(SERVING_MODULES)  # code travels along
+    # a model from code: MLflow keeps the entry file and the JSON artifact, and no pickle anywhere
+    assert not [p for p in local.rglob("*") if p.suffix in {".pkl", ".pickle", ".cloudpickle"}]
+    assert "python_model.pkl" not in (local / "MLmodel").read_text()
     requirements = (local / "requirements.txt").read_text()
     assert all(f"{package}==" in requirements for package in ("xgboost", "pandas", "numpy", "mlflow"))
 
