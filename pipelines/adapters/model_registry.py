@@ -109,6 +109,9 @@ class ModelRegistry:
     model_name: str
     experiment_name: str
     artifact_root: str | None = None  # a new experiment's artifact location; None: the server's own
+    # The URI was set (STRESS_MLFLOW_TRACKING_URI), not the embedded default: a SQLite file that does not exist
+    # is then a mistyped or lost store, an error, rather than a registry nobody has trained into yet.
+    configured: bool = False
 
     def client(self) -> MlflowClient:
         return connect(self.tracking_uri)
@@ -216,8 +219,12 @@ class ModelRegistry:
                 client.set_model_version_tag(self.model_name, superseded, "promotion.superseded_by", version)
 
     def champion_info(self) -> dict[str, Any] | None:
-        """Where the champion is (pinned to its version), or ``None`` when there is none."""
+        """Where the champion is (pinned to its version) and why the gate promoted it, or ``None`` when there is
+        none; :class:`RegistryUnavailable` when a configured store is missing or unreachable."""
         if not self.exists():
+            if self.configured:
+                raise RegistryUnavailable(f"the MLflow tracking store STRESS_MLFLOW_TRACKING_URI={self.tracking_uri!r} "
+                                          "does not exist")
             return None
         self.check_reachable()  # a mistyped or unreachable store must not silently mean "no champion"
         version = self.alias_version(CHAMPION)
@@ -227,7 +234,10 @@ class ModelRegistry:
         return {"name": self.model_name, "version": version, "model_uri": f"models:/{self.model_name}/{version}",
                 "tracking_uri": self.tracking_uri, "mlflow_run_id": details.run_id,
                 "output": "pd_quarterly", "oot_auc": details.tags.get("promotion.challenger_auc"),
-                "data_sha256": details.tags.get("data_sha256")}
+                "data_sha256": details.tags.get("data_sha256"),
+                "gate_incumbent": details.tags.get("promotion.incumbent"),
+                "gate_reasons": details.tags.get("promotion.reasons"),
+                "gate_decided_at": details.tags.get("promotion.decided_at")}
 
 
 def local_artifact_root(tracking_uri: str, data_home: Path) -> str | None:

@@ -23,7 +23,7 @@ def score(features: dict[str, Any], run_id: str) -> dict[str, Any]:
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
     model = resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
-                                 settings.aws_region, store)
+                                 settings.aws_region, store, settings.resolved_require_champion)
     log.info("scoring %s loans with %s version %s", f"{features['rows']:,}", model["name"], model["version"])
     scores = score_book(store.get_parquet(features["features_key"]), load_history(), load_pd_function(model, store))
     key = f"{run_prefix(run_id)}/monitoring/scores.parquet"
