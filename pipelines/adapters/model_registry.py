@@ -131,6 +131,19 @@ class ModelRegistry:
             raise RegistryUnavailable(f"the MLflow tracking store STRESS_MLFLOW_TRACKING_URI={self.tracking_uri!r} "
                                       f"cannot be read: {error}") from error
 
+    def _create_local_store(self) -> None:
+        """Create an embedded SQLite store with its Default experiment's artifacts under ``artifact_root``.
+
+        MLflow creates a new SQLite store with a Default experiment whose artifacts go to ``./mlruns`` in
+        the working directory; creating the store here first keeps every artifact under the data home.
+        """
+        if self.exists() or not self.artifact_root or not self.tracking_uri.startswith("sqlite:///"):
+            return
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        SqlAlchemyStore(self.tracking_uri, self.artifact_root)
+
     def experiment_id(self, client: MlflowClient) -> str:
         """The experiment's id, created on first use (artifacts: see the module docstring)."""
         experiment = client.get_experiment_by_name(self.experiment_name)
@@ -146,6 +159,7 @@ class ModelRegistry:
 
         from models.pd_pyfunc import ENTRY_FILE, MODEL_ARTIFACT, SERVING_PACKAGES, model_input, pd_outputs
 
+        self._create_local_store()
         client = self.client()
         name = self.model_name
         spec = model.spec
@@ -158,8 +172,10 @@ class ModelRegistry:
         params = {f"init.{k}": v for k, v in model.tracking_params().items()}
         params |= {f"xgb.{k}": v for k, v in model.params_.items()} | {"xgb.n_trees": model.n_trees_}
         params |= {f"split.{k}": v for k, v in evaluation["split"].items()}
-        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
-                experiment_id=self.experiment_id(client), run_name=run_name, tags=tags) as run:
+        # Created with the training's start time, so the run's duration is the training's, not this step's.
+        created = client.create_run(self.experiment_id(client), start_time=provenance.get("started_at_ms"),
+                                    tags=tags, run_name=run_name)
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=created.info.run_id) as run:
             mlflow.log_params(params)
             mlflow.log_metrics(_flat_metrics(evaluation))
             mlflow.log_artifacts(str(report_dir), artifact_path="report")
@@ -174,6 +190,12 @@ class ModelRegistry:
                 registered_model_name=name,
             )
         version = str(info.registered_model_version)
+        client.update_registered_model(name, description=(
+            f"{spec.description.strip()} XGBoost PD model ({spec.name}, horizon {model.pd_horizon_} quarters) "
+            "of the stress test. Every version is a challenger trained by the pd_model_training DAG; the "
+            f"promotion gate moves the '{CHAMPION}' alias to it only when it beats the incumbent out of time "
+            "(promotion.* tags and the version description give the verdict and its numbers; the run's "
+            "report/model_card.md the evidence)."))
         client.set_registered_model_alias(name, CHALLENGER, version)
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)

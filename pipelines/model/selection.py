@@ -88,6 +88,12 @@ def resolve_stress_model(registry: ModelRegistry, history_uri: str, aws_region: 
     return info
 
 
+def estimated_on_history(info: dict[str, Any]) -> bool:
+    """Whether the resolved model was estimated on the whole performance history (the benchmark is), so a
+    back-test on that history is in-sample; a champion was judged on rows held out of its training."""
+    return info["kind"] == "benchmark_logistic"
+
+
 def load_pd_function(info: dict[str, Any], store: ObjectStore) -> PDFunction:
     """The quarterly PD function a resolved model info points at."""
     if info["kind"] == "benchmark_logistic":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ def ingest_history(source_uri: str | None, run_id: str) -> dict[str, Any]:
     from pipelines.model.selection import performance_history
     from pipelines.model.training import read_history
 
+    started_at_ms = int(time.time() * 1000)  # the MLflow run spans the whole training, not its logging step
     adapters = current_adapters()
     settings = adapters.settings
     history, source = (read_history(source_uri, settings.aws_region) if source_uri else
@@ -72,7 +74,7 @@ def ingest_history(source_uri: str | None, run_id: str) -> dict[str, Any]:
     return record_step(adapters.object_store, run_id, "pd_ingest_history", {
         "history_key": key, "rows": len(history),
         "provenance": {"source": source, "data_sha256": content_hash(table), "airflow_run_id": run_id,
-                       "feature_spec": _spec(adapters).name},
+                       "feature_spec": _spec(adapters).name, "started_at_ms": started_at_ms},
     })
 
 
