@@ -61,6 +61,8 @@ class StressSettings(BaseSettings):
     loan_tape_uri: str = Field(default="", description="Loan tape ingested when a run names no source; default "
                                "the demo tape in data_home/inputs.")
     aws_region: str = "us-east-1"
+    aws_conn_id: str = Field(default="aws_default", description="Airflow connection the Amazon provider's hooks "
+                             "(SageMaker) use; without it, the standard AWS credential chain.")
 
     # Validation.
     duplicate_id_tolerance: float = Field(
