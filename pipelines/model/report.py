@@ -109,7 +109,8 @@ def model_card(evaluation: dict[str, Any], spec: FeatureSpec, model: XGBoostPD, 
     split = evaluation["split"]
     models = evaluation["models"]
     rows = "\n".join(
-        f"| {LABELS[name]} | {m['auc']:.4f} | {m['gini']:.4f} | {m['ks']:.4f} | {m['brier']:.5f} | "
+        f"| {LABELS[name]} | {m['auc']:.4f} | {m['auc_ci_95'][0]:.4f}-{m['auc_ci_95'][1]:.4f} | "
+        f"{m['gini']:.4f} | {m['ks']:.4f} | {m['brier']:.5f} | "
         f"{m['log_loss']:.5f} | {m['hosmer_lemeshow_p_value']:.3g} | {m['calibrated_band_share']:.0%} | "
         f"{m['mean_pd']:.4f} |"
         for name, m in models.items()
@@ -149,11 +150,13 @@ calibration: {model.calibration} (fitted on out-of-fold margins when not none). 
 `{json.dumps(model.params_)}`.
 
 ## Performance (out-of-time)
-| Model | AUC | Gini | KS | Brier | Log loss | HL p-value | Bands calibrated | Mean PD |
-|---|---|---|---|---|---|---|---|---|
+| Model | AUC | AUC 95 % CI | Gini | KS | Brier | Log loss | HL p-value | Bands calibrated | Mean PD |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
-Observed default rate {models['xgboost']['observed_default_rate']:.4f}. "Bands calibrated": share of
+Observed default rate {models['xgboost']['observed_default_rate']:.4f}. AUC confidence intervals: AUC +- 1.96
+standard errors (Hanley and McNeil); an AUC difference between two models on the same rows inside
+them is not evidence either way. "Bands calibrated": share of
 {len(models['xgboost']['calibration_table'])} score bands whose binomial test does not reject at the configured level.
 
 ## Stability

@@ -260,8 +260,10 @@ def performance_metrics(y: np.ndarray, probability: np.ndarray, alpha: float) ->
     """Discrimination, accuracy and calibration of one model on one sample."""
     table = vm.calibration_table(y, probability, CALIBRATION_BANDS)
     hl_statistic, hl_p_value = vm.hosmer_lemeshow(y, probability, CALIBRATION_BANDS)
+    auc, auc_se = vm.auc(y, probability), vm.auc_standard_error(y, probability)
     return {
-        "auc": vm.auc(y, probability), "gini": vm.gini(y, probability), "ks": vm.ks_statistic(y, probability),
+        "auc": auc, "auc_se": auc_se, "auc_ci_95": [auc - 1.96 * auc_se, auc + 1.96 * auc_se],
+        "gini": vm.gini(y, probability), "ks": vm.ks_statistic(y, probability),
         "brier": vm.brier_score(y, probability), "log_loss": vm.log_loss(y, probability),
         "hosmer_lemeshow": hl_statistic, "hosmer_lemeshow_p_value": hl_p_value,
         "calibrated_band_share": vm.calibrated_band_share(table, alpha),
