@@ -45,6 +45,7 @@ def _synthetic_figures() -> dict[str, Any]:
     from models.pd_xgboost import XGBoostPD
     from pipelines.model.training import (
         PANEL_CV_FOLDS,
+        PANEL_LEARNING_RATE,
         TRUE_PD_COLUMN,
         out_of_time_split,
         performance_metrics,
@@ -55,8 +56,8 @@ def _synthetic_figures() -> dict[str, Any]:
     split = out_of_time_split(point_in_time_dataset(history_1m(), spec), spec, HOLDOUT_QUARTERS)
     features = list(spec.features)
     train_y, test_y = split.train[spec.target].to_numpy(), split.test[spec.target].to_numpy()
-    models = {"project": XGBoostPD(spec, time_column=spec.date_column, cv_folds=PANEL_CV_FOLDS, n_jobs=THREADS,
-                                   random_state=SEED),
+    models = {"project": XGBoostPD(spec, time_column=spec.date_column, cv_folds=PANEL_CV_FOLDS,
+                                   learning_rate=PANEL_LEARNING_RATE, n_jobs=THREADS, random_state=SEED),
               "plain_xgboost": plain_xgboost(THREADS, SEED),
               "one_hot_logistic": one_hot_logistic(split.train[features])}
     figures: dict[str, Any] = {"synthetic_train_rows": len(split.train), "synthetic_test_rows": len(split.test)}

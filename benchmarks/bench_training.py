@@ -41,6 +41,7 @@ def train_1m() -> dict[str, float]:
     from models.validation_metrics import auc
     from pipelines.model.training import (
         PANEL_CV_FOLDS,
+        PANEL_LEARNING_RATE,
         out_of_time_predictions,
         out_of_time_split,
         point_in_time_dataset,
@@ -54,7 +55,7 @@ def train_1m() -> dict[str, float]:
     with Timer() as timer:
         split = out_of_time_split(point_in_time_dataset(history, spec), spec, HOLDOUT_QUARTERS)
         model = XGBoostPD(spec, time_column=spec.date_column, cv_folds=PANEL_CV_FOLDS,
-                          n_candidates=settings.pd_search_candidates,
+                          learning_rate=PANEL_LEARNING_RATE, n_candidates=settings.pd_search_candidates,
                           n_jobs=settings.pd_training_threads, random_state=settings.pd_training_seed,
                           ).fit(split.train, split.train[spec.target])
     cpu = time.process_time() - cpu

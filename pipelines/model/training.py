@@ -70,6 +70,10 @@ CALIBRATION_BANDS = 10
 # Expanding-window folds of the time-aware search: 3 validation blocks of 4 quarters (the latest 3 years
 # before the out-of-time test), so the oldest fold still trains on a decade of the synthetic history.
 PANEL_CV_FOLDS = 3
+# On the 1M-row synthetic history, rates 0.1 and 0.2 reached the same CV AUC (0.844) and out-of-time AUC
+# (0.840) with 60 and 41 trees; the stress engine scores every loan every quarter of every scenario and the
+# cost is linear in trees, so panels use the faster rate (the estimator's default, 0.1, suits small tables).
+PANEL_LEARNING_RATE = 0.2
 
 
 # --- the GX suite ----------------------------------------------------------------------------------
@@ -236,8 +240,8 @@ def train_models(train: pd.DataFrame, spec: FeatureSpec, n_candidates: int, seed
     from threadpoolctl import threadpool_limits
 
     target = train[spec.target].to_numpy()
-    model = XGBoostPD(spec, time_column=spec.date_column, cv_folds=PANEL_CV_FOLDS, n_candidates=n_candidates,
-                      random_state=seed, n_jobs=n_jobs).fit(train, target)
+    model = XGBoostPD(spec, time_column=spec.date_column, cv_folds=PANEL_CV_FOLDS, learning_rate=PANEL_LEARNING_RATE,
+                      n_candidates=n_candidates, random_state=seed, n_jobs=n_jobs).fit(train, target)
     # The logistic fit is hundreds of L-BFGS steps of small matrix-vector products: BLAS threads cost more
     # than they save there (measured 25 s -> 4 s on 24k rows on a busy 2-core worker).
     with threadpool_limits(limits=1, user_api="blas"):
