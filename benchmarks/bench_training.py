@@ -16,7 +16,7 @@ HOLDOUT_QUARTERS = 8
 MODEL_FILE = INPUTS / f"xgboost_pd_{N_ROWS}.json"
 
 
-def _history() -> Any:
+def history_1m() -> Any:
     import pandas as pd
 
     path = INPUTS / f"performance_history_{N_ROWS}.parquet"
@@ -39,17 +39,25 @@ def train_1m() -> dict[str, float]:
     from models.pd_xgboost import XGBoostPD
     from models.projection import PD_FEATURES
     from models.validation_metrics import auc
-    from pipelines.model.training import out_of_time_predictions, out_of_time_split, point_in_time_dataset
+    from pipelines.model.training import (
+        PANEL_CV_FOLDS,
+        PANEL_LEARNING_RATE,
+        out_of_time_predictions,
+        out_of_time_split,
+        point_in_time_dataset,
+    )
     from pipelines.settings import get_settings
 
     settings = get_settings()
     spec = load_feature_spec()
-    history = _history()
+    history = history_1m()
     cpu = time.process_time()
     with Timer() as timer:
         split = out_of_time_split(point_in_time_dataset(history, spec), spec, HOLDOUT_QUARTERS)
-        model = XGBoostPD(spec, n_candidates=settings.pd_search_candidates, n_jobs=settings.pd_training_threads,
-                          random_state=settings.pd_training_seed).fit(split.train)
+        model = XGBoostPD(spec, time_column=spec.date_column, cv_folds=PANEL_CV_FOLDS,
+                          learning_rate=PANEL_LEARNING_RATE, n_candidates=settings.pd_search_candidates,
+                          n_jobs=settings.pd_training_threads, random_state=settings.pd_training_seed,
+                          ).fit(split.train, split.train[spec.target])
     cpu = time.process_time() - cpu
     MODEL_FILE.write_bytes(model.dumps())
     with Timer() as logistic_timer, threadpool_limits(limits=1, user_api="blas"):
@@ -73,7 +81,7 @@ def score_1m() -> dict[str, float]:
     if not MODEL_FILE.exists():
         train_1m()
     model = XGBoostPD.loads(MODEL_FILE.read_bytes())
-    frame = _history()[list(model.spec.features)]
+    frame = history_1m()[list(model.spec.features)]
     model.predict_quarterly(frame.head(1000))  # warm-up: first-call allocations are not throughput
     with Timer() as timer:
         pd_quarterly = model.predict_quarterly(frame)

@@ -3,9 +3,13 @@
 A regulator-friendly, transparent model: quarterly default probability as a logistic function of
 a small set of point-in-time loan and macro features (:data:`models.projection.PD_FEATURES`),
 with segment intercepts. The coefficients are estimated by maximum likelihood on the loan
-performance history joined to the Fed macro history; nothing is typed in. It follows
-scikit-learn's conventions: parameters in the constructor, ``fit`` learns, ``predict_proba``
-predicts, no hidden state.
+performance history joined to the Fed macro history; nothing is typed in. It is a scikit-learn
+binary classifier: parameters in the constructor, ``fit(X, y)`` learns ``coefficients_``,
+``classes_`` and ``pd_horizon_`` (the target's horizon in quarters, the ``horizon_quarters``
+parameter: 1 for the quarterly default flag, 4 beside the 12-month XGBoost target),
+``predict_proba`` is ``(n, 2)`` and :meth:`MacroLogisticPD.predict_pd` the 1-D PD. ``X`` is a frame
+holding :data:`models.projection.PD_FEATURES` (read by name; other columns are ignored), so
+scikit-learn's generic estimator checks, which feed unnamed random arrays, do not apply to it.
 
 Design matrix (why each term): segment one-hot (base rates differ by an order of magnitude);
 credit score per 100 points; log(1 + loan age) (seasoning); LTV, with 0 and an ``unsecured`` flag
@@ -18,12 +22,15 @@ the 4-quarter house-price change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
 
+from models.pd_horizon import quarterly_pd
 from models.projection import PD_FEATURES
 from models.segments import SEGMENT_NAMES, segment_codes
 
@@ -76,25 +83,36 @@ def design_matrix(features: pd.DataFrame) -> NDArray[np.float64]:
     return np.hstack([np.eye(len(SEGMENT_NAMES))[codes], np.column_stack(terms)])
 
 
-@dataclass
-class MacroLogisticPD:
-    """Logistic regression of the quarterly default flag on loan and macro features."""
-
-    l2_penalty: float = 1e-6
-    max_iter: int = 2000
-    coefficients_: NDArray[np.float64] | None = field(default=None, repr=False)
+class MacroLogisticPD(ClassifierMixin, BaseEstimator):
+    """Logistic regression of a default flag on loan and macro features (see the module docstring)."""
 
     name = "benchmark_macro_logistic"
 
-    def fit(self, features: pd.DataFrame, defaulted: NDArray[np.integer]) -> MacroLogisticPD:
+    def __init__(self, l2_penalty: float = 1e-6, max_iter: int = 2000, horizon_quarters: int = 1) -> None:
+        self.l2_penalty = l2_penalty
+        self.max_iter = max_iter
+        self.horizon_quarters = horizon_quarters
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def fit(self, X: pd.DataFrame, y: ArrayLike) -> MacroLogisticPD:
         """Maximum likelihood with a small ridge penalty and the sign constraints, by L-BFGS-B."""
         from scipy.optimize import minimize
         from scipy.special import expit, log_expit
+        from sklearn.utils.validation import column_or_1d
 
-        target = np.asarray(defaulted, dtype=np.float64)
-        if np.unique(target).size != 2:
-            raise ValueError("the default flag needs both defaults and non-defaults to fit")
-        x = design_matrix(features)
+        labels = column_or_1d(y, warn=True)
+        classes = np.unique(labels)
+        if classes.size != 2:
+            raise ValueError("the default flag needs both defaults and non-defaults to fit "
+                             f"(Only binary classification is supported; y holds {classes.tolist()})")
+        target = (labels == classes[1]).astype(np.float64)
+        x = design_matrix(X)
+        if len(x) != len(target):
+            raise ValueError(f"X has {len(x)} rows but y has {len(target)}")
         n = len(target)
 
         def loss_and_gradient(beta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
@@ -120,30 +138,53 @@ class MacroLogisticPD:
         if np.all((score > 0.0) == (target == 1.0)) and np.all(score != 0.0):
             raise RuntimeError("logistic fit did not converge: the default flag is perfectly separated by the "
                                "features, so the maximum-likelihood coefficients do not exist")
-        self.coefficients_ = solution.x
+        self._set_fitted(solution.x, classes)
         return self
+
+    def _set_fitted(self, coefficients: NDArray[np.float64], classes: NDArray[Any]) -> None:
+        self.coefficients_ = coefficients
+        self.classes_ = classes
+        self.n_features_in_ = len(PD_FEATURES)
+        self.pd_horizon_ = int(self.horizon_quarters)
 
     @staticmethod
     def term_names() -> list[str]:
         return [f"segment[{s}]" for s in SEGMENT_NAMES] + list(NUMERIC_TERMS)
 
-    def predict_proba(self, features: pd.DataFrame) -> NDArray[np.float64]:
-        """Quarterly default probability of every row."""
-        if self.coefficients_ is None:
-            raise RuntimeError("fit the model first")
+    def predict_pd(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """Probability of default within ``pd_horizon_`` quarters of every row, 1-D."""
+        check_is_fitted(self, "coefficients_")
         # Accumulate term by term: the stress engine scores millions of rows per quarter, and never
         # materialising the design matrix saves most of the time and memory.
-        codes, terms = numeric_terms(features)
+        codes, terms = numeric_terms(X)
         score = self.coefficients_[codes].copy()
         for coefficient, term in zip(self.coefficients_[len(SEGMENT_NAMES):], terms, strict=True):
             score += coefficient * term
         return 1.0 / (1.0 + np.exp(-score))
 
-    __call__ = predict_proba
+    def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """``(n, 2)``: probabilities of ``classes_[0]`` (no default) and ``classes_[1]`` (default)."""
+        p = self.predict_pd(X)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> NDArray[Any]:
+        positive = self.predict_pd(X) > 0.5
+        return self.classes_[positive.astype(np.intp)]
+
+    def predict_quarterly(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """Quarterly PD (constant hazard over ``pd_horizon_``), what the stress engine projects with."""
+        p = self.predict_pd(X)
+        return p if self.pd_horizon_ == 1 else quarterly_pd(p, self.pd_horizon_)
+
+    __call__ = predict_quarterly
 
     def coefficient_table(self) -> dict[str, float]:
+        check_is_fitted(self, "coefficients_")
         return dict(zip(self.term_names(), self.coefficients_.tolist(), strict=True))
 
     @classmethod
-    def from_coefficients(cls, table: dict[str, float]) -> MacroLogisticPD:
-        return cls(coefficients_=np.array([table[name] for name in cls.term_names()]))
+    def from_coefficients(cls, table: dict[str, float], horizon_quarters: int = 1) -> MacroLogisticPD:
+        """A fitted model from :meth:`coefficient_table` (stored as JSON, never pickled)."""
+        model = cls(horizon_quarters=horizon_quarters)
+        model._set_fitted(np.array([table[name] for name in cls.term_names()]), np.array([0, 1]))
+        return model

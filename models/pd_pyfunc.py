@@ -10,7 +10,9 @@ returns PDs, never labels, in two columns so no caller has to convert horizons:
 
 The model itself is the JSON document of :meth:`XGBoostPD.dumps` (an MLflow artifact); the code
 travels with the model (:data:`SERVING_MODULES` as MLflow ``code_paths``), so a serving container
-needs only the pinned packages, not this repository.
+needs only the pinned packages, not this repository. The pyfunc is logged as a *model from code*
+(:data:`ENTRY_FILE`, see :mod:`models.pd_pyfunc_entry`), never as a cloudpickle: loading a version
+runs the shipped code on the JSON artifact and unpickles nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ MODEL_ARTIFACT = "pd_model"
 OUTPUT_COLUMNS = ("pd_horizon", "pd_quarterly")
 # Modules of the models package the pyfunc imports (directly or through XGBoostPD).
 SERVING_MODULES = ("feature_spec.py", "pd_horizon.py", "pd_pyfunc.py", "pd_xgboost.py")
-SERVING_PACKAGES = ("numpy", "pandas", "xgboost")
+SERVING_PACKAGES = ("numpy", "pandas", "scikit-learn", "xgboost")
+ENTRY_FILE = Path(__file__).resolve().parent / "pd_pyfunc_entry.py"
 
 
 def model_input(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
@@ -42,9 +45,9 @@ def model_input(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
 
 
 def pd_outputs(model: XGBoostPD, frame: pd.DataFrame) -> pd.DataFrame:
-    probability = model.predict_proba(frame)
+    probability = model.predict_pd(frame)
     return pd.DataFrame({OUTPUT_COLUMNS[0]: probability,
-                         OUTPUT_COLUMNS[1]: quarterly_pd(probability, model.spec.horizon_quarters)},
+                         OUTPUT_COLUMNS[1]: quarterly_pd(probability, model.pd_horizon_)},
                         index=frame.index)
 
 

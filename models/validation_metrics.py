@@ -68,6 +68,20 @@ def auc(y: npt.ArrayLike, score: npt.ArrayLike) -> float:
     return float(u / (positives * negatives))
 
 
+def auc_standard_error(y: npt.ArrayLike, score: npt.ArrayLike) -> float:
+    """Standard error of the AUC by Hanley and McNeil (Radiology 143, 1982), from the AUC ``A`` and the
+    numbers of defaults ``n1`` and non-defaults ``n0``: with ``Q1 = A / (2 - A)``, ``Q2 = 2 A^2 / (1 + A)``,
+    ``SE^2 = (A (1 - A) + (n1 - 1)(Q1 - A^2) + (n0 - 1)(Q2 - A^2)) / (n1 n0)``. What a reviewer needs to
+    tell an AUC gain from noise; on a few hundred defaults it is about 0.01."""
+    outcome, _ = _outcomes(y, score)
+    a = auc(y, score)
+    n1 = int(outcome.sum())
+    n0 = outcome.size - n1
+    q1, q2 = a / (2.0 - a), 2.0 * a * a / (1.0 + a)
+    variance = (a * (1.0 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0)
+    return float(np.sqrt(max(variance, 0.0)))
+
+
 def gini(y: npt.ArrayLike, score: npt.ArrayLike) -> float:
     """Accuracy ratio (Gini coefficient) = 2 AUC - 1."""
     return 2.0 * auc(y, score) - 1.0

@@ -98,7 +98,8 @@ class Adapters:
 
         uri = self.settings.resolved_mlflow_tracking_uri
         return ModelRegistry(uri, self.settings.pd_registered_model_name, self.settings.mlflow_experiment_name,
-                             self.settings.mlflow_artifact_root or local_artifact_root(uri, self.settings.data_home))
+                             self.settings.mlflow_artifact_root or local_artifact_root(uri, self.settings.data_home),
+                             configured=bool(self.settings.mlflow_tracking_uri))
 
 
     @cached_property

@@ -70,6 +70,8 @@ class StressSettings(BaseSettings):
     loan_tape_uri: str = Field(default="", description="Loan tape ingested when a run names no source; default "
                                "the demo tape in data_home/inputs.")
     aws_region: str = "us-east-1"
+    aws_conn_id: str = Field(default="aws_default", description="Airflow connection the Amazon provider's hooks "
+                             "(SageMaker) use; without it, the standard AWS credential chain.")
 
     # Validation.
     duplicate_id_tolerance: float = Field(
@@ -179,6 +181,10 @@ class StressSettings(BaseSettings):
                                       "data_home/mlartifacts with the embedded SQLite store, the server's own "
                                       "with a remote tracking server.")
     pd_registered_model_name: str = "loan_pd_xgboost"
+    require_champion: bool | None = Field(default=None, description="Whether a stress test (and monitoring) "
+                                          "fails when the registry has no champion instead of using the "
+                                          "benchmark logistic model; empty: on for STRESS_TARGET=aws, off for "
+                                          "local.")
     promotion_auc_margin: float = Field(default=0.005, ge=0, description="AUC points the challenger must gain "
                                         "over the incumbent on the same out-of-time data.")
     promotion_calibration_alpha: float = Field(default=0.01, gt=0, lt=1, description="Level of the per-band "
@@ -230,6 +236,10 @@ class StressSettings(BaseSettings):
     @property
     def resolved_object_store_uri(self) -> str:
         return self.object_store_uri or (self.data_home / "objects").resolve().as_uri()
+
+    @property
+    def resolved_require_champion(self) -> bool:
+        return self.target is Target.AWS if self.require_champion is None else self.require_champion
 
     @property
     def resolved_mlflow_tracking_uri(self) -> str:

@@ -1,6 +1,8 @@
 """Serving the champion PD model: a SageMaker endpoint and batch transform (aws), or local HTTP/in-process.
 
-**aws** (``STRESS_TARGET=aws``), with boto3's ``sagemaker`` client (the ``sagemaker`` Python SDK is
+**aws** (``STRESS_TARGET=aws``), through the Amazon provider's ``SageMakerHook`` on the Airflow
+connection ``STRESS_AWS_CONN_ID`` (``aws_default``; a missing connection means the standard AWS
+credential chain), whose ``conn`` is the SageMaker API client (the ``sagemaker`` Python SDK is
 deliberately not a dependency: the versions that install next to Airflow 3.3 fail to import with
 protobuf 7). :func:`deploy_champion_to_sagemaker` packages the champion's MLflow model directory as
 ``model.tar.gz`` in the object store (SageMaker unpacks it into ``/opt/ml/model``, where MLflow's
@@ -127,6 +129,13 @@ def deploy_endpoint(client: Any, endpoint_name: str, model: dict[str, Any], conf
             "action": action}
 
 
+def sagemaker_client(settings: StressSettings) -> Any:
+    """The SageMaker API client of the Amazon provider's hook on the configured Airflow connection."""
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    return SageMakerHook(aws_conn_id=settings.aws_conn_id, region_name=settings.aws_region).conn
+
+
 def _require_aws_settings(settings: StressSettings) -> None:
     missing = [name for name in ("sagemaker_image_uri", "sagemaker_execution_role_arn") if not getattr(settings, name)]
     if missing:
@@ -138,14 +147,13 @@ def deploy_champion_to_sagemaker(settings: StressSettings, registry: ModelRegist
     """Deploy the registry's champion to the configured endpoint (see the module docstring)."""
     import tempfile
 
-    import boto3
     import mlflow
 
     _require_aws_settings(settings)
     info = registry.champion_info()
     if info is None:
         return {"action": "none", "reason": "no champion in the registry"}
-    client = client or boto3.client("sagemaker", region_name=settings.aws_region)
+    client = client or sagemaker_client(settings)
     name = versioned_name(settings.sagemaker_endpoint_name, info["version"])
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=info["model_uri"], dst_path=tmp,
@@ -166,12 +174,10 @@ def deploy_champion_to_sagemaker(settings: StressSettings, registry: ModelRegist
 def start_batch_scoring(input_s3_uri: str, output_s3_uri: str, settings: StressSettings, registry: ModelRegistry,
                         client: Any = None) -> dict[str, str]:
     """Start a SageMaker batch transform of the deployed champion over CSVs (with header) under ``input_s3_uri``."""
-    import boto3
-
     info = registry.champion_info()
     if info is None:
         raise ValueError("no champion in the registry to score with")
-    client = client or boto3.client("sagemaker", region_name=settings.aws_region)
+    client = client or sagemaker_client(settings)
     model_name = versioned_name(settings.sagemaker_endpoint_name, info["version"])
     if _describe(client.describe_model, ModelName=model_name) is None:
         raise ValueError(f"SageMaker model {model_name} does not exist: deploy the champion first")

@@ -9,16 +9,17 @@
   feature importance, SHAP summary, calibration tables, ``evaluation.json``, the model card), the
   feature spec, tags ``airflow_run_id``, ``data_sha256`` and ``history_source``, and the model as a
   pyfunc (:mod:`models.pd_pyfunc`: outputs ``pd_horizon`` and ``pd_quarterly``) with signature and
-  input example.
+  input example, logged as a model from code (:mod:`models.pd_pyfunc_entry`): ``mlflow models serve``
+  and the SageMaker container build it from the shipped code and the JSON artifact, no cloudpickle.
 * **Registry**: every trained model becomes a new version of ``pd_registered_model_name`` with the
   alias ``challenger``. The promotion gate (:mod:`pipelines.model.promotion`) moves the alias ``champion``
   to it only if, on the *same* out-of-time rows, its AUC beats the incumbent's (the current
   champion; with none yet, the benchmark logistic model fitted on the same training rows) by
   ``promotion_auc_margin``, its Brier score is not worse (``promotion_brier_tolerance``), and at least
   ``promotion_min_calibrated_band_share`` of its score bands pass a binomial test at
-  ``promotion_calibration_alpha``. Both models are scored from the registry (what is judged is what
-  is served). The decision and every number behind it are written on the version as
-  ``promotion.*`` tags and in its description.
+  ``promotion_calibration_alpha``. Both models are scored from their registered XGBoost JSON after
+  its SHA-256 is checked (what is judged is what is served). The decision and every number behind
+  it are written on the version as ``promotion.*`` tags and in its description.
 * **Stress test**: :meth:`ModelRegistry.champion_info` / :func:`load_quarterly_pd_function` (used by
   :mod:`pipelines.model.selection`); ``None`` when there is no champion,
   so the caller falls back to the benchmark and says so. Whoever can move an alias or write an
@@ -108,6 +109,9 @@ class ModelRegistry:
     model_name: str
     experiment_name: str
     artifact_root: str | None = None  # a new experiment's artifact location; None: the server's own
+    # The URI was set (STRESS_MLFLOW_TRACKING_URI), not the embedded default: a SQLite file that does not exist
+    # is then a mistyped or lost store, an error, rather than a registry nobody has trained into yet.
+    configured: bool = False
 
     def client(self) -> MlflowClient:
         return connect(self.tracking_uri)
@@ -127,6 +131,19 @@ class ModelRegistry:
             raise RegistryUnavailable(f"the MLflow tracking store STRESS_MLFLOW_TRACKING_URI={self.tracking_uri!r} "
                                       f"cannot be read: {error}") from error
 
+    def _create_local_store(self) -> None:
+        """Create an embedded SQLite store with its Default experiment's artifacts under ``artifact_root``.
+
+        MLflow creates a new SQLite store with a Default experiment whose artifacts go to ``./mlruns`` in
+        the working directory; creating the store here first keeps every artifact under the data home.
+        """
+        if self.exists() or not self.artifact_root or not self.tracking_uri.startswith("sqlite:///"):
+            return
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        SqlAlchemyStore(self.tracking_uri, self.artifact_root)
+
     def experiment_id(self, client: MlflowClient) -> str:
         """The experiment's id, created on first use (artifacts: see the module docstring)."""
         experiment = client.get_experiment_by_name(self.experiment_name)
@@ -140,8 +157,9 @@ class ModelRegistry:
         import mlflow
         from mlflow.models import infer_signature
 
-        from models.pd_pyfunc import MODEL_ARTIFACT, SERVING_PACKAGES, XGBoostPDPyfunc, model_input, pd_outputs
+        from models.pd_pyfunc import ENTRY_FILE, MODEL_ARTIFACT, SERVING_PACKAGES, model_input, pd_outputs
 
+        self._create_local_store()
         client = self.client()
         name = self.model_name
         spec = model.spec
@@ -150,12 +168,14 @@ class ModelRegistry:
         tags = {MODEL_SHA256_TAG: hashlib.sha256(model_bytes).hexdigest(),
                 "airflow_run_id": provenance["airflow_run_id"], "data_sha256": provenance["data_sha256"],
                 "history_source": provenance["source"], "feature_spec": spec.name,
-                "pd_horizon_quarters": str(spec.horizon_quarters)}
-        params = {f"init.{k}": v for k, v in model.get_params().items()}
+                "pd_horizon_quarters": str(model.pd_horizon_)}
+        params = {f"init.{k}": v for k, v in model.tracking_params().items()}
         params |= {f"xgb.{k}": v for k, v in model.params_.items()} | {"xgb.n_trees": model.n_trees_}
         params |= {f"split.{k}": v for k, v in evaluation["split"].items()}
-        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
-                experiment_id=self.experiment_id(client), run_name=run_name, tags=tags) as run:
+        # Created with the training's start time, so the run's duration is the training's, not this step's.
+        created = client.create_run(self.experiment_id(client), start_time=provenance.get("started_at_ms"),
+                                    tags=tags, run_name=run_name)
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=created.info.run_id) as run:
             mlflow.log_params(params)
             mlflow.log_metrics(_flat_metrics(evaluation))
             mlflow.log_artifacts(str(report_dir), artifact_path="report")
@@ -163,13 +183,19 @@ class ModelRegistry:
             model_file = Path(tmp) / MODEL_FILE
             model_file.write_bytes(model_bytes)
             info = mlflow.pyfunc.log_model(
-                name=MODEL_NAME_IN_RUN, python_model=XGBoostPDPyfunc(), artifacts={MODEL_ARTIFACT: str(model_file)},
+                name=MODEL_NAME_IN_RUN, python_model=str(ENTRY_FILE), artifacts={MODEL_ARTIFACT: str(model_file)},
                 code_paths=[str(_serving_code(Path(tmp)))],
                 signature=infer_signature(example, pd_outputs(model, example)), input_example=example,
                 pip_requirements=[f"{p}=={importlib.metadata.version(p)}" for p in SERVING_PACKAGES],
                 registered_model_name=name,
             )
         version = str(info.registered_model_version)
+        client.update_registered_model(name, description=(
+            f"{spec.description.strip()} XGBoost PD model ({spec.name}, horizon {model.pd_horizon_} quarters) "
+            "of the stress test. Every version is a challenger trained by the pd_model_training DAG; the "
+            f"promotion gate moves the '{CHAMPION}' alias to it only when it beats the incumbent out of time "
+            "(promotion.* tags and the version description give the verdict and its numbers; the run's "
+            "report/model_card.md the evidence)."))
         client.set_registered_model_alias(name, CHALLENGER, version)
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
@@ -191,15 +217,13 @@ class ModelRegistry:
             raise
 
     def horizon_pd(self, version: str, frame: pd.DataFrame) -> np.ndarray:
-        """The registered pyfunc's ``pd_horizon`` of every row (through MLflow's schema enforcement)."""
-        import mlflow
+        """``pd_horizon`` of every row from the version's registered XGBoost JSON, after checking its SHA-256
+        (:func:`_verified_model_bytes`): the bytes the pyfunc serves, read as data, never unpickled."""
+        from models.pd_pyfunc import OUTPUT_COLUMNS, model_input, pd_outputs
+        from models.pd_xgboost import XGBoostPD
 
-        from models.pd_pyfunc import OUTPUT_COLUMNS, model_input
-
-        self.client()
-        loaded = mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
-        spec = loaded.unwrap_python_model().model.spec
-        return loaded.predict(model_input(frame, spec))[OUTPUT_COLUMNS[0]].to_numpy()
+        model = XGBoostPD.loads(_verified_model_bytes(self.client(), self.model_name, version))
+        return pd_outputs(model, model_input(frame, model.spec))[OUTPUT_COLUMNS[0]].to_numpy()
 
     def record_decision(self, version: str, tags: dict[str, str], description: str, promote: bool,
                         superseded: str | None) -> None:
@@ -217,8 +241,12 @@ class ModelRegistry:
                 client.set_model_version_tag(self.model_name, superseded, "promotion.superseded_by", version)
 
     def champion_info(self) -> dict[str, Any] | None:
-        """Where the champion is (pinned to its version), or ``None`` when there is none."""
+        """Where the champion is (pinned to its version) and why the gate promoted it, or ``None`` when there is
+        none; :class:`RegistryUnavailable` when a configured store is missing or unreachable."""
         if not self.exists():
+            if self.configured:
+                raise RegistryUnavailable(f"the MLflow tracking store STRESS_MLFLOW_TRACKING_URI={self.tracking_uri!r} "
+                                          "does not exist")
             return None
         self.check_reachable()  # a mistyped or unreachable store must not silently mean "no champion"
         version = self.alias_version(CHAMPION)
@@ -228,7 +256,10 @@ class ModelRegistry:
         return {"name": self.model_name, "version": version, "model_uri": f"models:/{self.model_name}/{version}",
                 "tracking_uri": self.tracking_uri, "mlflow_run_id": details.run_id,
                 "output": "pd_quarterly", "oot_auc": details.tags.get("promotion.challenger_auc"),
-                "data_sha256": details.tags.get("data_sha256")}
+                "data_sha256": details.tags.get("data_sha256"),
+                "gate_incumbent": details.tags.get("promotion.incumbent"),
+                "gate_reasons": details.tags.get("promotion.reasons"),
+                "gate_decided_at": details.tags.get("promotion.decided_at")}
 
 
 def local_artifact_root(tracking_uri: str, data_home: Path) -> str | None:
@@ -254,14 +285,20 @@ def load_quarterly_pd_function(info: dict[str, Any]) -> PDFunction:
 
 def _trusted_model_bytes(client: MlflowClient, name: str, version: str) -> bytes:
     """The model JSON of ``name`` ``version``, if the gate promoted it and the file is the one registered."""
+    tags = client.get_model_version(name, version).tags
+    if tags.get(DECISION_TAG) != PROMOTED:
+        raise UntrustedModel(f"PD model {name} version {version} is not loaded: its gate decision ({DECISION_TAG}) "
+                             f"is {tags.get(DECISION_TAG)!r}, not {PROMOTED!r}; point the {CHAMPION} alias at a "
+                             "promoted version")
+    return _verified_model_bytes(client, name, version)
+
+
+def _verified_model_bytes(client: MlflowClient, name: str, version: str) -> bytes:
+    """The model JSON of ``name`` ``version`` if its SHA-256 is the one recorded at registration."""
     import mlflow
 
     tags = client.get_model_version(name, version).tags
     where = f"PD model {name} version {version}"
-    if tags.get(DECISION_TAG) != PROMOTED:
-        raise UntrustedModel(f"{where} is not loaded: its gate decision ({DECISION_TAG}) is "
-                             f"{tags.get(DECISION_TAG)!r}, not {PROMOTED!r}; point the {CHAMPION} alias at a "
-                             "promoted version")
     expected = tags.get(MODEL_SHA256_TAG)
     if not expected:
         raise UntrustedModel(f"{where} is not loaded: it has no {MODEL_SHA256_TAG} tag (registered before "

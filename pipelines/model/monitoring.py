@@ -7,7 +7,9 @@
 * **back-test**: AUC and calibration (share of score bands whose binomial test does not reject,
   :mod:`models.validation_metrics`) on the latest quarters of the loan performance history, the only
   data with observed defaults. For the champion these quarters lie in its out-of-time test period;
-  the benchmark is estimated on the whole history, so for it the back-test is in-sample.
+  the benchmark is estimated on the whole history, so for it the back-test is in-sample: the result
+  says so (``in_sample``, and a note starting ``IN-SAMPLE``, which the compliance record carries), as
+  an in-sample AUC is no evidence of out-of-time performance.
 * **drift**: PSI of the score and of every loan-level PD feature
   (:data:`pipelines.compliance.rules.DRIFT_FEATURES`) against a reference distribution: the previous
   *different* snapshot this monitoring scored (kept in ``monitoring/scored_snapshots.json``). The
@@ -69,8 +71,10 @@ def score_book(features: pa.Table, history: pd.DataFrame, pd_function: PDFunctio
     return frame
 
 
-def backtest(history: pd.DataFrame, pd_function: PDFunction, quarters: int, alpha: float) -> dict[str, Any]:
-    """Discrimination and calibration of the quarterly PD on the latest ``quarters`` of the history."""
+def backtest(history: pd.DataFrame, pd_function: PDFunction, quarters: int, alpha: float,
+             in_sample: bool) -> dict[str, Any]:
+    """Discrimination and calibration of the quarterly PD on the latest ``quarters`` of the history;
+    ``in_sample``: the model was estimated on these rows (flagged in the result and its note)."""
     from pipelines.data.features import history_pd_features
 
     observed = pd.to_datetime(history["ObservationQuarter"])
@@ -82,7 +86,7 @@ def backtest(history: pd.DataFrame, pd_function: PDFunction, quarters: int, alph
     summary: dict[str, Any] = {
         "window": span, "rows": int(outcome.size), "defaults": int(outcome.sum()),
         "observed_default_rate": float(outcome.mean()), "mean_predicted_pd": float(probability.mean()),
-        "auc": None, "calibrated_band_share": None, "calibration": [],
+        "auc": None, "calibrated_band_share": None, "calibration": [], "in_sample": in_sample,
     }
     if 0 < outcome.sum() < outcome.size:
         table = vm.calibration_table(outcome, probability, CALIBRATION_BANDS)
@@ -93,6 +97,9 @@ def backtest(history: pd.DataFrame, pd_function: PDFunction, quarters: int, alph
     else:
         summary["note"] = f"performance history {span} has {int(outcome.sum())} defaults in {outcome.size} rows: " \
                           "AUC and calibration need both defaults and non-defaults"
+    if in_sample:
+        summary["note"] = ("IN-SAMPLE: the model was estimated on this history, so this is not an out-of-time "
+                           f"back-test; {summary['note']}")
     return summary
 
 

@@ -109,7 +109,8 @@ def model_card(evaluation: dict[str, Any], spec: FeatureSpec, model: XGBoostPD, 
     split = evaluation["split"]
     models = evaluation["models"]
     rows = "\n".join(
-        f"| {LABELS[name]} | {m['auc']:.4f} | {m['gini']:.4f} | {m['ks']:.4f} | {m['brier']:.5f} | "
+        f"| {LABELS[name]} | {m['auc']:.4f} | {m['auc_ci_95'][0]:.4f}-{m['auc_ci_95'][1]:.4f} | "
+        f"{m['gini']:.4f} | {m['ks']:.4f} | {m['brier']:.5f} | "
         f"{m['log_loss']:.5f} | {m['hosmer_lemeshow_p_value']:.3g} | {m['calibrated_band_share']:.0%} | "
         f"{m['mean_pd']:.4f} |"
         for name, m in models.items()
@@ -143,16 +144,19 @@ decisions, pricing or IFRS 9 lifetime PDs.
 {truth_note}
 ## Method
 XGBoost (hist), monotone constraints: {monotone}. Hyper-parameters chosen among
-{len(model.search_results_)} candidates by expanding-window cross-validation (mean validation AUC),
-{model.n_trees_} trees; {model.calibration} calibration on the latest {model.calibration_quarters} training
-quarters, which the trees never saw. Parameters: `{json.dumps(model.params_)}`.
+{len(model.search_results_)} candidates by {"expanding-window" if model.time_column else "stratified"}
+cross-validation (mean validation AUC), {model.n_trees_} trees refitted on every training row;
+calibration: {model.calibration} (fitted on out-of-fold margins when not none). Parameters:
+`{json.dumps(model.params_)}`.
 
 ## Performance (out-of-time)
-| Model | AUC | Gini | KS | Brier | Log loss | HL p-value | Bands calibrated | Mean PD |
-|---|---|---|---|---|---|---|---|---|
+| Model | AUC | AUC 95 % CI | Gini | KS | Brier | Log loss | HL p-value | Bands calibrated | Mean PD |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
-Observed default rate {models['xgboost']['observed_default_rate']:.4f}. "Bands calibrated": share of
+Observed default rate {models['xgboost']['observed_default_rate']:.4f}. AUC confidence intervals: AUC +- 1.96
+standard errors (Hanley and McNeil); an AUC difference between two models on the same rows inside
+them is not evidence either way. "Bands calibrated": share of
 {len(models['xgboost']['calibration_table'])} score bands whose binomial test does not reject at the configured level.
 
 ## Stability
@@ -166,8 +170,8 @@ PSI of the score, training to test: {evaluation['psi']['score']:.3f}. Features w
 - The quarterly PD assumes a constant hazard within the 12 months implied by each quarter's features.
 - The test period is one macro regime; out-of-time performance in a downturn is not measured
   unless the test window contains one.
-- Calibration is to the default rates of the latest training quarters (point-in-time), not a
-  through-the-cycle average.
+- PDs are point-in-time: they follow the default rates of the training quarters given the macro
+  features, not a through-the-cycle average.
 """
 
 

@@ -64,15 +64,34 @@ def benchmark_model_info(history_uri: str, aws_region: str, store: ObjectStore) 
             "object_key": key, "history_source": history_uri}
 
 
+class NoChampion(ValueError):
+    """``require_champion`` is on and the registry has no champion (a ValueError: a retry cannot help)."""
+
+
 def resolve_stress_model(registry: ModelRegistry, history_uri: str, aws_region: str,
-                         store: ObjectStore) -> dict[str, Any]:
-    """The champion from the MLflow registry if one exists, else the benchmark (and the reason)."""
+                         store: ObjectStore, require_champion: bool = False) -> dict[str, Any]:
+    """The champion from the MLflow registry if one exists, else the benchmark; ``note`` says which and why.
+
+    With ``require_champion`` a missing champion is :class:`NoChampion`, never the benchmark.
+    """
     champion = registry.champion_info()
     if champion is not None:
-        return {"kind": "mlflow_champion", **champion}
+        note = (f"MLflow champion {champion['name']} v{champion['version']}: promoted by the gate against "
+                f"{champion['gate_incumbent']} at {champion['gate_decided_at']} (out-of-time AUC "
+                f"{champion['oot_auc']}; {champion['gate_reasons']})")
+        return {"kind": "mlflow_champion", **champion, "note": note}
+    if require_champion:
+        raise NoChampion(f"no champion alias on {registry.model_name} in {registry.tracking_uri} and "
+                         "STRESS_REQUIRE_CHAMPION is on: run pd_model_training until the gate promotes a version")
     info = benchmark_model_info(history_uri, aws_region, store)
     info["note"] = "no champion in the MLflow registry: using the benchmark macro-linked logistic PD model"
     return info
+
+
+def estimated_on_history(info: dict[str, Any]) -> bool:
+    """Whether the resolved model was estimated on the whole performance history (the benchmark is), so a
+    back-test on that history is in-sample; a champion was judged on rows held out of its training."""
+    return info["kind"] == "benchmark_logistic"
 
 
 def load_pd_function(info: dict[str, Any], store: ObjectStore) -> PDFunction:

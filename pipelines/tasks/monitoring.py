@@ -23,7 +23,7 @@ def score(features: dict[str, Any], run_id: str) -> dict[str, Any]:
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
     model = resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
-                                 settings.aws_region, store)
+                                 settings.aws_region, store, settings.resolved_require_champion)
     log.info("scoring %s loans with %s version %s", f"{features['rows']:,}", model["name"], model["version"])
     scores = score_book(store.get_parquet(features["features_key"]), load_history(), load_pd_function(model, store))
     key = f"{run_prefix(run_id)}/monitoring/scores.parquet"
@@ -39,13 +39,13 @@ def score(features: dict[str, Any], run_id: str) -> dict[str, Any]:
 def backtest(scored: dict[str, Any], run_id: str) -> dict[str, Any]:
     """AUC and calibration of the scoring model on the latest quarters of the performance history."""
     from pipelines.model.monitoring import backtest as run_backtest
-    from pipelines.model.selection import load_pd_function, performance_history
+    from pipelines.model.selection import estimated_on_history, load_pd_function, performance_history
 
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
     history, source = performance_history(settings.resolved_performance_history_uri, settings.aws_region)
     result = run_backtest(history, load_pd_function(scored["model"], store), settings.monitoring_backtest_quarters,
-                          settings.promotion_calibration_alpha)
+                          settings.promotion_calibration_alpha, in_sample=estimated_on_history(scored["model"]))
     return record_step(store, run_id, "backtest", {**result, "history_source": source,
                                                    "model_version": scored["model"]["version"]})
 

@@ -68,7 +68,7 @@ def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float
         save_scenario(store, _scenario_key(run_id, scenario.scenario_id), scenario)
     log.info("resolving the PD model (MLflow champion, else the benchmark)")
     model = resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
-                                 settings.aws_region, store)
+                                 settings.aws_region, store, settings.resolved_require_champion)
     log.info("PD model: %s version %s%s", model["name"], model["version"],
              f" ({model['note']})" if model.get("note") else "")
     load_pd_function(model, store)  # an untrusted or unreadable model fails the plan, not every batch

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ def _trained_models(adapters: Adapters, trained: dict[str, Any]):
 
     store = adapters.object_store
     model = XGBoostPD.loads(store.get_bytes(trained["model_key"]))
-    benchmark = MacroLogisticPD.from_coefficients(json.loads(store.get_bytes(trained["benchmark_key"])))
+    stored = json.loads(store.get_bytes(trained["benchmark_key"]))
+    benchmark = MacroLogisticPD.from_coefficients(stored["coefficients"], stored["horizon_quarters"])
     return model, benchmark
 
 
@@ -59,6 +61,7 @@ def ingest_history(source_uri: str | None, run_id: str) -> dict[str, Any]:
     from pipelines.model.selection import performance_history
     from pipelines.model.training import read_history
 
+    started_at_ms = int(time.time() * 1000)  # the MLflow run spans the whole training, not its logging step
     adapters = current_adapters()
     settings = adapters.settings
     history, source = (read_history(source_uri, settings.aws_region) if source_uri else
@@ -71,7 +74,7 @@ def ingest_history(source_uri: str | None, run_id: str) -> dict[str, Any]:
     return record_step(adapters.object_store, run_id, "pd_ingest_history", {
         "history_key": key, "rows": len(history),
         "provenance": {"source": source, "data_sha256": content_hash(table), "airflow_run_id": run_id,
-                       "feature_spec": _spec(adapters).name},
+                       "feature_spec": _spec(adapters).name, "started_at_ms": started_at_ms},
     })
 
 
@@ -133,7 +136,8 @@ def train(split_result: dict[str, Any], search_candidates: int, run_id: str) -> 
                                     settings.pd_training_seed, settings.pd_training_threads)
     prefix = _prefix(run_id)
     store.put_bytes(f"{prefix}/xgboost_pd.json", model.dumps())
-    store.put_bytes(f"{prefix}/benchmark_logistic.json", json.dumps(benchmark.coefficient_table()).encode())
+    store.put_bytes(f"{prefix}/benchmark_logistic.json", json.dumps(
+        {"coefficients": benchmark.coefficient_table(), "horizon_quarters": benchmark.pd_horizon_}).encode())
     return record_step(store, run_id, "pd_train", {
         "model_key": f"{prefix}/xgboost_pd.json", "benchmark_key": f"{prefix}/benchmark_logistic.json",
         "train_key": split_result["train_key"], "test_key": split_result["test_key"],
@@ -201,7 +205,7 @@ def promotion_gate(registered: dict[str, Any], run_id: str) -> dict[str, Any]:
     adapters = current_adapters()
     test = _frame(adapters, registered["test_key"])
     _, benchmark = _trained_models(adapters, registered)
-    fallback = (f"{BENCHMARK_INCUMBENT} (same training rows)", benchmark.predict_proba(test[list(PD_FEATURES)]))
+    fallback = (f"{BENCHMARK_INCUMBENT} (same training rows)", benchmark.predict_pd(test[list(PD_FEATURES)]))
     decision = run_promotion_gate(adapters.model_registry, registered["version"], test, _spec(adapters).target,
                                   PromotionPolicy.from_settings(adapters.settings), fallback,
                                   {"airflow_run_id": run_id, "data_sha256": registered["provenance"]["data_sha256"]})

@@ -41,6 +41,13 @@ def test_pd_model_training_end_to_end(airflow_db, dagbag, stress_settings, tmp_p
     artifacts = {a.path for a in client.list_artifacts(registered["mlflow_run_id"], "report")}
     assert {f"report/{f}" for f in ("model_card.md", "roc.png", "calibration.png", "feature_importance.png",
                                     "shap_summary.png", "evaluation.json")} <= artifacts
+    # the model card in MLflow: a described registered model, a run spanning the training, artifacts in data home
+    assert "promotion gate" in client.get_registered_model(name).description
+    mlflow_run = client.get_run(registered["mlflow_run_id"])
+    assert mlflow_run.info.start_time == steps["pd_ingest_history"]["provenance"]["started_at_ms"]
+    data_home = get_settings().data_home.resolve().as_uri()
+    assert client.get_experiment("0").artifact_location.startswith(data_home)  # the Default experiment too
+    assert client.get_experiment(mlflow_run.info.experiment_id).artifact_location.startswith(data_home)
     assert deployed["target"] == "local"
     assert deployed["serving_uri"].endswith("/invocations")
     assert deployed["champion_version"] == (registered["version"] if decision["promoted"] else None)

@@ -58,6 +58,7 @@ def test_portfolio_monitoring_end_to_end(airflow_db, dagbag, small_performance_h
     assert scores["QuarterlyPD"].mean() == pytest.approx(score["mean_quarterly_pd"])
     assert backtest["defaults"] > 0 and 0.5 < backtest["auc"] < 1
     assert backtest["history_source"] == str(small_performance_history)
+    assert backtest["in_sample"] and backtest["note"].startswith("IN-SAMPLE")  # the benchmark saw this history
     assert drift["reference"] is None and drift["score_psi"] is None
 
     results = ResultsStore(stress_settings.resolved_loan_store_url)
@@ -65,6 +66,7 @@ def test_portfolio_monitoring_end_to_end(airflow_db, dagbag, small_performance_h
     assert {r.scope.value for r in records.values()} == {"data", "model"}  # no scenarios in a monitoring run
     assert records[("DATA_QUALITY_PASS_RATE", None)].actual == snapshot["accepted_rows"] / snapshot["input_rows"]
     assert records[("PD_MODEL_AUC", None)].actual == backtest["auc"]
+    assert records[("PD_MODEL_AUC", None)].note.startswith("IN-SAMPLE")  # the record says what its AUC is
     assert records[("PD_MODEL_CALIBRATION", None)].actual == backtest["calibrated_band_share"]
     for feature in (None, *DRIFT_FEATURES):
         metric_id = "PD_SCORE_PSI" if feature is None else "PD_FEATURE_PSI"

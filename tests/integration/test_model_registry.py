@@ -34,7 +34,8 @@ def split():
 
 @pytest.fixture(scope="module")
 def models(split) -> dict[str, XGBoostPD]:
-    return {name: XGBoostPD(spec, n_candidates=1, n_jobs=1, random_state=1).fit(split.train)
+    return {name: XGBoostPD(spec, time_column=spec.date_column, n_candidates=1, n_jobs=1,
+                            random_state=1).fit(split.train, split.train[spec.target])
             for name, spec in (("strong", SPEC), ("weak", WEAK_SPEC))}
 
 
@@ -53,7 +54,7 @@ def _register(model: XGBoostPD, split, settings, tmp_path, run: str) -> dict:
     from pipelines.adapters.object_store import LocalObjectStore
     from pipelines.model.training import evaluate
 
-    evaluation = evaluate(split, model.spec, model, {"xgboost": model.predict_proba(split.test)}, 0.01)
+    evaluation = evaluate(split, model.spec, model, {"xgboost": model.predict_pd(split.test)}, 0.01)
     (tmp_path / run).mkdir()
     (tmp_path / run / "model_card.md").write_text(f"# card of {run}\n")
     LocalObjectStore(tmp_path / run).put_bytes("evaluation.json", b"{}")
@@ -119,6 +120,9 @@ def test_register_promote_refuse_and_load_the_champion(split, models, registry_s
 
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@{CHAMPION}", dst_path=str(tmp_path / "dl")))
     assert {p.name for p in (local / "code" / "models").iterdir()} == set(SERVING_MODULES)  # code travels along
+    # a model from code: MLflow keeps the entry file and the JSON artifact, and no pickle anywhere
+    assert not [p for p in local.rglob("*") if p.suffix in {".pkl", ".pickle", ".cloudpickle"}]
+    assert "python_model.pkl" not in (local / "MLmodel").read_text()
     requirements = (local / "requirements.txt").read_text()
     assert all(f"{package}==" in requirements for package in ("xgboost", "pandas", "numpy", "mlflow"))
 
@@ -128,7 +132,7 @@ def test_register_promote_refuse_and_load_the_champion(split, models, registry_s
 
     output = served.predict(model_input(split.test.head(50), SPEC))
     assert isinstance(output, pd.DataFrame)
-    np.testing.assert_allclose(output["pd_horizon"], models["strong"].predict_proba(split.test.head(50)))
+    np.testing.assert_allclose(output["pd_horizon"], models["strong"].predict_pd(split.test.head(50)))
 
 
 def test_an_unreachable_tracking_store_is_an_error_naming_the_setting(monkeypatch):

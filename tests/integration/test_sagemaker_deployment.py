@@ -146,6 +146,27 @@ def test_champion_is_packaged_to_s3_and_deployed(aws, aws_settings, monkeypatch,
         assert {"MLmodel", "artifacts/xgboost_pd.json"} <= set(archive.getnames())
 
 
+def test_without_a_client_the_deployment_goes_through_the_providers_hook(aws, aws_settings, monkeypatch, tmp_path):
+    """The Amazon provider's SageMakerHook on the aws_default connection (an environment connection here)
+    creates the resources moto records; with another connection id the hook is asked for that one."""
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", '{"conn_type": "aws", "extra": {"region_name": "us-east-1"}}')
+    asked = []
+    original = SageMakerHook.__init__
+
+    def recording_init(self, *args, **kwargs):
+        asked.append(kwargs.get("aws_conn_id"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SageMakerHook, "__init__", recording_init)
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="pd-models")
+    result = deploy_champion_to_sagemaker(aws_settings, _champion(monkeypatch, tmp_path, version="5"),
+                                          open_object_store("s3://pd-models/prefix", REGION))
+    assert asked == ["aws_default"] and result["action"] == "created"
+    assert aws.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == f"{ENDPOINT}-v5"
+
+
 def test_deployment_needs_image_and_role(aws_settings):
     with pytest.raises(ValueError, match="STRESS_SAGEMAKER_IMAGE_URI"):
         deploy_champion_to_sagemaker(aws_settings.model_copy(update={"sagemaker_image_uri": ""}), _Registry(None),

@@ -108,9 +108,9 @@ def test_fit_recovers_the_simulating_coefficients(simulated) -> None:
     assert standard_error.max() < 0.5  # the LTV kinks at 0.8 and 1.0 are the least precise terms
     for name, truth, se in zip(MacroLogisticPD.term_names(), beta, standard_error, strict=True):
         assert abs(fitted[name] - truth) < 4.0 * se, f"{name}: fitted {fitted[name]:.4f}, true {truth} (se {se:.4f})"
-    # Scoring uses the same terms: predict_proba equals the logistic of the hand design.
+    # Scoring uses the same terms: predict_pd equals the logistic of the hand design.
     estimate = np.array([fitted[name] for name in MacroLogisticPD.term_names()])
-    np.testing.assert_allclose(model.predict_proba(features), expit(x @ estimate), rtol=1e-10)
+    np.testing.assert_allclose(model.predict_pd(features), expit(x @ estimate), rtol=1e-10)
 
 
 def test_iteration_limit_raises(simulated) -> None:
@@ -132,7 +132,7 @@ def test_any_optimizer_failure_raises(simulated, monkeypatch: pytest.MonkeyPatch
     model = MacroLogisticPD()
     with pytest.raises(RuntimeError, match="ABNORMAL_TERMINATION_IN_LNSRCH"):
         model.fit(features.iloc[:1000], flags[:1000])
-    assert model.coefficients_ is None
+    assert not hasattr(model, "coefficients_")
 
 
 def test_perfectly_separated_defaults_raise(simulated) -> None:

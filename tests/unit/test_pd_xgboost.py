@@ -1,4 +1,7 @@
-"""XGBoostPD: monotone where the spec says so, calibrated PDs in [0, 1], time-aware search, persistence."""
+"""XGBoostPD on panel data: monotone where the spec says so, PDs in [0, 1], time-aware search, persistence.
+
+The scikit-learn contract (estimator checks, Pipeline, GridSearchCV, any table) is in
+``test_pd_estimator_contract.py``."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
 
 from models.feature_spec import load_feature_spec
 from models.pd_horizon import quarterly_pd
@@ -29,7 +33,8 @@ def panel() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def fitted(panel: pd.DataFrame) -> XGBoostPD:
     train = panel[SPEC.quarters(panel) < SPEC.quarters(panel).max() - 8]
-    return XGBoostPD(SPEC, n_candidates=2, n_jobs=1, random_state=3).fit(train)
+    return XGBoostPD(SPEC, time_column=SPEC.date_column, n_candidates=2, n_jobs=1, random_state=3).fit(
+        train, train[SPEC.target])
 
 
 def test_fit_searches_the_budget_and_ranks_out_of_time(fitted, panel):
@@ -40,7 +45,7 @@ def test_fit_searches_the_budget_and_ranks_out_of_time(fitted, panel):
     expected = tuple(SPEC.monotone.get(c, 0) for c in SPEC.numeric) + (0,) * len(SEGMENTS)
     assert fitted.params_["monotone_constraints"] == str(expected)
     recent = panel[SPEC.quarters(panel) >= SPEC.quarters(panel).max() - 4]
-    assert auc(recent[SPEC.target], fitted.predict_proba(recent)) > 0.7
+    assert auc(recent[SPEC.target], fitted.predict_pd(recent)) > 0.7
 
 
 def _base_rows(panel: pd.DataFrame, index: int, size: int) -> pd.DataFrame:
@@ -53,7 +58,7 @@ def _base_rows(panel: pd.DataFrame, index: int, size: int) -> pd.DataFrame:
 def test_raising_a_constrained_feature_never_moves_the_pd_the_wrong_way(fitted, panel, feature, index, values):
     rows = _base_rows(panel, index, len(values))
     rows[feature] = np.sort(values)
-    steps = np.diff(fitted.predict_proba(rows)) * SPEC.monotone[feature]
+    steps = np.diff(fitted.predict_pd(rows)) * SPEC.monotone[feature]
     assert (steps >= 0).all()
 
 
@@ -66,7 +71,7 @@ def test_raising_ltv_never_lowers_the_pd_whatever_the_other_features(fitted, pan
     rows = _base_rows(panel, index, len(ltv)).assign(unemployment_rate_avg_4q=unemployment, CreditScore=score,
                                                      DSTI=dsti)
     rows["CurrentLTV"] = np.sort(ltv)
-    assert (np.diff(fitted.predict_proba(rows)) >= 0).all()
+    assert (np.diff(fitted.predict_pd(rows)) >= 0).all()
 
 
 numbers = st.floats(-1e6, 1e6) | st.just(float("nan"))
@@ -78,7 +83,7 @@ numbers = st.floats(-1e6, 1e6) | st.just(float("nan"))
                      min_size=1, max_size=25))
 def test_pds_are_probabilities_for_any_input(fitted, rows):
     frame = pd.DataFrame(rows)
-    p = fitted.predict_proba(frame)
+    p = fitted.predict_pd(frame)
     q = fitted.predict_quarterly(frame)
     assert p.shape == (len(rows),)
     assert ((p >= 0) & (p <= 1)).all()
@@ -87,14 +92,14 @@ def test_pds_are_probabilities_for_any_input(fitted, rows):
 
 def test_quarterly_pd_is_the_constant_hazard_of_the_12_month_pd(fitted, panel):
     sample = panel.head(200)
-    np.testing.assert_allclose(fitted.predict_quarterly(sample), quarterly_pd(fitted.predict_proba(sample)))
+    np.testing.assert_allclose(fitted.predict_quarterly(sample), quarterly_pd(fitted.predict_pd(sample)))
     np.testing.assert_allclose(fitted(sample), fitted.predict_quarterly(sample))
 
 
 def test_serialised_model_predicts_identically(fitted, panel):
     sample = panel.sample(500, random_state=1)
     restored = XGBoostPD.loads(fitted.dumps())
-    np.testing.assert_array_equal(restored.predict_proba(sample), fitted.predict_proba(sample))
+    np.testing.assert_array_equal(restored.predict_pd(sample), fitted.predict_pd(sample))
     assert restored.get_params() == fitted.get_params()
 
 
@@ -109,20 +114,22 @@ def test_shap_values_add_up_to_the_margin(fitted, panel):
 
 def test_missing_columns_and_unfitted_models_are_refused(fitted, panel):
     with pytest.raises(ValueError, match="CurrentLTV"):
-        fitted.predict_proba(panel.drop(columns="CurrentLTV"))
-    with pytest.raises(RuntimeError, match="fit"):
-        XGBoostPD(SPEC).predict_proba(panel)
+        fitted.predict_pd(panel.drop(columns="CurrentLTV"))
+    with pytest.raises(NotFittedError):
+        XGBoostPD(SPEC).predict_pd(panel)
 
 
 def test_fit_refuses_too_short_a_history(panel):
     recent = panel[SPEC.quarters(panel) >= SPEC.quarters(panel).max() - 10]
     with pytest.raises(ValueError, match="too few"):
-        XGBoostPD(SPEC).fit(recent)
+        XGBoostPD(SPEC, time_column=SPEC.date_column).fit(recent, recent[SPEC.target])
 
 
 def test_cv_folds_expand_and_keep_the_embargo():
     quarters = np.repeat(np.arange(100, 130), 3)
-    folds = XGBoostPD(SPEC, cv_folds=3, fold_quarters=4)._folds(quarters)
+    model = XGBoostPD(SPEC, cv_folds=3, fold_quarters=4)
+    model.pd_horizon_ = SPEC.horizon_quarters
+    folds = model._time_folds(quarters)
     assert len(folds) == 3
     previous_validation_start = 0
     for train, valid in folds:
@@ -141,7 +148,7 @@ def test_both_calibrations_map_any_margin_monotonically_into_0_1(margins):
     train_margin = rng.normal(-3, 1.5, 5000)
     y = (rng.random(5000) < 1 / (1 + np.exp(-train_margin))).astype(int)
     x = np.sort(np.asarray(margins))
-    for method in ("platt", "isotonic"):
+    for method in ("none", "platt", "isotonic"):
         p = Calibration.fit(method, train_margin, y).apply(x)
         assert ((p >= 0) & (p <= 1)).all()
         assert (np.diff(p) >= 0).all()

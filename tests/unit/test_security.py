@@ -253,7 +253,8 @@ def trained():
 
     spec = load_feature_spec()
     split = out_of_time_split(point_in_time_dataset(generate_performance_history(1500, seed=5), spec), spec, 8)
-    return split, XGBoostPD(spec, n_candidates=1, n_jobs=1, random_state=1).fit(split.train)
+    return split, XGBoostPD(spec, time_column=spec.date_column, n_candidates=1, n_jobs=1,
+                            random_state=1).fit(split.train, split.train[spec.target])
 
 
 @pytest.fixture
@@ -266,7 +267,7 @@ def registered(trained, settings, tmp_path: Path):
     settings = settings.model_copy(update={"promotion_auc_margin": 0.0, "promotion_min_calibrated_band_share": 0.0,
                                            "promotion_brier_tolerance": 1.0})
     registry = build_adapters(settings).model_registry
-    evaluation = evaluate(split, model.spec, model, {"xgboost": model.predict_proba(split.test)}, 0.01)
+    evaluation = evaluate(split, model.spec, model, {"xgboost": model.predict_pd(split.test)}, 0.01)
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "model_card.md").write_text("# card\n")
     registry.log_and_register(model, evaluation, tmp_path / "report", split.test.head(5),

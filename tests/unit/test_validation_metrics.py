@@ -103,3 +103,17 @@ def test_metrics_refuse_a_single_class_and_mismatched_lengths():
         vm.brier_score([0, 1], [0.1])
     with pytest.raises(ValueError, match="0 or 1"):
         vm.auc([0, 2], [0.1, 0.2])
+
+
+def test_auc_standard_error_of_a_hand_case_and_its_shrinking_with_sample_size():
+    """Hanley-McNeil by hand: AUC 0.8 with 4 defaults and 4 non-defaults, then the same ranking repeated."""
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    score = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.5, 0.2, 0.1])  # 13 of 16 pairs ranked right
+    a = 13 / 16
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    expected = math.sqrt((a * (1 - a) + 3 * (q1 - a * a) + 3 * (q2 - a * a)) / 16)
+    assert vm.auc(y, score) == pytest.approx(a)
+    assert vm.auc_standard_error(y, score) == pytest.approx(expected)
+    larger = vm.auc_standard_error(np.tile(y, 100), np.tile(score, 100))
+    assert vm.auc(np.tile(y, 100), np.tile(score, 100)) == pytest.approx(a)
+    assert larger < expected / 5  # about 1 / sqrt(100) of it
