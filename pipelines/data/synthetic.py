@@ -83,7 +83,7 @@ BOOM_DSTI_SHIFT = 0.03
 
 DSTI_BOUNDS = (0.05, 0.95)
 # A HELOC sits behind a first lien worth this share of the property at origination. The tape's
-# CollateralValue is the whole property and the first lien is not on it; the truth uses combined LTV.
+# CollateralValue is the whole property and SeniorLienBalance the first lien; the truth uses combined LTV.
 HELOC_SENIOR_LIEN_RANGE = (0.45, 0.70)
 HELOC_MIN_OWN_LTV = 0.05
 UTILISATION_CONCENTRATION = 4.0  # Beta(m k, (1 - m) k): higher means utilisations closer to the mean
@@ -566,6 +566,8 @@ def _book_chunk(rng: np.random.Generator, first_id: int, n: int, as_of: datetime
         "CreditScore": pa.array(loans.score.astype(np.int16)),
         "CollateralValue": _decimal(np.rint(np.nan_to_num(state.collateral_value) * CENTS).astype(np.int64), MONEY,
                                     valid=secured),
+        "SeniorLienBalance": _decimal(np.rint(loans.senior_lien * CENTS).astype(np.int64), MONEY,
+                                      valid=loans.senior_lien > 0),
         "Region": _labels(REGIONS, loans.region),
         "ProductSegment": _labels([s.value for s in SEGMENT_ORDER], loans.segment),
         "DaysPastDue": pa.array(days_past_due.astype(np.int32)),

@@ -41,7 +41,7 @@ def table() -> pa.Table:
 def book(table: pa.Table) -> pd.DataFrame:
     frame = table.to_pandas()
     for name in ("LoanAmount", "CurrentBalance", "InterestRate", "RateMargin", "DefaultRiskScore",
-                 "BorrowerIncome", "CollateralValue"):
+                 "BorrowerIncome", "CollateralValue", "SeniorLienBalance"):
         frame[name] = frame[name].astype(float)
     return frame
 
@@ -358,3 +358,31 @@ def test_true_process_unsecured_ltv_is_neutral_and_arrays_broadcast() -> None:
 def test_segment_codes_reject_unknown_segments() -> None:
     with pytest.raises(ValueError, match="boat_loan"):
         segment_codes(["heloc", "boat_loan"])
+
+
+def test_heloc_tape_carries_the_first_lien_for_a_combined_ltv(book: pd.DataFrame) -> None:
+    helocs = book[book.ProductSegment == Segment.HELOC.value]
+    others = book[book.ProductSegment != Segment.HELOC.value]
+    assert helocs.SeniorLienBalance.notna().all() and (helocs.SeniorLienBalance > 0).all()
+    assert others.SeniorLienBalance.isna().all()
+    # CollateralValue is the whole property: the first lien alone is 45-70 % of it at origination.
+    first_lien_share = helocs.SeniorLienBalance / helocs.CollateralValue
+    assert 0.3 < first_lien_share.median() < 0.9
+
+
+def test_heloc_features_and_lgd_see_the_first_lien(table: pa.Table) -> None:
+    from models.lgd import COLLATERAL_TERMS, stressed_lgd
+    from pipelines.data.features import build_features
+    from pipelines.engine.simulation import book_arrays
+
+    book = book_arrays(build_features(table, AS_OF))
+    heloc = book.segment == SEGMENT_ORDER.index(Segment.HELOC)
+    ltv = (book.senior_liens + book.balance) / book.collateral
+    # The PD model learnt HELOCs on combined LTV (history CurrentLTV, origination 55-95 %): scored on the same.
+    assert np.median(ltv[heloc]) > 0.45
+    # A 20 % house-price fall leaves little behind a first lien: many HELOCs lose more than their floor (read as
+    # equity, as before, the property covered every line many times and all sat at the floor).
+    lgd = stressed_lgd(book.segment[heloc], book.balance[heloc], book.collateral[heloc], 0.8,
+                       book.senior_liens[heloc])
+    assert (lgd > COLLATERAL_TERMS[Segment.HELOC].floor + 1e-9).mean() > 0.2
+    assert (lgd == 1.0).mean() > 0.1
