@@ -141,7 +141,7 @@ def print_against_published_ranges(results: list[dict[str, Any]]) -> None:
 
     published = load_published_ranges()
     print()
-    widths = (30, 22, 12, 36, 18, 6)
+    widths = (30, 24, 12, 36, 18, 6)
     print("  " + " ".join(f"{name:<{width}}" for name, width in zip(COMPARISON_COLUMNS, widths, strict=True)))
     for row in comparison_rows(compare_loss_rates(results, published)):
         print("  " + " ".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=True)))
