@@ -7,12 +7,17 @@ they carry a fixed downturn LGD.
 
 Secured loans, for one quarter::
 
-    LGD = clip(1 - collateral_value * price_ratio * (1 - haircut) / EAD, floor, 1)
+    LGD = clip(1 - max(collateral_value * price_ratio * (1 - haircut) - senior_liens, 0) / EAD, floor, 1)
 
 * ``price_ratio`` is the collateral-price index at the quarter divided by its value at the date of
   the appraisal (the caller picks the index per loan: house prices by region, CRE prices, used cars);
 * ``haircut`` is the share of the marked value that is not recovered: costs of foreclosure or
   repossession and sale, and the forced-sale discount;
+* ``collateral_value`` is the value of the whole collateral (the tape's CollateralValue, one meaning for
+  every loan: the property, not the equity behind a lien) and ``senior_liens`` the balance of the liens
+  ranking ahead of the loan (the tape's SeniorLienBalance, 0 for first liens): a junior lien recovers only
+  what the sale leaves after the senior lien is repaid, so a HELOC behind a large first mortgage loses
+  most of its exposure once prices fall;
 * ``floor`` keeps a minimum loss (legal costs, time value of the workout, model risk) however
   rich the collateral.
 
@@ -29,9 +34,8 @@ Parameter choices (``UNSECURED_LGD`` and ``COLLATERAL_TERMS``; pass others to ov
 * first-lien mortgage: haircut 0.25 (foreclosure costs of about 10 % plus a distressed-sale
   discount), floor 0.10, the Basel II retail residential-mortgage LGD floor (Basel III lowered it to
   5 %; a downturn stress keeps the higher value);
-* HELOC: the tape's collateral value of a junior lien is read as the equity behind the line; its
-  haircut of 0.40 adds the subordination to the senior lien's workout to the costs of sale, floor
-  0.10 as for mortgages;
+* HELOC: the same property and sale as a first lien, so haircut 0.25 and floor 0.10 as for mortgages;
+  its subordination enters through ``senior_liens``, not through a larger haircut;
 * auto: haircut 0.35 (repossession, auction fees and the auction discount), floor 0.15, the Basel III
   LGD floor for exposures secured by other physical collateral;
 * commercial real estate: haircut 0.25, floor 0.10, the Basel III LGD floor for corporate exposures
@@ -68,7 +72,7 @@ UNSECURED_LGD: Mapping[Segment, float] = {
 }
 COLLATERAL_TERMS: Mapping[Segment, CollateralTerms] = {
     Segment.FIRST_LIEN_MORTGAGE: CollateralTerms(haircut=0.25, floor=0.10),
-    Segment.HELOC: CollateralTerms(haircut=0.40, floor=0.10),
+    Segment.HELOC: CollateralTerms(haircut=0.25, floor=0.10),
     Segment.AUTO: CollateralTerms(haircut=0.35, floor=0.15),
     Segment.COMMERCIAL_REAL_ESTATE: CollateralTerms(haircut=0.25, floor=0.10),
 }
@@ -93,24 +97,27 @@ def stressed_lgd(
     ead: ArrayLike,
     collateral_value: ArrayLike,
     price_ratio: ArrayLike,
+    senior_liens: ArrayLike = 0.0,
     unsecured_lgd: Mapping[Segment, float] = UNSECURED_LGD,
     collateral_terms: Mapping[Segment, CollateralTerms] = COLLATERAL_TERMS,
 ) -> NDArray[np.float64]:
     """LGD of every loan for one quarter, in ``[floor, 1]`` (exactly the fixed LGD if unsecured).
 
     ``segment`` holds segment codes (:func:`segment_codes`); ``collateral_value`` is the latest
-    appraisal (ignored for unsecured segments, so NaN is fine there); ``price_ratio`` is the
-    collateral-price index now over its value at the appraisal. All arguments broadcast.
+    appraisal of the whole collateral (ignored for unsecured segments, so NaN is fine there);
+    ``price_ratio`` is the collateral-price index now over its value at the appraisal;
+    ``senior_liens`` the balance ranking ahead of the loan (NaN counts as none). All arguments broadcast.
     """
     secured, floor, haircut = _lookup_tables(unsecured_lgd, collateral_terms)
     codes = np.asarray(segment)
     exposure = np.asarray(ead, dtype=np.float64)
     collateral = np.nan_to_num(np.asarray(collateral_value, dtype=np.float64), nan=0.0)
     ratio = np.asarray(price_ratio, dtype=np.float64)
-    if np.any(collateral < 0.0) or np.any(ratio < 0.0) or np.any(exposure < 0.0):
-        raise ValueError("EAD, collateral values and price ratios must be non-negative")
+    senior = np.nan_to_num(np.asarray(senior_liens, dtype=np.float64), nan=0.0)
+    if np.any(collateral < 0.0) or np.any(ratio < 0.0) or np.any(exposure < 0.0) or np.any(senior < 0.0):
+        raise ValueError("EAD, collateral values, senior liens and price ratios must be non-negative")
 
-    recovery = collateral * ratio * (1.0 - haircut[codes])
+    recovery = np.maximum(collateral * ratio * (1.0 - haircut[codes]) - senior, 0.0)
     # Zero (or subnormal) EADs divide to inf or NaN here; np.where and the floor take care of them.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         secured_lgd = np.where(exposure > 0.0, 1.0 - recovery / exposure, 0.0)

@@ -10,7 +10,8 @@ Per quarter ``q`` of the horizon:
   jump-off), fixed-rate loans keep their rate; the annuity payment is re-amortised at the new rate,
   so the *payment shock* shows in the debt-service-to-income ratio (DSTI) the PD model sees;
 * collateral moves with the scenario's house-price (residential) or commercial-property (CRE) index
-  ratio from jump-off; autos depreciate at a fixed rate; LTV = balance / collateral value;
+  ratio from jump-off; autos depreciate at a fixed rate; LTV = (senior liens + balance) / collateral
+  value, the combined LTV a junior lien's PD is trained on (senior liens held at jump-off);
 * ``pd_q`` comes from the PD model, the loan survives with ``S_q = S_{q-1} (1 - pd_q)``; the
   loss weight of quarter ``q`` is ``EAD x LGD`` of a loan alive at its start, and its expected
   loss ``S_{q-1} pd_q EAD LGD``;
@@ -62,7 +63,8 @@ class BookArrays:
     reference: NDArray[np.int8]  # column of MacroPath.rate_change_points, -1 for fixed-rate loans
     remaining_quarters: NDArray[np.int32]
     income: NDArray[np.float64]
-    collateral: NDArray[np.float64]  # NaN for unsecured
+    collateral: NDArray[np.float64]  # value of the whole collateral; NaN for unsecured
+    senior_liens: NDArray[np.float64]  # balance ranking ahead of the loan on its collateral, 0 for first liens
     collateral_index: NDArray[np.int8]  # HOUSE_PRICES, CRE_PRICES or DEPRECIATING
     score: NDArray[np.float64]
     age_quarters: NDArray[np.float64]
@@ -136,7 +138,7 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
             default=(1.0 - AUTO_DEPRECIATION_PER_QUARTER) ** (q + 1),
         )
         with np.errstate(divide="ignore", invalid="ignore"):
-            ltv = balance / (book.collateral * price_ratio)
+            ltv = (book.senior_liens + balance) / (book.collateral * price_ratio)
             dsti = np.where(book.income > 0, flows.payment * QUARTERS_PER_YEAR / book.income, np.nan)
         features = pd.DataFrame({
             "ProductSegment": segment,
@@ -150,7 +152,7 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
             "house_price_index_chg_4q": macro.house_price_change_4q[q],
         })
         pd_q = np.where(alive, np.clip(pd_model(features), 0.0, 1.0), 0.0)
-        lgd = stressed_lgd(book.segment, ead, book.collateral, price_ratio)
+        lgd = stressed_lgd(book.segment, ead, book.collateral, price_ratio, book.senior_liens)
         result.pd[:, q] = pd_q
         result.ead[:, q] = ead
         result.lgd[:, q] = lgd

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.data.contract import COLUMN_NAMES
+from pipelines.data.contract import COLUMN_NAMES, REQUIRED_COLUMNS
 
 POSTGRES_SERVER_URL = "postgresql://postgres@127.0.0.1:5432"
 POSTGRES_TEST_URL = f"{POSTGRES_SERVER_URL}/test"
@@ -23,7 +23,8 @@ POSTGRES_TEST_URL = f"{POSTGRES_SERVER_URL}/test"
 # unsecured loans without. Columns in contract order:
 # LoanId, CustomerId, LoanAmount, InterestRate, LoanStartDate, LoanMaturityDate, LoanType,
 # RepaymentSchedule, CurrentBalance, DefaultRiskScore, RateType, ReferenceIndex, RateMargin,
-# BorrowerIncome, CreditScore, CollateralValue, Region, ProductSegment, DaysPastDue
+# BorrowerIncome, CreditScore, CollateralValue, Region, ProductSegment, DaysPastDue (the required columns;
+# the optional ones are empty)
 _VALID_LOANS: tuple[tuple[str, ...], ...] = (
     ("M-0001", "C-001", "350000.00", "0.0650", "2019-03-15", "2049-03-15", "MORTGAGE_30Y_FIXED", "annuity",
      "318250.12", "0.0120", "fixed", "", "", "142000.00", "741", "455000.00", "northeast", "first_lien_mortgage",
@@ -101,7 +102,8 @@ _VALID_LOANS: tuple[tuple[str, ...], ...] = (
 
 def valid_tape_rows() -> list[dict[str, str]]:
     """A fresh copy of the hand-written, contract-valid loans, as dicts of strings (empty = missing)."""
-    rows = [dict(zip(COLUMN_NAMES, loan, strict=True)) for loan in _VALID_LOANS]
+    given = [dict(zip(REQUIRED_COLUMNS, loan, strict=True)) for loan in _VALID_LOANS]
+    rows = [{name: row.get(name, "") for name in COLUMN_NAMES} for row in given]
     assert len({row["LoanId"] for row in rows}) == len(rows)
     return rows
 

@@ -119,6 +119,7 @@ def print_summary(run_id: str, seconds: float) -> None:
               f"{capital['cet1_ratio'][0]:>10.2%} {capital['min_cet1_ratio']:>8.2%} "
               f"{capital['tier1_leverage_ratio'][0]:>12.2%} {capital['min_tier1_leverage_ratio']:>10.2%}")
     print(f"  results            {result['AffectedLoans'].rsplit('/', 2)[0]}/<scenario>/")
+    print_against_published_ranges([steps[f"result_{scenario_id}"] for scenario_id in plan["scenarios"]])
     for scenario_id in plan["scenarios"]:
         check = steps[f"result_{scenario_id}"]["metrics"]["self_check"]
         print(f"  self-check         {scenario_id}: Monte Carlo EL {check['el_mc']:,.0f} vs analytic "
@@ -155,6 +156,31 @@ def print_allocation(optimisation: dict[str, Any] | None) -> None:
     for binding in sorted(recommendation["binding"], key=lambda b: -b["shadow_price"]):
         print(f"  binding            {binding['name']:<44} shadow price {binding['shadow_price']:.4g} "
               f"per dollar")
+
+
+def print_against_published_ranges(results: list[dict[str, Any]]) -> None:
+    """Segment loss rates beside the Fed's published ranges, then the capital paths from jump-off."""
+    from pipelines.compliance.published_ranges import (
+        COMPARISON_COLUMNS,
+        compare_loss_rates,
+        comparison_rows,
+        load_published_ranges,
+        ranges_note,
+    )
+    from pipelines.compliance.report import capital_path_columns, capital_path_rows
+
+    published = load_published_ranges()
+    print()
+    widths = (30, 24, 12, 36, 18, 6)
+    print("  " + " ".join(f"{name:<{width}}" for name, width in zip(COMPARISON_COLUMNS, widths, strict=True)))
+    for row in comparison_rows(compare_loss_rates(results, published)):
+        print("  " + " ".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=True)))
+    print(f"  {ranges_note(published)}")
+    print()
+    columns = capital_path_columns(results)
+    print(f"  {columns[0]:<30} {columns[1]:<16}" + "".join(f"{c:>9}" for c in columns[2:]))
+    for row in capital_path_rows(results):
+        print(f"  {row[0]:<30} {row[1]:<16}" + "".join(f"{c:>9}" for c in row[2:]))
 
 
 def print_compliance(steps: dict[str, Any]) -> None:

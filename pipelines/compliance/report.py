@@ -2,7 +2,9 @@
 
 Both carry the same content, built once: the summary of every scenario, the macro paths, losses by
 segment and by quarter, the loss distribution with VaR and expected shortfall marked, the CET1
-path against the minimum and the minimum plus the stress capital buffer, the compliance table, the
+path against the minimum and the minimum plus the stress capital buffer, the segment loss rates beside
+the Fed's published ranges (``compliance/fed_loss_rates.yaml``), the CET1 and Tier 1 leverage paths
+as a table from jump-off, the compliance table, the
 Monte Carlo self-check of every scenario (its EL against the analytic EL, so a reader sees how far
 the simulation can be trusted), and the provenance (model version, data snapshot hash, run ids,
 seeds) that makes every number traceable. Charts are matplotlib figures (object-oriented API on
@@ -16,8 +18,9 @@ import base64
 import html
 import io
 import math
+import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +31,14 @@ from matplotlib.table import Table
 from matplotlib.text import Text
 
 from pipelines.compliance.allocation_report import allocation_html, allocation_pages, frontier_figure
+from pipelines.compliance.published_ranges import (
+    COMPARISON_COLUMNS,
+    PublishedRanges,
+    compare_loss_rates,
+    comparison_rows,
+    load_published_ranges,
+    ranges_note,
+)
 from pipelines.compliance.rules import ComplianceRecord, Rule, Status, format_measure
 from pipelines.data.sources import redact_credentials
 from pipelines.settings import StressSettings
@@ -41,6 +52,7 @@ MACRO_PANELS = (("unemployment_rate", "Unemployment rate (%)"), ("real_gdp_growt
                 ("treasury_3m", "3-month Treasury (%)"), ("bbb_yield", "BBB corporate yield (%)"))
 COMPLIANCE_COLUMNS = ("MetricId", "MetricName", "Scenario", "Segment / feature", "Threshold", "Actual", "Status")
 STATUS_COLOURS = {Status.COMPLIANT: "#d9f2d9", Status.NON_COMPLIANT: "#f8d0d0", Status.NOT_EVALUATED: "#eeeeee"}
+RANGE_COLOURS = {"in": "#d9f2d9", "below": "#f8e3c0", "above": "#f8e3c0", "n/a": "#ffffff"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,7 @@ class ReportData:
     capital_lines: list[CapitalLine]
     generated_at: datetime
     optimisation: dict[str, Any] | None = None  # the optimise step's document; None: no allocation section
+    published_ranges: PublishedRanges = field(default_factory=load_published_ranges)
 
     @property
     def model(self) -> dict[str, Any]:
@@ -131,6 +144,20 @@ def self_check_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
     return [[r["metrics"]["scenario_id"], money(c["el_analytic"]), money(c["el_mc"]), money(c["mc_standard_error"]),
              f"{c['z']:+.2f}", "yes" if c["passed"] else "NO"]
             for r in results for c in [r["metrics"]["self_check"]]]
+
+
+CAPITAL_PATH_MEASURES = (("cet1_ratio", "CET1"), ("tier1_leverage_ratio", "Tier 1 leverage"))
+
+
+def capital_path_columns(results: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    horizon = len(results[0]["metrics"]["capital"]["cet1_ratio"]) - 1
+    return ("Scenario", "Ratio", "Jump-off", *(f"Q{q}" for q in range(1, horizon + 1)))
+
+
+def capital_path_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """The CET1 and Tier 1 leverage ratio of every scenario at jump-off and each projected quarter."""
+    return [[r["metrics"]["scenario_id"], name, *(percent(v) for v in r["metrics"]["capital"][key])]
+            for r in results for key, name in CAPITAL_PATH_MEASURES]
 
 
 def _self_check_note(results: Sequence[dict[str, Any]]) -> str:
@@ -307,6 +334,13 @@ def _pages(data: ReportData) -> list[tuple[str, Figure]]:
              ("Losses", losses_figure(data.results)),
              ("Loss distribution", distribution_figure(data.results)),
              ("Capital", capital_figure(data.results, data.capital_lines))]
+    comparison = comparison_rows(compare_loss_rates(data.results, data.published_ranges))
+    pages.append(("Loss rates against the Fed's published ranges", _table_figure(
+        "Loss rates against the Fed's published ranges", COMPARISON_COLUMNS, comparison,
+        textwrap.wrap(ranges_note(data.published_ranges), 150),
+        colours=[RANGE_COLOURS[row[-1]] for row in comparison], widths=(0.2, 0.17, 0.1, 0.25, 0.16, 0.1))))
+    pages.append(("Capital paths", _table_figure("CET1 and Tier 1 leverage paths from jump-off",
+                                                 capital_path_columns(data.results), capital_path_rows(data.results))))
     rows = compliance_rows(data.records)
     colours = [STATUS_COLOURS[r.status] for r in data.records]
     chunks = range(0, max(len(rows), 1), COMPLIANCE_ROWS_PER_PAGE)
@@ -362,17 +396,24 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], table_id: 
 _CSS = """body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px;text-align:left}th{background:#dde5f0}
 tr.compliant td{background:#d9f2d9}tr.non-compliant td{background:#f8d0d0}tr.not-evaluated td{background:#eee}
+tr.range-in td{background:#d9f2d9}tr.range-below td,tr.range-above td{background:#f8e3c0}
 img{max-width:100%}"""
 
 
 def render_html(data: ReportData, charts: dict[str, str]) -> str:
     title = f"Loan portfolio stress test report: {data.run_id}"
     classes = [r.status.value.lower().replace(" ", "-") for r in data.records]
+    comparison = comparison_rows(compare_loss_rates(data.results, data.published_ranges))
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         "<h2>Summary</h2>", _html_table(SUMMARY_COLUMNS, summary_rows(data.results), "summary"),
         *(f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" src="data:image/png;base64,{png}">'
           for name, png in charts.items()),
+        "<h2>Loss rates against the Fed's published ranges</h2>",
+        f"<p>{html.escape(ranges_note(data.published_ranges))}</p>",
+        _html_table(COMPARISON_COLUMNS, comparison, "published_ranges", [f"range-{row[-1]}" for row in comparison]),
+        "<h2>CET1 and Tier 1 leverage paths from jump-off</h2>",
+        _html_table(capital_path_columns(data.results), capital_path_rows(data.results), "capital_paths"),
         "<h2>Compliance</h2>", _html_table((*COMPLIANCE_COLUMNS, "Note"), [
             [*row, r.note] for row, r in zip(compliance_rows(data.records), data.records, strict=True)],
             "compliance", classes),

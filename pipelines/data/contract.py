@@ -42,6 +42,7 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int | None = None
+    optional: bool = False  # the column may be absent from a tape (read as all empty)
 
     @property
     def is_money(self) -> bool:
@@ -78,8 +79,13 @@ FIELDS: tuple[Field, ...] = (
           "(commercial).", minimum=0.0, maximum=1e10),
     Field("CreditScore", pa.int16(), "score 300-850", "Bureau score (retail) or internal rating mapped to the "
           "bureau scale (commercial).", minimum=300, maximum=850),
-    Field("CollateralValue", MONEY, "USD", "Latest appraised collateral value; empty for unsecured loans.",
+    Field("CollateralValue", MONEY, "USD", "Latest appraised value of the whole collateral (the property for "
+          "mortgages, HELOCs and CRE, the vehicle for autos), before any lien; empty for unsecured loans.",
           nullable=True, minimum=0.01, maximum=1e11),
+    Field("SeniorLienBalance", MONEY, "USD", "Outstanding balance of the liens ranking ahead of this loan on the "
+          "same collateral (the first mortgage behind a HELOC or second lien); empty or absent means none. "
+          "Combined LTV = (SeniorLienBalance + CurrentBalance) / CollateralValue.",
+          nullable=True, minimum=0.0, maximum=1e11, optional=True),
     Field("Region", pa.string(), "enum", "US census region of the borrower or property.", allowed=REGIONS),
     Field("ProductSegment", pa.string(), "enum", "Stress-test segment: drives the PD model, LGD and the Basel "
           "asset class.", allowed=tuple(s.value for s in Segment)),
@@ -88,7 +94,7 @@ FIELDS: tuple[Field, ...] = (
 
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 COLUMN_NAMES = tuple(f.name for f in FIELDS)
-REQUIRED_COLUMNS = COLUMN_NAMES
+REQUIRED_COLUMNS = tuple(f.name for f in FIELDS if not f.optional)
 ARROW_SCHEMA = pa.schema([pa.field(f.name, f.arrow_type, nullable=f.nullable) for f in FIELDS])
 
 
@@ -137,9 +143,8 @@ def render_markdown() -> str:
             rule = f"non-empty, at most {f.max_length} characters"
         else:
             rule = ""
-        lines.append(
-            f"| {f.name} | `{f.arrow_type}` | {f.unit} | {'no' if f.nullable else 'yes'} | {rule} | {f.description} |"
-        )
+        required = "no (column optional)" if f.optional else "no" if f.nullable else "yes"
+        lines.append(f"| {f.name} | `{f.arrow_type}` | {f.unit} | {required} | {rule} | {f.description} |")
     lines += ["", "## Rules across fields", ""]
     lines += [f"- `{r.name}`: {r.description}" for r in CROSS_FIELD_RULES]
     lines += ["", "## Rules on text cells", ""]
@@ -148,7 +153,7 @@ def render_markdown() -> str:
         "",
         "## Table rules (a break stops the run)",
         "",
-        "- every column above is present;",
+        "- every column above is present, except the optional ones (an absent optional column reads as empty);",
         "- at least one row;",
         "- duplicated LoanId rows (compared after NFKC, without zero-width, BOM and control characters) are "
         "quarantined while they are at most `STRESS_DUPLICATE_ID_TOLERANCE` of the "

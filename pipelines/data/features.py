@@ -22,7 +22,7 @@ JUMP_OFF_MACRO = ("unemployment_rate", "house_price_index", "cre_price_index", "
                   "prime_rate", "mortgage_rate")
 PASS_THROUGH = ("LoanId", "ProductSegment", "RepaymentSchedule", "RateType", "ReferenceIndex", "Region")
 AS_FLOAT = ("LoanAmount", "InterestRate", "CurrentBalance", "DefaultRiskScore", "RateMargin", "BorrowerIncome",
-            "CollateralValue", "CreditScore", "DaysPastDue")
+            "CollateralValue", "SeniorLienBalance", "CreditScore", "DaysPastDue")
 
 
 def _months_between(start: pa.ChunkedArray, end: date) -> np.ndarray:
@@ -62,7 +62,8 @@ def build_features(loans: pa.Table, as_of: date, history: pd.DataFrame | None = 
                        balance * quarterly_rate)
     with np.errstate(divide="ignore", invalid="ignore"):
         dsti = np.where(values["BorrowerIncome"] > 0, payment * QUARTERS_PER_YEAR / values["BorrowerIncome"], np.nan)
-        ltv = balance / values["CollateralValue"]  # NaN for unsecured loans (no collateral)
+        # Combined LTV: liens ahead of a junior lien count (an empty SeniorLienBalance is none); NaN if unsecured.
+        ltv = (np.nan_to_num(values["SeniorLienBalance"]) + balance) / values["CollateralValue"]
     columns |= {
         "ScheduleCode": codes,
         "LoanAgeQuarters": np.maximum(age_months // MONTHS_PER_QUARTER, 0).astype(np.int32),

@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.data.contract import FIELD_BY_NAME, FIELDS, REQUIRED_COLUMNS, Field
+from pipelines.data.contract import COLUMN_NAMES, FIELD_BY_NAME, FIELDS, REQUIRED_COLUMNS, Field
 from pipelines.data.sources import redact_credentials, redact_text
 
 ROW_NUMBER = "row_number"
@@ -511,13 +511,16 @@ def cast_to_contract(text: pa.Table, malformed: list[MalformedRow], source: str,
     errors: dict[int, list[str]] = {}
     columns = []
     for contract_field in FIELDS:
+        if contract_field.name not in present:  # an optional column the tape does not carry
+            columns.append(pa.nulls(text.num_rows, contract_field.arrow_type))
+            continue
         values, bad = _cast_column(text.column(contract_field.name), contract_field)
         for index in np.flatnonzero(bad):
             errors.setdefault(int(row_numbers[index]), []).append(f"type:{contract_field.name}")
         columns.append(values)
     columns.append(text.column(ROW_NUMBER))
-    names = [*REQUIRED_COLUMNS, ROW_NUMBER]
-    extra = sorted((present | set(unread_columns)) - set(REQUIRED_COLUMNS))
+    names = [*COLUMN_NAMES, ROW_NUMBER]
+    extra = sorted((present | set(unread_columns)) - set(COLUMN_NAMES))
     return TypedTape(pa.table(columns, names=names), text, source, malformed, errors, extra)
 
 

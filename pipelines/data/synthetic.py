@@ -83,7 +83,7 @@ BOOM_DSTI_SHIFT = 0.03
 
 DSTI_BOUNDS = (0.05, 0.95)
 # A HELOC sits behind a first lien worth this share of the property at origination. The tape's
-# CollateralValue is the whole property and the first lien is not on it; the truth uses combined LTV.
+# CollateralValue is the whole property and SeniorLienBalance the first lien; the truth uses combined LTV.
 HELOC_SENIOR_LIEN_RANGE = (0.45, 0.70)
 HELOC_MIN_OWN_LTV = 0.05
 UTILISATION_CONCENTRATION = 4.0  # Beta(m k, (1 - m) k): higher means utilisations closer to the mean
@@ -120,7 +120,7 @@ class Product:
 
     code: str
     segment: Segment
-    share: float
+    share: float  # of the loans in the performance history (the PD model's development sample)
     schedule: str
     rate_type: str
     rate_variable: str  # Fed variable the loan is priced off (fixed) or reprices on (variable)
@@ -179,21 +179,40 @@ PRODUCTS: tuple[Product, ...] = (
     Product("PERSONAL_UNSECURED", Segment.PERSONAL, 0.12, "annuity", _F, "treasury_5y", 0.070, 0.050,
             (24, 36, 48, 60), 12_000, 0.60, (1_000, 100_000), 690, 65, 0.35, 0.09, 0.20, 16, 0.04),
     Product("CRE_OFFICE", Segment.COMMERCIAL_REAL_ESTATE, 0.010, "interest_only", _F, "treasury_5y", 0.020, 0.010,
-            (60, 84, 120), 4e6, 1.0, (250_000, 5e8), 700, 50, 0.60, 0.10, 1.0, 36, 0.015,
+            (60, 84, 120), 1.5e6, 1.2, (250_000, 5e8), 700, 50, 0.60, 0.10, 1.0, 36, 0.015,
             ltv_mean=0.62, ltv_sd=0.08, ltv_bounds=(0.30, 0.80), collateral_index=_CRE, collateral_volatility=0.08),
     Product("CRE_MULTIFAMILY", Segment.COMMERCIAL_REAL_ESTATE, 0.013, "annuity", _F, "treasury_5y", 0.018, 0.010,
-            (60, 84, 120), 3e6, 1.0, (250_000, 5e8), 710, 50, 0.60, 0.10, 1.0, 40, 0.015, amortisation_months=360,
+            (60, 84, 120), 1.2e6, 1.2, (250_000, 5e8), 710, 50, 0.60, 0.10, 1.0, 40, 0.015, amortisation_months=360,
             ltv_mean=0.65, ltv_sd=0.08, ltv_bounds=(0.30, 0.80), collateral_index=_CRE, collateral_volatility=0.08),
     Product("CRE_CONSTRUCTION", Segment.COMMERCIAL_REAL_ESTATE, 0.007, "bullet", _V, "prime_rate", 0.010, 0.010,
-            (24, 36), 6e6, 1.0, (500_000, 5e8), 690, 50, 0.55, 0.10, 1.0, 12, 0.03,
+            (24, 36), 2.5e6, 1.2, (500_000, 5e8), 690, 50, 0.55, 0.10, 1.0, 12, 0.03,
             ltv_mean=0.60, ltv_sd=0.08, ltv_bounds=(0.30, 0.80), collateral_index=_CRE, collateral_volatility=0.08),
     Product("CI_TERM", Segment.COMMERCIAL_INDUSTRIAL, 0.020, "annuity", _F, "treasury_5y", 0.025, 0.015,
-            (36, 60, 84), 600_000, 1.3, (50_000, 2e8), 700, 55, 0.35, 0.10, 1.0, 24, 0.02),
+            (36, 60, 84), 250_000, 1.5, (25_000, 2e8), 700, 55, 0.35, 0.10, 1.0, 24, 0.02),
     Product("CI_REVOLVER", Segment.COMMERCIAL_INDUSTRIAL, 0.030, "revolving", _V, "treasury_3m", 0.025, 0.015,
-            (36, 60), 1e6, 1.3, (50_000, 5e8), 700, 55, 0.08, 0.03, 1.0, 24, 0.03,
+            (36, 60), 400_000, 1.5, (25_000, 5e8), 700, 55, 0.08, 0.03, 1.0, 24, 0.03,
             utilisation_mean=0.45),
 )
 del _F, _V, _HPI, _CRE
+
+# The loan book's mix by exposure, the calibration target (docs/calibration.md): loans of the large domestically
+# chartered commercial banks in the Federal Reserve's H.8 release, by the book's segments (H.8's "other loans and
+# leases" have no segment here and are left out; the rest is renormalised).
+BOOK_EXPOSURE_MIX: dict[Segment, float] = {
+    Segment.FIRST_LIEN_MORTGAGE: 0.266, Segment.HELOC: 0.028, Segment.AUTO: 0.055, Segment.CREDIT_CARD: 0.133,
+    Segment.PERSONAL: 0.048, Segment.COMMERCIAL_REAL_ESTATE: 0.196, Segment.COMMERCIAL_INDUSTRIAL: 0.274,
+}
+# Share of the book's *loans* by product that gives BOOK_EXPOSURE_MIX with the products' balance distributions:
+# each product's count share is its segment's exposure target, times the product's share of that segment's
+# exposure, over the product's mean balance (measured on a 200,000-loan book; tests/unit/test_synthetic.py checks
+# the resulting mix). Many small card and consumer loans, a few hundred commercial names per 20,000 loans, whose
+# lognormal sizes (sigma 1.2-1.5) put a handful of large names on top.
+BOOK_COUNT_SHARES: dict[str, float] = {
+    "MORTGAGE_30Y_FIXED": 0.01879, "MORTGAGE_15Y_FIXED": 0.00462, "MORTGAGE_5_1_ARM": 0.00397, "HELOC": 0.01995,
+    "AUTO_NEW": 0.03075, "AUTO_USED": 0.02662, "CARD_GENERAL": 0.62543, "CARD_PRIVATE_LABEL": 0.15435,
+    "PERSONAL_UNSECURED": 0.10288, "CRE_OFFICE": 0.00045, "CRE_MULTIFAMILY": 0.00058, "CRE_CONSTRUCTION": 0.00032,
+    "CI_TERM": 0.00446, "CI_REVOLVER": 0.00683,
+}
 
 
 @cache
@@ -312,8 +331,9 @@ def _annuity_balance(amount: FloatArray, annual_rate: FloatArray, months: npt.Ar
     return amount * np.clip(share, 0.0, 1.0)
 
 
-def _draw_products(rng: np.random.Generator, n: int) -> npt.NDArray[np.int16]:
-    shares = _product_column("share")
+def _draw_products(rng: np.random.Generator, n: int, book: bool) -> npt.NDArray[np.int16]:
+    """Products of ``n`` loans: the book's calibrated mix (``book``) or the history's development mix."""
+    shares = np.array([BOOK_COUNT_SHARES[p.code] for p in PRODUCTS]) if book else _product_column("share")
     return rng.choice(len(PRODUCTS), size=n, p=shares / shares.sum()).astype(np.int16)
 
 
@@ -513,12 +533,12 @@ _COMMERCIAL = (Segment.COMMERCIAL_REAL_ESTATE, Segment.COMMERCIAL_INDUSTRIAL)
 
 
 def _commercial_share() -> float:
-    return sum(p.share for p in PRODUCTS if p.segment in _COMMERCIAL)
+    return sum(BOOK_COUNT_SHARES[p.code] for p in PRODUCTS if p.segment in _COMMERCIAL)
 
 
 def _book_chunk(rng: np.random.Generator, first_id: int, n: int, as_of: datetime.date, customers: _Customers,
                 macro: _Macro) -> pa.Table:
-    product = _draw_products(rng, n)
+    product = _draw_products(rng, n, book=True)
     term = _draw_terms(rng, product)
     # Ages on a book decline (prepayment, growth): exponential with the product's mean, cut at the term.
     mean_age = _product_column("mean_age_months")[product]
@@ -566,6 +586,8 @@ def _book_chunk(rng: np.random.Generator, first_id: int, n: int, as_of: datetime
         "CreditScore": pa.array(loans.score.astype(np.int16)),
         "CollateralValue": _decimal(np.rint(np.nan_to_num(state.collateral_value) * CENTS).astype(np.int64), MONEY,
                                     valid=secured),
+        "SeniorLienBalance": _decimal(np.rint(loans.senior_lien * CENTS).astype(np.int64), MONEY,
+                                      valid=loans.senior_lien > 0),
         "Region": _labels(REGIONS, loans.region),
         "ProductSegment": _labels([s.value for s in SEGMENT_ORDER], loans.segment),
         "DaysPastDue": pa.array(days_past_due.astype(np.int32)),
@@ -641,7 +663,7 @@ def generate_performance_history(n_loans: int, seed: int) -> pd.DataFrame:
     first_q = HISTORY_START.ordinal
     last_q = macro.first_quarter + macro.rates.shape[1] - 1
 
-    product = _draw_products(rng, n_loans)
+    product = _draw_products(rng, n_loans, book=False)
     term = _draw_terms(rng, product)
     # Earliest start: still outstanding at the end of the first panel quarter.
     earliest = np.maximum(ORIGINATION_START.ordinal * MONTHS_PER_QUARTER,

@@ -161,7 +161,8 @@ def book_arrays(features: pa.Table) -> BookArrays:
         segment=segments, segment_name=segment_name, schedule=column("ScheduleCode", np.int8),
         balance=column("CurrentBalance"), limit=column("LoanAmount"), rate=column("InterestRate"),
         reference=reference, remaining_quarters=column("RemainingQuarters", np.int32),
-        income=column("BorrowerIncome"), collateral=column("CollateralValue"), collateral_index=collateral_index,
+        income=column("BorrowerIncome"), collateral=column("CollateralValue"),
+        senior_liens=np.nan_to_num(column("SeniorLienBalance")), collateral_index=collateral_index,
         score=column("CreditScore"), age_quarters=column("LoanAgeQuarters"),
     )
 
@@ -259,7 +260,7 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
     ccf_undrawn = standardized.credit_conversion_factors(book.segment_name) * undrawn
     standardized_rwa = standardized.credit_rwa(book.balance, undrawn, book.segment_name,
                                                features.column("DaysPastDue").to_numpy(zero_copy_only=False))
-    jump_off_lgd = stressed_lgd(book.segment, book.balance, book.collateral, 1.0)
+    jump_off_lgd = stressed_lgd(book.segment, book.balance, book.collateral, 1.0, book.senior_liens)
     asset_class = asset_class_codes(book.segment_name)
     irb_weight = risk_weight(jump_off_pd, jump_off_lgd, asset_class, pd_floor=basel3_pd_floors(asset_class))
     jump_off_el_4q = np.clip(jump_off_pd, 0.0, 1.0) * jump_off_lgd * (book.balance + ccf_undrawn)

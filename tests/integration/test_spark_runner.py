@@ -88,7 +88,7 @@ def test_spark_runner_writes_the_local_partials_and_reduces_to_the_same_results(
     local_keys = store.list_keys(f"{run_prefix(LOCAL_RUN)}/simulation/")
     spark_keys = store.list_keys(f"{run_prefix(SPARK_RUN)}/simulation/")
     partials = [key.removeprefix(run_prefix(LOCAL_RUN)) for key in local_keys]
-    assert len(partials) == 6 * 3
+    assert len(partials) == 6 * 4  # loans, histogram, segment histogram, aggregates per batch
     assert [key.removeprefix(run_prefix(SPARK_RUN)) for key in spark_keys if "/job/" not in key] == partials
     for partial in partials:
         local = store.get_bytes(run_prefix(LOCAL_RUN) + partial)

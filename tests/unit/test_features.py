@@ -8,7 +8,8 @@ the loan contract's Arrow schema. The conventions (from ``pipelines/data/feature
 * remaining quarters ``ceil(months to maturity / 3)``, 0 once past maturity;
 * quarterly payment: level annuity ``B r / (1 - (1 + r)^-n)`` with ``r = rate / 4`` over the
   remaining quarters for annuities, interest ``B r`` for the other schedules;
-* DSTI ``= 4 x payment / income``; LTV ``= balance / collateral`` (NaN when unsecured);
+* DSTI ``= 4 x payment / income``; LTV ``= (senior liens + balance) / collateral``, the combined LTV
+  (an empty SeniorLienBalance is none; NaN when unsecured);
 * macro values of the as-of quarter, or the latest quarter before it.
 
 Each expected value is worked out in the comments from the tape's own figures.
@@ -36,7 +37,7 @@ def contract_table(rows: list[dict[str, str]]) -> pa.Table:
     """The tape rows (strings, empty = missing) as a table of the contract's schema."""
     columns = {}
     for field in ARROW_SCHEMA:
-        texts = [row[field.name] for row in rows]
+        texts = [row.get(field.name, "") for row in rows]  # an optional column may be absent
         if pa.types.is_decimal(field.type):
             values = [Decimal(t) if t else None for t in texts]
         elif pa.types.is_date(field.type):
@@ -58,6 +59,9 @@ def macro_history() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def features(valid_tape_rows_factory) -> pd.DataFrame:
     rows = [row for row in valid_tape_rows_factory() if row["LoanId"] in LOAN_IDS]
+    for row in rows:
+        if row["LoanId"] == "H-0003":
+            row["SeniorLienBalance"] = "400000.00"  # the first mortgage ahead of the line
     table = build_features(contract_table(rows), AS_OF, macro_history())
     assert table.schema.metadata[b"macro_quarter"] == b"2025Q3"
     return table.to_pandas().set_index("LoanId")
@@ -86,7 +90,8 @@ def test_interest_only_heloc(features: pd.DataFrame) -> None:
     # Interest only: 99,000 x 0.0725 / 4 = 1,794.375 a quarter; DSTI 7,177.5 / 210,000.
     assert loan["QuarterlyPayment"] == pytest.approx(1_794.375, rel=1e-12)
     assert loan["DebtServiceToIncome"] == pytest.approx(7_177.5 / 210_000, rel=1e-12)
-    assert loan["LoanToValue"] == pytest.approx(0.1375, rel=1e-12)  # 99,000 / 720,000
+    # Combined LTV of a junior lien: (400,000 first lien + 99,000) / 720,000 property, not 99,000 / 720,000.
+    assert loan["LoanToValue"] == pytest.approx(499_000 / 720_000, rel=1e-12)
 
 
 def test_unsecured_variable_rate_card(features: pd.DataFrame) -> None:

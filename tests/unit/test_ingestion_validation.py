@@ -78,8 +78,8 @@ class Case:
 
 
 CASES = (
-    Case("too_few_fields", "malformed_line:5_fields_expected_20"),
-    Case("too_many_fields", "malformed_line:22_fields_expected_20"),
+    Case("too_few_fields", "malformed_line:5_fields_expected_21"),
+    Case("too_many_fields", "malformed_line:23_fields_expected_21"),
     Case("text_in_loan_amount", "type:LoanAmount"),
     Case("impossible_date_2021_02_30", "type:LoanStartDate"),
     Case("inverted_dates", "start_before_maturity"),
@@ -351,7 +351,7 @@ def test_malformed_line_with_non_utf8_bytes_is_quarantined(tmp_path: Path, valid
     tape = ingest(str(path))
     assert tape.input_rows == len(lines)
     (malformed,) = tape.malformed
-    assert (malformed.row_number, malformed.reason) == (6, "malformed_line:3_fields_expected_19")
+    assert (malformed.row_number, malformed.reason) == (6, "malformed_line:3_fields_expected_20")
     assert malformed.text == "BAD-\\xe9,C-1,100.00"  # the undecodable byte kept, escaped
     assert tape.type_errors == {}
     clean = ingest(str(write_csv(valid_tape_rows, tmp_path / "clean.csv"))).table
@@ -572,7 +572,7 @@ def test_manifest_accounts_for_every_row(published: Published) -> None:
     manifest = published.second
     assert manifest["input_rows"] == published.input_rows == 31
     assert manifest["accepted_rows"] + manifest["quarantined_rows"] == manifest["input_rows"]
-    assert manifest["quarantine_reasons"] == {"type:LoanAmount": 1, "malformed_line:3_fields_expected_19": 1}
+    assert manifest["quarantine_reasons"] == {"type:LoanAmount": 1, "malformed_line:3_fields_expected_20": 1}
     assert manifest["as_of"] == "2025-12-31"
 
 
@@ -708,3 +708,18 @@ def test_random_corruption_never_loses_rows_nor_accepts_a_corrupted_one(valid_ta
     assert accepted_ids <= clean_ids, f"corrupted rows accepted: {accepted_ids - clean_ids}"
     assert accepted_ids == clean_ids, f"valid rows quarantined: {clean_ids - accepted_ids}"
     assert set(outcome.quarantine.column("row_number").to_pylist()) == corrupted_numbers
+
+
+def test_an_optional_column_may_be_absent_or_given(tmp_path: Path, valid_tape_rows, write_csv) -> None:
+    without = [{k: v for k, v in row.items() if k != "SeniorLienBalance"} for row in valid_tape_rows]
+    accepted = run_validation(ingest(str(write_csv(without, tmp_path / "without.csv")))).accepted
+    assert accepted.num_rows == len(valid_tape_rows)
+    assert accepted.column("SeniorLienBalance").null_count == accepted.num_rows
+
+    with_lien = [{**row, "SeniorLienBalance": "250000.00" if row["LoanId"] == "H-0001" else ""}
+                 for row in valid_tape_rows]
+    accepted = run_validation(ingest(str(write_csv(with_lien, tmp_path / "with.csv")))).accepted
+    liens = dict(zip(accepted.column("LoanId").to_pylist(), accepted.column("SeniorLienBalance").to_pylist(),
+                     strict=True))
+    assert liens["H-0001"] == Decimal("250000.00")
+    assert sum(value is not None for value in liens.values()) == 1

@@ -89,3 +89,17 @@ def test_lgd_is_bounded_and_rises_as_collateral_prices_fall(
     assert floor <= before <= 1.0
     assert floor <= after <= 1.0
     assert after >= before
+
+
+def test_junior_lien_recovers_what_the_senior_lien_leaves() -> None:
+    heloc = CODE[Segment.HELOC]
+    # Property 400,000 behind a first lien of 280,000, line drawn 50,000, 25 % haircut.
+    # Prices flat: 400,000 x 0.75 - 280,000 = 20,000 recovered, LGD 1 - 20,000 / 50,000 = 0.6.
+    # Prices down 20 %: 400,000 x 0.8 x 0.75 = 240,000 < 280,000, nothing left, LGD 1.
+    lgd = stressed_lgd([heloc, heloc], [50_000.0, 50_000.0], [400_000.0, 400_000.0], [1.0, 0.8],
+                       senior_liens=[280_000.0, 280_000.0])
+    np.testing.assert_allclose(lgd, [0.6, 1.0], rtol=1e-14)
+    # Without the senior lien the same line would sit at its floor: the property covers it many times.
+    assert float(stressed_lgd(heloc, 50_000.0, 400_000.0, 1.0)) == COLLATERAL_TERMS[Segment.HELOC].floor
+    with pytest.raises(ValueError, match="non-negative"):
+        stressed_lgd(heloc, 1000.0, 1000.0, 1.0, senior_liens=-1.0)

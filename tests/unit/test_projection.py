@@ -71,6 +71,7 @@ class ScriptedPD:
 def book(**loans: list) -> BookArrays:
     """BookArrays from per-field lists (one entry per loan)."""
     segments = loans.pop("segment")
+    loans.setdefault("senior_liens", [0.0] * len(segments))
     return BookArrays(
         segment=np.array([SEGMENT_CODE[s] for s in segments], dtype=np.int8),
         segment_name=np.array([s.value for s in segments], dtype=object),

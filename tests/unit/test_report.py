@@ -129,7 +129,7 @@ def report(report_data) -> Report:
 def test_pdf_pages_and_text(report_data, report):
     records = report_data.records
     assert len(records) > COMPLIANCE_ROWS_PER_PAGE  # the compliance table runs over two pages
-    expected_pages = 5 + math.ceil(len(records) / COMPLIANCE_ROWS_PER_PAGE) + 2
+    expected_pages = 5 + 2 + math.ceil(len(records) / COMPLIANCE_ROWS_PER_PAGE) + 2
     assert report.pdf.startswith(b"%PDF-")
     assert pdf_page_count(report.pdf) == report.pages == expected_pages
 
@@ -143,6 +143,8 @@ def test_pdf_pages_and_text(report_data, report):
                      "Tier 1 leverage minimum 4.0 %",
                      "minimum + stress capital buffer 7.0 %", "Compliance (1/2)", "Compliance (2/2)", "Provenance",
                      "Monte Carlo self-check", "standard errors of the Monte Carlo mean",
+                     "Loss rates against the Fed's published ranges", "Junior liens and HELOCs, domestic",
+                     "CET1 and Tier 1 leverage paths from jump-off",
                      "first_lien_mortgage", "fingerprint fp-2026_baseline",
                      f"Not Evaluated: {NO_MONITORING}"):
         assert expected in text, expected
@@ -178,6 +180,19 @@ def test_html_has_the_tables_and_charts(report_data, report):
         ["Scenario", "Analytic EL", "Monte Carlo EL", "MC standard error", "z", "Passed"],
         ["2026_baseline", "7", "7", "0", "+0.50", "yes"],
         ["2026_severely_adverse", "61", "62", "1", "+0.50", "yes"]]
+    # Severely adverse: 5 % everywhere but cards (31 %), against the shipped ranges (compliance/fed_loss_rates.yaml);
+    # the baseline has no published range.
+    ranges = {(row[0], row[1]): row for row in parser.tables["published_ranges"][1:]}
+    adverse = "2026_severely_adverse"
+    assert ranges[(adverse, "credit_card")][2:] == ["31.00 %", "Credit cards", "15.00 % .. 20.00 %", "above"]
+    assert ranges[(adverse, "commercial_industrial")][-1] == "below"  # 5 % < 6 %
+    assert ranges[(adverse, "commercial_real_estate")][-1] == "in"  # 5 % is the low end, inclusive
+    assert ranges[(adverse, "auto")][3:] == ["Other consumer", "4.00 % .. 8.00 %", "in"]
+    assert {row[-1] for key, row in ranges.items() if key[0] == "2026_baseline"} == {"n/a"}
+    paths = {(row[0], row[1]): row[2:] for row in parser.tables["capital_paths"][1:]}
+    assert parser.tables["capital_paths"][0][2:4] == ["Jump-off", "Q1"]
+    assert paths[(adverse, "CET1")][:3] == ["12.50 %", "11.00 %", "9.00 %"]
+    assert paths[(adverse, "Tier 1 leverage")][0] == "7.50 %"  # conftest: 0.6 x the CET1 ratio
     provenance = dict(parser.tables["provenance"][1:])
     assert provenance["Snapshot SHA-256"] == "ab" * 32
     assert provenance["Simulation 2026_severely_adverse"].startswith("SIM-2026_severel")
