@@ -5,6 +5,7 @@
 ``contract``  regenerate (or check) the GX suite and the contract docs from the contract
 ``demo``      the quarterly stress test end to end on embedded defaults, through Airflow's dag.test()
 ``serve-model`` the champion PD model over HTTP (``mlflow models serve``)
+``run-simulation`` a loan_stress_test run requested through the services (started by them)
 """
 
 from __future__ import annotations
@@ -88,6 +89,26 @@ def _cmd_serve_model(args: argparse.Namespace) -> None:
                                                  "PATH": path})
 
 
+def _cmd_run_simulation(args: argparse.Namespace) -> None:
+    from pipelines.cli.demo import prepare_airflow, run_dag
+    from pipelines.composition import current_adapters
+
+    adapters = current_adapters()
+    store = adapters.service_store
+    request = store.simulation_request(args.simulation_id)
+    if request is None:
+        raise SystemExit(f"loanstress run-simulation: no simulation request {args.simulation_id!r}")
+    store.update_simulation_request(args.simulation_id, status="running")
+    try:
+        prepare_airflow(adapters.settings)
+        run_id = run_dag("loan_stress_test", request["conf"])
+    except Exception as error:
+        store.update_simulation_request(args.simulation_id, status="failed", error=redact_text(str(error))[:2000])
+        raise
+    store.update_simulation_request(args.simulation_id, status="succeeded", airflow_run_id=run_id)
+    print(f"simulation {args.simulation_id}: loan_stress_test run {run_id} succeeded")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loanstress", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -117,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve-model", help="serve the champion PD model over HTTP (mlflow models serve)")
     serve.set_defaults(func=_cmd_serve_model)
+    simulation = commands.add_parser("run-simulation", help="run a simulation requested through the services "
+                                     "(what the services start in a process of its own)")
+    simulation.add_argument("simulation_id")
+    simulation.set_defaults(func=_cmd_run_simulation)
     return parser
 
 
