@@ -58,3 +58,13 @@ serve-model: install  ## the champion PD model over HTTP (POST /invocations; por
 monitor: install  ## one portfolio_monitoring run (score, back-test, drift, compliance) on the demo tape; after `make demo`
 	$(PY) -c 'from pipelines.cli.demo import prepare_airflow, run_dag; from pipelines.settings import get_settings; \
 	prepare_airflow(get_settings()); print("portfolio_monitoring run", run_dag("portfolio_monitoring", {}), "succeeded")'
+
+.PHONY: proto grpc api
+proto: install  ## regenerate pipelines/services/grpc_gen from proto/ with the pinned grpcio-tools
+	$(PY) -m pipelines.services.grpc_codegen
+
+grpc: install  ## the gRPC services on STRESS_GRPC_ADDRESS (127.0.0.1:50051); needs STRESS_AUTH_ISSUER/AUDIENCE/JWKS_URL
+	$(PY) -m pipelines.cli serve-grpc
+
+api: install  ## the REST API on http://STRESS_API_HOST:STRESS_API_PORT/api/v1 (docs at /api/v1/docs); needs STRESS_AUTH_*
+	$(PY) -m pipelines.cli serve-api
