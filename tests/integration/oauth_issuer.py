@@ -5,7 +5,7 @@ secret by HTTP Basic or in the form, RFC 6749 section 4.4) and serves its signin
 (``GET /.well-known/jwks.json``). Each client is granted at most the scopes it was registered with.
 ``mint`` signs tokens with arbitrary claims (expired, other audience) to test what the services refuse.
 
-Run it standalone: ``python tests/integration/oauth_issuer.py`` prints its URLs and a client's credentials.
+Run it standalone: ``python tests/integration/oauth_issuer.py [PORT]`` prints its URLs and a client's credentials.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ TOKEN_SECONDS = 300
 class OAuthIssuer:
     """An authorization server on ``127.0.0.1`` and a random port, in a thread of its own."""
 
-    def __init__(self, clients: dict[str, tuple[str, set[str]]]) -> None:
+    def __init__(self, clients: dict[str, tuple[str, set[str]]], port: int = 0) -> None:
         self.clients = clients  # client id -> (secret, scopes it may be granted)
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = uuid.uuid4().hex[:16]
         self.jwks_fetches = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.issuer = self.url
         self.jwks_url = f"{self.url}/.well-known/jwks.json"
@@ -114,7 +114,9 @@ class OAuthIssuer:
 ALL_SCOPES = {"loans:read", "loans:write", "simulations:run", "compliance:read"}
 
 if __name__ == "__main__":
-    with OAuthIssuer({"demo-client": ("demo-secret", ALL_SCOPES)}) as running:
+    import sys
+
+    with OAuthIssuer({"demo-client": ("demo-secret", ALL_SCOPES)}, int(sys.argv[1]) if sys.argv[1:] else 0) as running:
         print(f"issuer        {running.issuer}\ntoken URL     {running.token_url}\nJWKS URL      {running.jwks_url}\n"
               f"audience      {AUDIENCE}\nclient        demo-client / demo-secret\nscopes        "
               f"{' '.join(sorted(ALL_SCOPES))}", flush=True)

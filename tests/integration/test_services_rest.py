@@ -146,3 +146,35 @@ def test_openapi_documents_every_operation(api):
             "/api/v1/compliance/{metric_id}"} <= set(document["paths"])
     assert set(document["paths"]["/api/v1/loans/{loan_id}"]) == {"get", "patch"}
     assert "HTTPBearer" in document["components"]["securitySchemes"]
+
+
+def test_airflow_plugin_mounts_the_protected_api_only_when_tokens_can_be_checked(oauth_issuer, monkeypatch,
+                                                                               tmp_path):
+    import importlib.util
+
+    from fastapi.testclient import TestClient
+    from oauth_issuer import AUDIENCE
+
+    from pipelines.settings import REPO_ROOT, get_settings
+
+    def load_plugin():
+        get_settings.cache_clear()
+        spec = importlib.util.spec_from_file_location("loanstress_services_plugin",
+                                                      REPO_ROOT / "plugins" / "loanstress_services.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.LoanstressServicesPlugin
+
+    monkeypatch.setenv("STRESS_DATA_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("STRESS_AUTH_JWKS_URL", raising=False)
+    assert load_plugin().fastapi_apps == []
+    for name, value in (("STRESS_AUTH_ISSUER", oauth_issuer.issuer), ("STRESS_AUTH_AUDIENCE", AUDIENCE),
+                        ("STRESS_AUTH_JWKS_URL", oauth_issuer.jwks_url)):
+        monkeypatch.setenv(name, value)
+    (mounted,) = load_plugin().fastapi_apps
+    assert mounted["url_prefix"] == "/loanstress"
+    client = TestClient(mounted["app"])
+    assert client.get("/api/v1/compliance/CET1_MIN").status_code == 401
+    token = client_credentials_token(oauth_issuer, "risk-engine")
+    assert client.get("/api/v1/compliance/CET1_MIN", headers={"Authorization": f"Bearer {token}"}).status_code == 404
+    get_settings.cache_clear()
