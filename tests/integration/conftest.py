@@ -4,8 +4,9 @@ OAuth 2.0 authorization server on loopback."""
 from __future__ import annotations
 
 import pytest
-from oauth_issuer import ALL_SCOPES, OAuthIssuer
 from services_support import adapters_fixture, fresh_postgres_database_fixture
+
+from pipelines.services.local_issuer import ALL_SCOPES, OAuthIssuer
 
 fresh_postgres_database = pytest.fixture(fresh_postgres_database_fixture)
 adapters = pytest.fixture(params=["embedded", "postgres_redis"])(adapters_fixture)
@@ -22,9 +23,8 @@ def oauth_issuer():
 
 @pytest.fixture
 def token_verifier(oauth_issuer):
-    from oauth_issuer import AUDIENCE
-
     from pipelines.services.auth import TokenVerifier
+    from pipelines.services.local_issuer import AUDIENCE
 
     return TokenVerifier(oauth_issuer.issuer, AUDIENCE, oauth_issuer.jwks_url)
 

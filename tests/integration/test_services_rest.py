@@ -153,8 +153,8 @@ def test_airflow_plugin_mounts_the_protected_api_only_when_tokens_can_be_checked
     import importlib.util
 
     from fastapi.testclient import TestClient
-    from oauth_issuer import AUDIENCE
 
+    from pipelines.services.local_issuer import AUDIENCE
     from pipelines.settings import REPO_ROOT, get_settings
 
     def load_plugin():

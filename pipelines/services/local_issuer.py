@@ -1,11 +1,13 @@
-"""A small OAuth 2.0 authorization server on loopback, for the services' tests and the README examples.
+"""A small OAuth 2.0 authorization server on loopback: the local identity provider of development, the
+services' tests and the ``api_load`` benchmark (a deployment points STRESS_AUTH_* at the bank's IdP).
 
 It issues RS256 access tokens by the client-credentials grant (``POST /oauth/token``, client id and
 secret by HTTP Basic or in the form, RFC 6749 section 4.4) and serves its signing keys as a JWKS
 (``GET /.well-known/jwks.json``). Each client is granted at most the scopes it was registered with.
 ``mint`` signs tokens with arbitrary claims (expired, other audience) to test what the services refuse.
 
-Run it standalone: ``python tests/integration/oauth_issuer.py [PORT]`` prints its URLs and a client's credentials.
+Run it standalone: ``python -m pipelines.services.local_issuer [PORT]`` prints its URLs and a client's
+credentials.
 """
 
 from __future__ import annotations
