@@ -67,3 +67,13 @@ spark-bundle:  ## the Spark job's code for EMR Serverless: $(SPARK_BUNDLE)/{spar
 	tar --create --gzip --file $(SPARK_BUNDLE)/loanstress-project.tar.gz --exclude=__pycache__ --exclude='*.pyc' \
 		--sort=name --owner=0 --group=0 --mtime=2026-01-01 pipelines models scenarios compliance expectations pyproject.toml
 	@echo "upload $(SPARK_BUNDLE)/* and loanstress-env.tar.gz (docs/scale_out.md) to STRESS_EMR_CODE_URI"
+
+.PHONY: proto grpc api
+proto: install  ## regenerate pipelines/services/grpc_gen from proto/ with the pinned grpcio-tools
+	$(PY) -m pipelines.services.grpc_codegen
+
+grpc: install  ## the gRPC services on STRESS_GRPC_ADDRESS (127.0.0.1:50051); needs STRESS_AUTH_ISSUER/AUDIENCE/JWKS_URL
+	$(PY) -m pipelines.cli serve-grpc
+
+api: install  ## the REST API on http://STRESS_API_HOST:STRESS_API_PORT/api/v1 (docs at /api/v1/docs); needs STRESS_AUTH_*
+	$(PY) -m pipelines.cli serve-api

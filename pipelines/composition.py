@@ -10,6 +10,9 @@ adapter           local (embedded default)        aws
 object store      ``file://`` folder in data_home ``s3://`` (``STRESS_OBJECT_STORE_URI``)
 loan store        SQLite file in data_home        PostgreSQL/RDS (``STRESS_LOAN_STORE_URL``)
 results store     the loan store's database       the loan store's database
+service store     the loan store's database       the loan store's database (Alembic migrations)
+cache             in-process                      Redis / ElastiCache (``STRESS_REDIS_URL``)
+simulation runs   a process running dag.test()    Airflow REST API (``STRESS_AIRFLOW_API_URL``)
 metrics sink      tables in the loan store        CloudWatch PutMetricData and alarms
 model registry    MLflow over SQLite in data_home MLflow server (``STRESS_MLFLOW_TRACKING_URI``)
 deployment        local ``mlflow models serve``   SageMaker endpoint (boto3)
@@ -31,11 +34,14 @@ from pipelines.settings import SimulationRunner, StressSettings, Target, get_set
 
 if TYPE_CHECKING:
     from pipelines.adapters.compute import EmrServerlessJob, SparkSubmitRunner
+    from pipelines.adapters.cache import Cache
     from pipelines.adapters.loan_store import LoanStore
     from pipelines.adapters.metrics_sink import MetricsSink
     from pipelines.adapters.model_registry import ModelRegistry
     from pipelines.adapters.object_store import ObjectStore
     from pipelines.adapters.results_store import ResultsStore
+    from pipelines.adapters.service_store import ServiceStore
+    from pipelines.adapters.simulation_launcher import SimulationLauncher
 
 
 class ConfigurationError(ValueError):
@@ -85,6 +91,26 @@ class Adapters:
         from pipelines.adapters.results_store import ResultsStore
 
         return ResultsStore(self.settings.resolved_loan_store_url)
+
+    @cached_property
+    def service_store(self) -> ServiceStore:
+        from pipelines.adapters.service_store import ServiceStore
+
+        return ServiceStore(self.settings.resolved_loan_store_url)
+
+    @cached_property
+    def cache(self) -> Cache:
+        from pipelines.adapters.cache import open_cache
+
+        return open_cache(self.settings.redis_url, self.settings.cache_prefix, self.settings.cache_ttl_seconds)
+
+    @cached_property
+    def simulation_launcher(self) -> SimulationLauncher:
+        from pipelines.adapters.simulation_launcher import AirflowApiLauncher, ProcessLauncher
+
+        if self.settings.airflow_api_url:
+            return AirflowApiLauncher(self.settings.airflow_api_url, self.settings.airflow_api_token)
+        return ProcessLauncher(self.settings.data_home / "logs" / "simulations", lambda _: self.cache.invalidate())
 
     @cached_property
     def metrics_sink(self) -> MetricsSink:

@@ -221,6 +221,28 @@ class StressSettings(BaseSettings):
     cloudwatch_alarm_actions: list[str] = Field(default_factory=list, description="ARNs (e.g. SNS topics) an alarm "
                                                 "notifies; JSON list in STRESS_CLOUDWATCH_ALARM_ACTIONS.")
 
+    # Services: the gRPC and REST APIs, their cache and the runs they start (pipelines/services/; docs/services.md).
+    redis_url: str = Field(default="", description="Redis URL of the hot-read cache (redis://host:6379/0); empty: "
+                           "a cache in each process, entries kept cache_ttl_seconds.")
+    cache_prefix: str = Field(default="loanstress:", description="Prefix of every cache key (one per deployment).")
+    cache_ttl_seconds: float = Field(default=30.0, gt=0, description="Longest life of a cached read; a run that "
+                                     "publishes also invalidates the cache at once.")
+    airflow_api_url: str = Field(default="", description="Base URL of the Airflow API server "
+                                 "(http://airflow:8080); empty: a simulation runs in a process of its own next "
+                                 "to the service, through dag.test() as the demo does.")
+    airflow_api_token: str = Field(default="", description="Bearer token for the Airflow REST API.")
+    auth_issuer: str = Field(default="", description="Issuer (iss) the bearer tokens of the services must carry.")
+    auth_audience: str = Field(default="", description="Audience (aud) the bearer tokens must name.")
+    auth_jwks_url: str = Field(default="", description="JWKS URL of the identity provider (RS256 signing keys).")
+    auth_jwks_cache_seconds: int = Field(default=300, ge=1, description="How long fetched signing keys are kept; "
+                                         "an unknown key id refetches at most once per this period.")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port of `make api` (REST).")
+    grpc_address: str = Field(default="127.0.0.1:50051", description="host:port the gRPC server listens on.")
+    grpc_tls_cert_path: str = Field(default="", description="PEM certificate chain of the gRPC server; with "
+                                    "grpc_tls_key_path the server speaks TLS only.")
+    grpc_tls_key_path: str = Field(default="", description="PEM private key of the gRPC server certificate.")
+
     @property
     def resolved_loan_store_url(self) -> str:
         return self.loan_store_url or f"sqlite:///{self.data_home / 'loanstore.sqlite'}"

@@ -267,3 +267,23 @@ class LoanStore:
                 sa.select(sa.func.count()).select_from(self.quarantine)
                 .where(self.quarantine.c.ingestion_id == ingestion_id)).scalar_one()
         return accepted, quarantined
+
+    def latest_snapshot_id(self) -> str | None:
+        """The snapshot of the latest ingestion that accepted loans: what the book is now, or None."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(self.ingestions.c.snapshot_id).where(self.ingestions.c.snapshot_id.is_not(None))
+                .order_by(self.ingestions.c.created_at.desc(), self.ingestions.c.ingestion_id.desc()).limit(1)
+            ).scalar_one_or_none()
+
+    def loan(self, snapshot_id: str, loan_id: str) -> dict[str, Any] | None:
+        """One loan of a snapshot as {contract field: value} (decimals as ``Decimal``), or None."""
+        from decimal import Decimal
+
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(*[self.loans.c[f.name] for f in FIELDS]).where(
+                (self.loans.c.snapshot_id == snapshot_id) & (self.loans.c.LoanId == loan_id))).mappings().first()
+        if row is None:
+            return None
+        return {f.name: (Decimal(row[f.name]) if f.is_decimal and row[f.name] is not None else row[f.name])
+                for f in FIELDS}

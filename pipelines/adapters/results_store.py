@@ -171,3 +171,45 @@ class ResultsStore:
             rows = connection.execute(sa.select(table).where(evaluated & (table.c.airflow_run_id == latest_run))
                                       .order_by(table.c.record_id)).all()
         return [_compliance_record(row) for row in rows]
+
+    def latest_compliance(self, metric_id: str) -> list[ComplianceRecord]:
+        """The records of ``metric_id`` from the latest run that evaluated it (one per scenario/segment/feature)."""
+        table = COMPLIANCE_RECORDS
+        with self.engine.connect() as connection:
+            latest_run = connection.execute(sa.select(table.c.airflow_run_id, table.c.dag_id).where(
+                table.c.metric_id == metric_id).order_by(table.c.evaluated_at.desc(), table.c.record_id.desc())
+                .limit(1)).one_or_none()
+            if latest_run is None:
+                return []
+            rows = connection.execute(sa.select(table).where(
+                (table.c.metric_id == metric_id) & (table.c.airflow_run_id == latest_run.airflow_run_id)
+                & (table.c.dag_id == latest_run.dag_id)).order_by(table.c.record_id)).all()
+        return [_compliance_record(row) for row in rows]
+
+    def published_runs(self, limit: int) -> list[dict[str, Any]]:
+        """The latest ``limit`` runs that published results: run id, publication time, scenarios and final status."""
+        results = SIMULATION_RESULTS
+        with self.engine.connect() as connection:
+            runs = connection.execute(sa.select(results.c.airflow_run_id, sa.func.max(results.c.created_at)
+                                                .label("published_at")).group_by(results.c.airflow_run_id)
+                                      .order_by(sa.desc("published_at")).limit(limit)).all()
+            listed = []
+            for run in runs:
+                scenarios = connection.execute(sa.select(results.c.scenario_id, results.c.simulation_id).where(
+                    results.c.airflow_run_id == run.airflow_run_id).order_by(results.c.scenario_id)).all()
+                status = connection.execute(sa.select(RUN_STATUS.c.status).where(
+                    RUN_STATUS.c.airflow_run_id == run.airflow_run_id)).scalar_one_or_none()
+                published_at = run.published_at
+                listed.append({"airflow_run_id": run.airflow_run_id, "status": status,
+                               "published_at": published_at if published_at.tzinfo
+                               else published_at.replace(tzinfo=UTC),
+                               "simulations": {s.scenario_id: s.simulation_id for s in scenarios}})
+        return listed
+
+    def latest_simulation_of_scenario(self, scenario_id: str) -> dict[str, Any] | None:
+        """The latest published result of a scenario, or None."""
+        with self.engine.connect() as connection:
+            text = connection.execute(sa.select(SIMULATION_RESULTS.c.result_json).where(
+                SIMULATION_RESULTS.c.scenario_id == scenario_id).order_by(SIMULATION_RESULTS.c.created_at.desc())
+                .limit(1)).scalar_one_or_none()
+        return json.loads(text) if text else None

@@ -5,6 +5,9 @@
 ``contract``  regenerate (or check) the GX suite and the contract docs from the contract
 ``demo``      the quarterly stress test end to end on embedded defaults, through Airflow's dag.test()
 ``serve-model`` the champion PD model over HTTP (``mlflow models serve``)
+``run-simulation`` a loan_stress_test run requested through the services (started by them)
+``serve-grpc`` the gRPC services (LoanService, SimulationService, ComplianceService, health)
+``serve-api`` the REST API (FastAPI under /api/v1, OAuth 2.0 bearer tokens)
 """
 
 from __future__ import annotations
@@ -88,6 +91,62 @@ def _cmd_serve_model(args: argparse.Namespace) -> None:
                                                  "PATH": path})
 
 
+def _cmd_run_simulation(args: argparse.Namespace) -> None:
+    from pipelines.cli.demo import prepare_airflow, run_dag
+    from pipelines.composition import current_adapters
+
+    adapters = current_adapters()
+    store = adapters.service_store
+    request = store.simulation_request(args.simulation_id)
+    if request is None:
+        raise SystemExit(f"loanstress run-simulation: no simulation request {args.simulation_id!r}")
+    store.update_simulation_request(args.simulation_id, status="running")
+    try:
+        prepare_airflow(adapters.settings)
+        run_id = run_dag("loan_stress_test", request["conf"])
+    except Exception as error:
+        store.update_simulation_request(args.simulation_id, status="failed", error=redact_text(str(error))[:2000])
+        raise
+    store.update_simulation_request(args.simulation_id, status="succeeded", airflow_run_id=run_id)
+    print(f"simulation {args.simulation_id}: loan_stress_test run {run_id} succeeded")
+
+
+def _token_verifier():
+    from pipelines.services.auth import TokenVerifier
+
+    settings = get_settings()
+    return TokenVerifier(settings.auth_issuer, settings.auth_audience, settings.auth_jwks_url,
+                         settings.auth_jwks_cache_seconds)
+
+
+def _cmd_serve_api(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from pipelines.composition import current_adapters
+    from pipelines.services.rest import create_configured_app
+
+    settings = get_settings()
+    uvicorn.run(create_configured_app(current_adapters()), host=settings.api_host, port=settings.api_port,
+                log_level="info")
+
+
+def _cmd_serve_grpc(args: argparse.Namespace) -> None:
+    from pipelines.composition import current_adapters
+    from pipelines.services.grpc_server import build_server
+
+    settings = get_settings()
+    cert, key = settings.grpc_tls_cert_path, settings.grpc_tls_key_path
+    if bool(cert) != bool(key):
+        raise SystemExit("loanstress serve-grpc: set both STRESS_GRPC_TLS_CERT_PATH and STRESS_GRPC_TLS_KEY_PATH")
+    server, port = build_server(current_adapters(), _token_verifier(), settings.grpc_address,
+                                tls_cert_pem=Path(cert).read_bytes() if cert else None,
+                                tls_key_pem=Path(key).read_bytes() if key else None)
+    server.start()
+    print(f"gRPC services on {settings.grpc_address.rsplit(':', 1)[0]}:{port} ({'TLS' if cert else 'plaintext'})",
+          flush=True)
+    server.wait_for_termination()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loanstress", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -117,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve-model", help="serve the champion PD model over HTTP (mlflow models serve)")
     serve.set_defaults(func=_cmd_serve_model)
+    simulation = commands.add_parser("run-simulation", help="run a simulation requested through the services "
+                                     "(what the services start in a process of its own)")
+    simulation.add_argument("simulation_id")
+    simulation.set_defaults(func=_cmd_run_simulation)
+    grpc_server = commands.add_parser("serve-grpc", help="the gRPC services (STRESS_GRPC_ADDRESS, STRESS_AUTH_*)")
+    grpc_server.set_defaults(func=_cmd_serve_grpc)
+    api = commands.add_parser("serve-api", help="the REST API under /api/v1 (STRESS_API_HOST/PORT, STRESS_AUTH_*)")
+    api.set_defaults(func=_cmd_serve_api)
     return parser
 
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from pipelines.adapters.loan_store import LoanStore
 from pipelines.adapters.object_store import ObjectStore
+from pipelines.data.amendments import apply_amendments
 from pipelines.data.ingestion import ROW_NUMBER, MalformedRow, TableContractError, TypedTape, ingest
 from pipelines.data.sources import redact_credentials
 from pipelines.data.validation import count_by_reason, validate
@@ -90,12 +91,16 @@ def load_staged_tape(staged: dict[str, Any], store: ObjectStore) -> TypedTape:
 
 def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectStore, loan_store: LoanStore,
                          duplicate_tolerance: float, balance_tolerance: float, work_dir: Path,
-                         airflow_run_id: str | None = None, timings: dict[str, float] | None = None) -> dict[str, Any]:
+                         airflow_run_id: str | None = None, timings: dict[str, float] | None = None,
+                         amendments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Validate with GX, then keep the ingestion's record and publish its snapshot; returns the ingestion manifest.
 
     Raises :class:`TableContractError` naming the top quarantine reasons when no row was accepted,
     after the ingestion and its quarantine were recorded. The seconds of each sub-step are logged
     (the task log shows where a slow run spent its time) and added to ``timings`` when one is given.
+    Pending loan ``amendments`` (from the service store) are applied to the accepted loans before the
+    snapshot is named, so the new snapshot carries them; the manifest's ``amendments`` says what became
+    of each (:func:`pipelines.data.amendments.apply_amendments`).
     """
     timings = {} if timings is None else timings
     ingestion_id = uuid.uuid4().hex
@@ -106,6 +111,7 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
         # In LoanId order (unique once duplicates are quarantined): the same loans give the same snapshot
         # whatever order the source delivered them in.
         outcome.accepted = outcome.accepted.sort_by("LoanId")
+    outcome.accepted, amendment_outcomes = apply_amendments(outcome.accepted, amendments or [], balance_tolerance)
     with timed(timings, "content_hash"):
         content_sha256 = content_hash(outcome.accepted) if outcome.accepted.num_rows else None
         input_sha256 = input_hash(tape)
@@ -143,6 +149,7 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
         "quarantine_uri": quarantine_uri,
         "data_docs_uri": store.uri(f"{prefix}/data_docs/index.html"),
         "airflow_run_id": airflow_run_id,
+        "amendments": {amendment_id: list(outcome) for amendment_id, outcome in amendment_outcomes.items()},
         "validated_at": datetime.now(UTC).isoformat(),
     }
     with timed(timings, "loan_store_load"):

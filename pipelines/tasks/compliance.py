@@ -27,6 +27,7 @@ def compliance_outcome(adapters: Adapters, records: list[ComplianceRecord], run_
                        dag_id: str) -> dict[str, Any]:
     """Store a run's records beside earlier runs', log the breaches, return the records (the task's XCom)."""
     adapters.results_store.save_compliance(run_id, dag_id, records)
+    adapters.cache.invalidate()  # the services' cached compliance status now shows this run
     counts = status_counts(records)
     breaches = breach_lines(records)
     if breaches:

@@ -42,7 +42,12 @@ def validate(staged: dict[str, Any], run_id: str) -> dict[str, Any]:
     manifest = validate_and_publish(
         tape, date.fromisoformat(staged["as_of"]), store=adapters.object_store, loan_store=adapters.loan_store,
         duplicate_tolerance=settings.duplicate_id_tolerance, balance_tolerance=settings.balance_over_amount_tolerance,
-        work_dir=settings.data_home / "tmp" / run_key(run_id), airflow_run_id=run_id)
+        work_dir=settings.data_home / "tmp" / run_key(run_id), airflow_run_id=run_id,
+        amendments=adapters.service_store.pending_amendments())
+    if manifest["amendments"]:
+        adapters.service_store.resolve_amendments({k: tuple(v) for k, v in manifest["amendments"].items()},
+                                                  manifest["ingestion_id"], manifest["snapshot_id"])
+        log.info("loan amendments met by this ingestion: %s", manifest["amendments"])
     log.info("ingestion %s, snapshot %s: %s accepted, %s quarantined %s", manifest["ingestion_id"],
              manifest["snapshot_id"],
              f"{manifest['accepted_rows']:,}", f"{manifest['quarantined_rows']:,}", manifest["quarantine_reasons"])

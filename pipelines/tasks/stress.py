@@ -252,6 +252,7 @@ def publish(checked: dict[str, Any], run_id: str) -> dict[str, Any]:
     adapters = current_adapters()
     results = _results(adapters.object_store, checked["reduced"])
     adapters.results_store.publish_simulations(results, run_id)
+    adapters.cache.invalidate()  # the services' cached reads now show this run
     log.info("published %d simulation results of run %s", len(results), run_id)
     return record_step(adapters.object_store, run_id, "publish", {
         "simulation_ids": [r["SimulationId"] for r in results], "reduced": checked["reduced"]})

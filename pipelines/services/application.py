@@ -1,0 +1,393 @@
+"""The operations of the services, written once over the adapters; gRPC and REST only translate.
+
+Every function takes the :class:`~pipelines.composition.Adapters` of the deployment, plain inputs
+(decimals as text under :data:`pipelines.data.amendments.DECIMAL_TEXT`) and returns JSON-ready dicts
+(decimals as text, dates ISO). Errors are those of :mod:`pipelines.services.errors`.
+
+- Loans are read from the latest accepted snapshot in the loan store, with the pending amendments
+  on top; an update is recorded as an amendment (audit: who, when, old and new values) that the next
+  ingest applies, under optimistic concurrency: the caller sends the ``etag`` it read.
+- A simulation request starts a real ``loan_stress_test`` run through the deployment's launcher and
+  returns its id at once; its status and, once done, its Simulation Results Schema are read back.
+- Compliance status, runs and results are hot reads served through the cache.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from pipelines.adapters.service_store import PENDING, VersionConflict
+from pipelines.adapters.simulation_launcher import LaunchError
+from pipelines.composition import Adapters
+from pipelines.data.amendments import (
+    UPDATABLE_FIELDS,
+    AmendmentError,
+    contract_breaches,
+    parse_changes,
+    parse_decimal,
+    typed_value,
+)
+from pipelines.data.contract import FIELDS
+from pipelines.services.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    StaleVersion,
+    Unavailable,
+)
+
+DEFAULT_BASE_SCENARIO = "2026_baseline"
+MAX_SHOCK_BP, MIN_SHOCK_BP = 1000, -500  # the trigger form's bounds of the rate shock
+BASIS_POINTS = Decimal(10_000)
+MAX_DESCRIPTION = 500
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+MAX_RUNS = 100
+TERMINAL = ("succeeded", "failed")
+
+
+# Loans --------------------------------------------------------------------------------------------
+
+def _text(value: Any) -> str | None:
+    """A contract value on the wire: decimals as plain text (no exponent), dates ISO, integers as text."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _etag(snapshot_id: str, version: int) -> str:
+    return f"{snapshot_id}.{version}"
+
+
+def _current_loan(adapters: Adapters, loan_id: str) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """(the loan with its pending amendments applied, its snapshot, its amendments), or NotFound."""
+    if not loan_id or len(loan_id) > 64:
+        raise InvalidArgument(["loan_id: required, at most 64 characters"])
+    snapshot_id = adapters.loan_store.latest_snapshot_id()
+    if snapshot_id is None:
+        raise FailedPrecondition("no loan snapshot has been published yet: ingest a loan tape first")
+    loan = adapters.loan_store.loan(snapshot_id, loan_id)
+    if loan is None:
+        raise NotFound(f"loan {loan_id!r} is not in the latest snapshot {snapshot_id}")
+    amendments = adapters.service_store.amendments_of_loan(loan_id)
+    for amendment in amendments:
+        if amendment["status"] == PENDING:
+            loan.update({name: typed_value(name, change["new"]) for name, change in amendment["changes"].items()})
+    return loan, snapshot_id, amendments
+
+
+def _loan_view(loan: dict[str, Any], snapshot_id: str, amendments: list[dict[str, Any]]) -> dict[str, Any]:
+    version = max((a["version"] for a in amendments), default=0)
+    return {"loan": {f.name: _text(loan[f.name]) for f in FIELDS}, "snapshot_id": snapshot_id, "version": version,
+            "etag": _etag(snapshot_id, version), "updatable_fields": list(UPDATABLE_FIELDS),
+            "pending_amendments": [a["amendment_id"] for a in amendments if a["status"] == PENDING]}
+
+
+def get_loan(adapters: Adapters, loan_id: str) -> dict[str, Any]:
+    """The loan as the latest snapshot has it, with pending amendments applied, and its etag."""
+    return _loan_view(*_current_loan(adapters, loan_id))
+
+
+def update_loan(adapters: Adapters, loan_id: str, etag: str, changes: dict[str, str | None], actor: str,
+                reason: str = "") -> dict[str, Any]:
+    """Record an amendment of ``loan_id`` made from ``etag``; returns the amendment and the loan after it.
+
+    Raises InvalidArgument for an unknown field, a malformed decimal or a contract breach of the
+    amended loan, StaleVersion when ``etag`` is not the current one (a concurrent update or a new
+    snapshot came first).
+    """
+    loan, snapshot_id, amendments = _current_loan(adapters, loan_id)
+    version = max((a["version"] for a in amendments), default=0)
+    if etag != _etag(snapshot_id, version):
+        raise StaleVersion(f"loan {loan_id} changed since etag {etag!r} was read; the current etag is "
+                           f"{_etag(snapshot_id, version)!r}: read the loan again and repeat the update")
+    try:
+        typed = parse_changes(changes)
+    except AmendmentError as error:
+        raise InvalidArgument(error.reasons) from error
+    breaches = contract_breaches({**loan, **typed}, adapters.settings.balance_over_amount_tolerance)
+    if breaches:
+        raise InvalidArgument([f"the amended loan would break the loan contract: {', '.join(breaches)}"])
+    recorded = {name: {"old": _text(loan[name]), "new": _text(value)} for name, value in typed.items()
+                if loan[name] != value}
+    if not recorded:
+        raise InvalidArgument(["the update changes nothing: every value equals the current one"])
+    try:
+        amendment = adapters.service_store.record_amendment(loan_id, version + 1, snapshot_id, recorded,
+                                                            actor=actor, reason=reason[:1000])
+    except VersionConflict as error:
+        raise StaleVersion(f"loan {loan_id} was updated concurrently from etag {etag!r}; read it again") from error
+    return {"amendment": _amendment_view(amendment), **get_loan(adapters, loan_id)}
+
+
+def _amendment_view(amendment: dict[str, Any]) -> dict[str, Any]:
+    return {"amendment_id": amendment["amendment_id"], "loan_id": amendment["loan_id"],
+            "version": amendment["version"], "base_snapshot_id": amendment["base_snapshot_id"],
+            "changes": amendment["changes"], "actor": amendment["actor"], "reason": amendment["reason"],
+            "created_at": _text(amendment["created_at"]), "status": amendment["status"],
+            "ingestion_id": amendment["ingestion_id"], "snapshot_id": amendment["snapshot_id"],
+            "resolution_note": amendment["resolution_note"]}
+
+
+def loan_history(adapters: Adapters, loan_id: str) -> list[dict[str, Any]]:
+    """The audit trail of a loan's amendments, oldest first."""
+    _current_loan(adapters, loan_id)
+    return [_amendment_view(a) for a in adapters.service_store.amendments_of_loan(loan_id)]
+
+
+# Simulations -------------------------------------------------------------------------------------
+
+def run_simulation(adapters: Adapters, scenario_description: str, interest_rate_scenario: str, *,
+                   requested_by: str, scenario_ids: list[str] | None = None, horizon_quarters: int = 9,
+                   n_paths: int = 1000, seed: int = 20260101, as_of_date: str | None = None) -> dict[str, Any]:
+    """Start a ``loan_stress_test`` run and return its simulation id at once (status ``queued``).
+
+    ``interest_rate_scenario`` is the parallel shock on every interest rate as a decimal fraction
+    (``0.03`` = +300 bp, whole basis points, -0.05 .. 0.10), added to the 2026 baseline (or to the first
+    ``*_baseline`` of ``scenario_ids``); ``0`` with no ``scenario_ids`` runs the 2026 baseline itself.
+    """
+    from pipelines.engine.scenarios import available_scenarios
+
+    reasons = []
+    if not scenario_description.strip() or len(scenario_description) > MAX_DESCRIPTION:
+        reasons.append(f"scenario_description: required, at most {MAX_DESCRIPTION} characters")
+    try:
+        shock_bp = parse_decimal(interest_rate_scenario, "interest_rate_scenario") * BASIS_POINTS
+        if shock_bp != shock_bp.to_integral_value() or not MIN_SHOCK_BP <= shock_bp <= MAX_SHOCK_BP:
+            reasons.append(f"interest_rate_scenario: {interest_rate_scenario} must be whole basis points between "
+                           f"{MIN_SHOCK_BP / 10_000:g} and {MAX_SHOCK_BP / 10_000:g}")
+    except AmendmentError as error:
+        reasons.extend(error.reasons)
+        shock_bp = Decimal(0)
+    known = set(available_scenarios())
+    unknown = [s for s in scenario_ids or [] if s not in known]
+    if unknown:
+        reasons.append(f"scenario_ids: unknown {unknown}; available: {sorted(known)}")
+    if not 1 <= horizon_quarters <= 13:
+        reasons.append("horizon_quarters: between 1 and 13")
+    if not 10 <= n_paths <= 100_000:
+        reasons.append("n_paths: between 10 and 100000")
+    if as_of_date is not None:
+        from datetime import date
+
+        try:
+            date.fromisoformat(as_of_date)
+        except ValueError:
+            reasons.append(f"as_of_date: {as_of_date!r} is not a date (YYYY-MM-DD)")
+    if reasons:
+        raise InvalidArgument(reasons)
+    scenarios = list(scenario_ids or ([] if shock_bp else [DEFAULT_BASE_SCENARIO]))
+    conf = {"scenarios": scenarios, "rate_shock_bp": int(shock_bp), "horizon_quarters": horizon_quarters,
+            "n_paths": n_paths, "seed": seed, "source_uri": None, "as_of_date": as_of_date, "batch_size": 0}
+    simulation_id = f"svc__{uuid.uuid4().hex}"
+    launcher = adapters.simulation_launcher
+    store = adapters.service_store
+    store.record_simulation_request(simulation_id, scenario_description, interest_rate_scenario, conf,
+                                    launcher.name, requested_by)
+    try:
+        launcher.launch(simulation_id, conf)
+    except LaunchError as error:
+        store.update_simulation_request(simulation_id, status="failed", error=str(error))
+        raise Unavailable(str(error)) from error
+    return {"simulation_id": simulation_id, "status": "queued"}
+
+
+def _request_or_not_found(adapters: Adapters, simulation_id: str) -> dict[str, Any]:
+    request = adapters.service_store.simulation_request(simulation_id) if simulation_id else None
+    if request is None:
+        raise NotFound(f"no simulation {simulation_id!r}")
+    if request["status"] not in TERMINAL:
+        try:
+            current = adapters.simulation_launcher.refresh(request)
+        except LaunchError as error:
+            raise Unavailable(str(error)) from error
+        if current is not None and current["status"] != request["status"]:
+            adapters.service_store.update_simulation_request(simulation_id, **current)
+            request = adapters.service_store.simulation_request(simulation_id)
+    return request
+
+
+def get_simulation(adapters: Adapters, simulation_id: str, page_size: int = DEFAULT_PAGE_SIZE,
+                   page_token: str = "") -> dict[str, Any]:
+    """Status of a simulation request and, once it succeeded, the Simulation Results Schema of each scenario.
+
+    ``AffectedLoans`` is paged (``page_size`` loans from ``page_token``; ``next_page_token`` is empty on
+    the last page), so a book of a million loans never travels in one message.
+    """
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidArgument([f"page_size: between 1 and {MAX_PAGE_SIZE}"])
+    if page_token and not page_token.isdigit():
+        raise InvalidArgument([f"page_token: {page_token!r} is not a token this service issued"])
+    request = _request_or_not_found(adapters, simulation_id)
+    view = {"simulation_id": simulation_id, "status": request["status"],
+            "scenario_description": request["scenario_description"],
+            "interest_rate_scenario": request["interest_rate_scenario"], "airflow_run_id": request["airflow_run_id"],
+            "error": request["error"], "requested_by": request["requested_by"],
+            "created_at": _text(request["created_at"]), "updated_at": _text(request["updated_at"]),
+            "results": [], "next_page_token": ""}
+    if request["status"] != "succeeded":
+        return view
+    offset = int(page_token or 0)
+    page = adapters.cache.get_or_compute(
+        f"simulation:{simulation_id}:{offset}:{page_size}",
+        lambda: _results_page(adapters, request["airflow_run_id"], offset, page_size))
+    return {**view, **page}
+
+
+def _results_page(adapters: Adapters, airflow_run_id: str, offset: int, page_size: int) -> dict[str, Any]:
+    results, more = [], False
+    for result in adapters.results_store.simulations_of_run(airflow_run_id):
+        every_loan = _affected_loans(adapters, result["AffectedLoans"])
+        loans = every_loan.slice(offset, page_size)
+        more = more or offset + page_size < every_loan.num_rows
+        results.append({**_result_summary(result), "AffectedLoans": [
+            {"LoanId": loan_id, "ProjectedDefaultRisk": _decimal(pd, 10), "ProjectedBalance": _decimal(balance, 2)}
+            for loan_id, pd, balance in zip(loans.column("LoanId").to_pylist(),
+                                            loans.column("ProjectedDefaultRisk").to_pylist(),
+                                            loans.column("ProjectedBalance").to_pylist(), strict=True)]})
+    return {"results": results, "next_page_token": str(offset + page_size) if more else ""}
+
+
+def _affected_loans(adapters: Adapters, uri: str):
+    import pyarrow.parquet as pq
+
+    from pipelines.adapters.object_store import read_uri_bytes
+
+    return pq.read_table(io.BytesIO(read_uri_bytes(uri, adapters.settings.aws_region)))
+
+
+def _decimal(value: float, places: int) -> str:
+    """A float result as decimal text with ``places`` decimals (what the wire carries)."""
+    return format(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places)), "f")
+
+
+def _result_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The Simulation Results Schema's scalar fields of a stored result, with the headline risk figures."""
+    metrics = result["metrics"]
+    capital = metrics["capital"]
+    return {"SimulationId": result["SimulationId"], "ScenarioId": metrics["scenario_id"],
+            "ScenarioDescription": result["ScenarioDescription"],
+            "InterestRateScenario": _decimal(result["InterestRateScenario"], 6),
+            "StartDate": result["StartDate"], "EndDate": result["EndDate"],
+            "OverallImpact": _decimal(result["OverallImpact"], 2),
+            "AirflowRunId": result["provenance"]["airflow_run_id"],
+            "SnapshotId": result["provenance"]["snapshot_id"], "Loans": metrics["loans"],
+            "Exposure": _decimal(metrics["exposure"], 2), "LossRate": _decimal(metrics["loss_rate"], 8),
+            "VaR999": _decimal(metrics["var"]["0.999"], 2),
+            "ExpectedShortfall99": _decimal(metrics["expected_shortfall"]["0.990"], 2),
+            "MinCET1Ratio": _decimal(capital["min_cet1_ratio"], 8)}
+
+
+# Runs and results --------------------------------------------------------------------------------
+
+def list_runs(adapters: Adapters, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest runs that published results, newest first: run id, final status, scenarios."""
+    if not 1 <= limit <= MAX_RUNS:
+        raise InvalidArgument([f"limit: between 1 and {MAX_RUNS}"])
+    return adapters.cache.get_or_compute(f"runs:{limit}", lambda: [
+        {**run, "published_at": _text(run["published_at"])} for run in adapters.results_store.published_runs(limit)])
+
+
+def get_results(adapters: Adapters, *, run_id: str = "", scenario_id: str = "", segment: str = "",
+                loan_id: str = "") -> dict[str, Any]:
+    """Published results of a run (default: the latest), per scenario, narrowed to a segment or a loan.
+
+    Each scenario gives its summary; with ``segment`` its exposure, expected loss and loss rate in that
+    segment; with ``loan_id`` that loan's projected default risk, balance, expected loss and quarterly PDs.
+    """
+    key = "results:" + json.dumps([run_id, scenario_id, segment, loan_id])
+    found = adapters.cache.get_or_compute(key, lambda: _results(adapters, run_id, scenario_id, segment, loan_id))
+    if found is None:
+        raise NotFound("no published results" + (f" of run {run_id!r}" if run_id else "")
+                       + (f" for scenario {scenario_id!r}" if scenario_id else ""))
+    if "missing" in found:
+        raise NotFound(found["missing"])
+    return found
+
+
+def _results(adapters: Adapters, run_id: str, scenario_id: str, segment: str, loan_id: str) -> dict[str, Any] | None:
+    store = adapters.results_store
+    if not run_id:
+        runs = store.published_runs(1)
+        if not runs:
+            return None
+        run_id = runs[0]["airflow_run_id"]
+    results = [r for r in store.simulations_of_run(run_id)
+               if not scenario_id or r["metrics"]["scenario_id"] == scenario_id]
+    if not results:
+        return None
+    rows = []
+    for result in results:
+        row = _result_summary(result)
+        if segment:
+            metrics = result["metrics"]
+            if segment not in metrics["exposure_by_segment"]:
+                return {"missing": f"segment {segment!r} is not in run {run_id}; segments: "
+                                   f"{sorted(metrics['exposure_by_segment'])}"}
+            row["Segment"] = {"Segment": segment, "Exposure": _decimal(metrics["exposure_by_segment"][segment], 2),
+                              "ExpectedLoss": _decimal(metrics["loss_by_segment"][segment], 2),
+                              "LossRate": _decimal(metrics["loss_rate_by_segment"][segment], 8)}
+        if loan_id:
+            import pyarrow.compute as pc
+
+            loans = _affected_loans(adapters, result["AffectedLoans"])
+            match = loans.filter(pc.equal(loans.column("LoanId"), loan_id))
+            if match.num_rows == 0:
+                return {"missing": f"loan {loan_id!r} is not in the results of run {run_id}"}
+            loan = match.to_pylist()[0]
+            row["Loan"] = {"LoanId": loan_id, "ProductSegment": loan["ProductSegment"],
+                           "ProjectedDefaultRisk": _decimal(loan["ProjectedDefaultRisk"], 10),
+                           "ProjectedBalance": _decimal(loan["ProjectedBalance"], 2),
+                           "ExpectedLoss": _decimal(loan["ExpectedLoss"], 2),
+                           "QuarterlyPD": [_decimal(p, 8) for p in loan["QuarterlyPD"]]}
+        rows.append(row)
+    return {"run_id": run_id, "results": rows}
+
+
+# Compliance --------------------------------------------------------------------------------------
+
+def check_compliance(adapters: Adapters, metric_id: str) -> dict[str, Any]:
+    """The latest status of a compliance metric: the worst of its latest run's records, and each record."""
+    if not metric_id or len(metric_id) > 64:
+        raise InvalidArgument(["metric_id: required, at most 64 characters"])
+    status = adapters.cache.get_or_compute(f"compliance:{metric_id}", lambda: _compliance(adapters, metric_id))
+    if status is None:
+        raise NotFound(f"no compliance record of metric {metric_id!r}: no run has evaluated it yet")
+    return status
+
+
+def _compliance(adapters: Adapters, metric_id: str) -> dict[str, Any] | None:
+    from pipelines.compliance.rules import Status, format_measure
+
+    records = adapters.results_store.latest_compliance(metric_id)
+    if not records:
+        return None
+    breaches = [r for r in records if r.status is Status.NON_COMPLIANT]
+    unevaluated = [r for r in records if r.status is Status.NOT_EVALUATED]
+    worst = (breaches or unevaluated or records)[0]
+    overall = worst.status
+    where = " / ".join(filter(None, (worst.scenario, worst.segment, worst.feature))) or "portfolio"
+    measured = (f"actual {format_measure(worst.metric, worst.actual)} vs threshold "
+                f"{format_measure(worst.metric, worst.threshold)} ({worst.direction.value}) at {where}")
+    if overall is Status.NON_COMPLIANT:
+        message = f"Non-Compliant in {len(breaches)} of {len(records)} checks of run {worst.run_id}; worst: {measured}"
+    elif overall is Status.NOT_EVALUATED:
+        message = f"Not Evaluated in {len(unevaluated)} of {len(records)} checks of run {worst.run_id}: {worst.note}"
+    else:
+        message = f"Compliant in all {len(records)} checks of run {worst.run_id}; first: {measured}"
+
+    def number(value: float | None) -> str | None:
+        return None if value is None else _decimal(value, 8)
+
+    return {"MetricId": metric_id, "MetricName": worst.metric_name, "Status": overall.value,
+            "ComplianceThreshold": number(worst.threshold), "ActualValue": number(worst.actual),
+            "Scenario": worst.scenario, "RunId": worst.run_id, "DagId": worst.dag_id, "Message": message,
+            "EvaluatedAt": worst.evaluated_at.isoformat(),
+            "Records": [{"Status": r.status.value, "ComplianceThreshold": number(r.threshold),
+                         "ActualValue": number(r.actual), "Scenario": r.scenario, "Segment": r.segment,
+                         "Feature": r.feature, "Note": r.note} for r in records]}

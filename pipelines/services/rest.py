@@ -1,0 +1,172 @@
+"""The REST transport: FastAPI under ``/api/v1``, OpenAPI at ``/api/v1/openapi.json`` (docs at ``/api/v1/docs``).
+
+Routes only translate HTTP to the application layer and back; the application's errors become
+status codes with a JSON body ``{"error": ..., "message": ...}``. Every route needs a bearer JWT
+(:class:`~pipelines.services.auth.TokenVerifier`, the gRPC interceptor's validation) with the
+route's scope: 401 with ``WWW-Authenticate: Bearer`` for a missing or bad token, 403 with
+``error="insufficient_scope"`` for a missing scope (RFC 6750).
+"""
+# No ``from __future__ import annotations``: FastAPI reads the dependencies in the annotations of the
+# routes and of ``authenticate``, which name local objects (``bearer``) that string annotations lose.
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from pipelines.composition import Adapters
+from pipelines.services import application
+from pipelines.services.auth import (
+    COMPLIANCE_READ,
+    LOANS_READ,
+    LOANS_WRITE,
+    SIMULATIONS_RUN,
+    Principal,
+    TokenVerifier,
+    require_scope,
+)
+from pipelines.services.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ServiceError,
+    StaleVersion,
+    Unauthenticated,
+    Unavailable,
+)
+
+PREFIX = "/api/v1"
+HTTP_STATUS: dict[type[ServiceError], int] = {NotFound: 404, InvalidArgument: 422, StaleVersion: 412,
+                                              FailedPrecondition: 409, Unavailable: 503, Unauthenticated: 401,
+                                              PermissionDenied: 403}
+MAX_BODY_BYTES = 64 * 1024
+DECIMAL = r"^[+-]?[0-9]{1,20}(\.[0-9]{1,12})?$"
+
+
+class LoanUpdate(BaseModel):
+    """An amendment: the etag read, and the new values ({field: decimal text, or null to clear})."""
+
+    etag: str = Field(description="The etag of the loan as read (GET); a stale one gives 412.")
+    changes: dict[str, str | None] = Field(description="Updatable fields: " + ", ".join(application.UPDATABLE_FIELDS)
+                                           + "; decimals as text matching " + DECIMAL)
+    reason: str = Field(default="", max_length=1000)
+
+
+class SimulationStart(BaseModel):
+    scenario_description: str = Field(max_length=application.MAX_DESCRIPTION)
+    interest_rate_scenario: str = Field(description="Parallel rate shock as a decimal fraction (0.03 = +300 bp), "
+                                        "text matching " + DECIMAL)
+    scenario_ids: list[str] = Field(default_factory=list, max_length=20)
+    horizon_quarters: int = 9
+    n_paths: int = 1000
+    seed: int = 20260101
+    as_of_date: str | None = None
+
+
+def _error(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status_code=status, headers=headers)
+
+
+def create_app(adapters: Adapters, verifier: TokenVerifier) -> FastAPI:
+    """The REST application over ``adapters``, authenticating with ``verifier``."""
+    app = FastAPI(title="loanstress API", version="1.0", openapi_url=f"{PREFIX}/openapi.json",
+                  docs_url=f"{PREFIX}/docs", redoc_url=None,
+                  description="Loans, simulations, results and compliance status of the loanstress platform. "
+                              "Every route needs an OAuth 2.0 bearer token with the scope it names.")
+    bearer = HTTPBearer(auto_error=False, description="An RS256 JWT from the identity provider.")
+
+    @app.exception_handler(ServiceError)
+    def service_error(request: Request, error: ServiceError) -> JSONResponse:
+        status = HTTP_STATUS.get(type(error), 500)
+        if isinstance(error, Unauthenticated):
+            return _error(401, "invalid_token", str(error),
+                          {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{error}"'
+                                               .replace("\n", " ")[:500]})
+        if isinstance(error, PermissionDenied):
+            return _error(403, "insufficient_scope", str(error),
+                          {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{error.scope}"'})
+        return _error(status, type(error).__name__, str(error))
+
+    @app.middleware("http")
+    async def bounded_body(request: Request, call_next: Callable) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return _error(413, "payload_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        return await call_next(request)
+
+    def scoped(scope: str) -> Callable[..., Principal]:
+        def authenticate(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+            if credentials is None:
+                raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
+            principal = verifier.verify(f"{credentials.scheme} {credentials.credentials}")
+            require_scope(principal, scope)
+            return principal
+
+        return authenticate
+
+    @app.get(f"{PREFIX}/loans/{{loan_id}}", tags=["loans"], summary="A loan of the latest snapshot (loans:read)")
+    def get_loan(loan_id: str, _: Annotated[Principal, Depends(scoped(LOANS_READ))]) -> dict[str, Any]:
+        return application.get_loan(adapters, loan_id)
+
+    @app.patch(f"{PREFIX}/loans/{{loan_id}}", tags=["loans"],
+               summary="Amend a loan; the next ingest applies it (loans:write)")
+    def update_loan(loan_id: str, update: LoanUpdate,
+                    principal: Annotated[Principal, Depends(scoped(LOANS_WRITE))]) -> dict[str, Any]:
+        return application.update_loan(adapters, loan_id, update.etag, update.changes, actor=principal.subject,
+                                       reason=update.reason)
+
+    @app.get(f"{PREFIX}/loans/{{loan_id}}/amendments", tags=["loans"],
+             summary="The audit trail of a loan's amendments (loans:read)")
+    def loan_history(loan_id: str, _: Annotated[Principal, Depends(scoped(LOANS_READ))]) -> list[dict[str, Any]]:
+        return application.loan_history(adapters, loan_id)
+
+    @app.post(f"{PREFIX}/simulations", tags=["simulations"], status_code=202,
+              summary="Start a loan_stress_test run; returns its id at once (simulations:run)")
+    def run_simulation(start: SimulationStart,
+                       principal: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))]) -> dict[str, Any]:
+        started = application.run_simulation(
+            adapters, start.scenario_description, start.interest_rate_scenario, requested_by=principal.subject,
+            scenario_ids=start.scenario_ids, horizon_quarters=start.horizon_quarters, n_paths=start.n_paths,
+            seed=start.seed, as_of_date=start.as_of_date)
+        return application.get_simulation(adapters, started["simulation_id"])
+
+    @app.get(f"{PREFIX}/simulations/{{simulation_id}}", tags=["simulations"],
+             summary="Status and, once succeeded, the Simulation Results Schema (simulations:run)")
+    def get_simulation(simulation_id: str, _: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))],
+                       page_size: Annotated[int, Query(ge=1, le=application.MAX_PAGE_SIZE)] = 100,
+                       page_token: str = "") -> dict[str, Any]:
+        return application.get_simulation(adapters, simulation_id, page_size, page_token)
+
+    @app.get(f"{PREFIX}/runs", tags=["results"], summary="The latest runs that published results (simulations:run)")
+    def list_runs(_: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))],
+                  limit: Annotated[int, Query(ge=1, le=application.MAX_RUNS)] = 20) -> list[dict[str, Any]]:
+        return application.list_runs(adapters, limit)
+
+    @app.get(f"{PREFIX}/results", tags=["results"],
+             summary="Published results by run (default latest), scenario, segment, loan (simulations:run)")
+    def get_results(_: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))], run_id: str = "",
+                    scenario_id: str = "", segment: str = "", loan_id: str = "") -> dict[str, Any]:
+        return application.get_results(adapters, run_id=run_id, scenario_id=scenario_id, segment=segment,
+                                       loan_id=loan_id)
+
+    @app.get(f"{PREFIX}/compliance/{{metric_id}}", tags=["compliance"],
+             summary="The latest status of a compliance metric (compliance:read)")
+    def check_compliance(metric_id: str, _: Annotated[Principal, Depends(scoped(COMPLIANCE_READ))]) -> dict[str, Any]:
+        return application.check_compliance(adapters, metric_id)
+
+    @app.get(f"{PREFIX}/health", tags=["health"], summary="Liveness (no token needed)")
+    def health() -> dict[str, str]:
+        return {"status": "SERVING"}
+
+    return app
+
+
+def create_configured_app(adapters: Adapters) -> FastAPI:
+    """The REST application with the token validation the deployment's settings name (STRESS_AUTH_*)."""
+    settings = adapters.settings
+    return create_app(adapters, TokenVerifier(settings.auth_issuer, settings.auth_audience, settings.auth_jwks_url,
+                                              settings.auth_jwks_cache_seconds))

@@ -1,0 +1,39 @@
+"""Fixtures of the services' tests: the adapters on embedded stores or on PostgreSQL and Redis, and an
+OAuth 2.0 authorization server on loopback."""
+
+from __future__ import annotations
+
+import pytest
+from services_support import adapters_fixture, fresh_postgres_database_fixture
+
+from pipelines.services.local_issuer import ALL_SCOPES, OAuthIssuer
+
+fresh_postgres_database = pytest.fixture(fresh_postgres_database_fixture)
+adapters = pytest.fixture(params=["embedded", "postgres_redis"])(adapters_fixture)
+
+# Registered clients: one with every scope, one that may only read loans.
+CLIENTS = {"risk-engine": ("s3cret-engine", ALL_SCOPES), "loan-viewer": ("s3cret-viewer", {"loans:read"})}
+
+
+@pytest.fixture(scope="module")
+def oauth_issuer():
+    with OAuthIssuer(CLIENTS) as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def token_verifier(oauth_issuer):
+    from pipelines.services.auth import TokenVerifier
+    from pipelines.services.local_issuer import AUDIENCE
+
+    return TokenVerifier(oauth_issuer.issuer, AUDIENCE, oauth_issuer.jwks_url)
+
+
+def client_credentials_token(issuer: OAuthIssuer, client_id: str, scope: str | None = None) -> str:
+    """An access token obtained from ``issuer`` by the client-credentials grant, over HTTP."""
+    import httpx
+
+    form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+    response = httpx.post(issuer.token_url, data=form, auth=(client_id, CLIENTS[client_id][0]))
+    response.raise_for_status()
+    return response.json()["access_token"]
