@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 from pipelines.settings import SimulationRunner, StressSettings, Target, get_settings
 
 if TYPE_CHECKING:
-    from pipelines.adapters.compute import EmrServerlessJob, SparkSubmitRunner
     from pipelines.adapters.cache import Cache
+    from pipelines.adapters.compute import EmrServerlessJob, SparkSubmitRunner
     from pipelines.adapters.loan_store import LoanStore
     from pipelines.adapters.metrics_sink import MetricsSink
     from pipelines.adapters.model_registry import ModelRegistry
