@@ -22,11 +22,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.data.confusables import is_mixed_script, skeleton
 from pipelines.data.contract import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
     CONTROL_CHARACTERS_RULE,
     FIELDS,
+    MIXED_SCRIPT_RULE,
     NUL_CHARACTER_RULE,
     SECURED_SEGMENTS,
 )
@@ -193,24 +195,38 @@ def _validation_frame(table: pa.Table, balance_tolerance: float):
 
 
 def loan_id_key(loan_ids: pa.ChunkedArray) -> pa.ChunkedArray:
-    """LoanIds as the duplicate check compares them: NFKC, without invisible and control characters.
+    """LoanIds as the duplicate check compares them: NFKC, without invisible and control characters, then
+    the confusables skeleton (see :mod:`pipelines.data.confusables`).
 
-    Ids that differ only by a zero-width space, a BOM, a NUL or full-width digits name the same loan
-    to a person reading them, so they must not pass as two loans. Plain printable ASCII (nearly every
-    id) is its own key and is not touched in Python.
+    Ids that differ only by a zero-width space, a BOM, a NUL, full-width digits or a Cyrillic 'А' for a
+    Latin 'A' name the same loan to a person reading them, so they must not pass as two loans. Plain
+    printable ASCII (nearly every id) is its own key and is not touched in Python; each distinct other
+    id is keyed once and the keys are put in place by Arrow.
     """
+    special, needs_work = _distinct_non_ascii(loan_ids)
+    if special is None:
+        return loan_ids
+    keys = pa.array([skeleton(_normalised(loan_id)) for loan_id in special.to_pylist()], pa.string())
+    return pc.if_else(needs_work, pc.take(keys, pc.index_in(loan_ids, value_set=special)), loan_ids)
+
+
+def _distinct_non_ascii(loan_ids: pa.ChunkedArray) -> tuple[pa.Array | None, pa.ChunkedArray]:
+    """The distinct ids that are not plain printable ASCII (None when there is none), and where they are."""
     needs_work = pc.invert(pc.fill_null(pc.match_substring_regex(loan_ids, _PLAIN_ASCII), True))
     if not pc.any(needs_work).as_py():
-        return loan_ids
-    ids = loan_ids.to_pylist()
-    for index in np.flatnonzero(needs_work.to_numpy(zero_copy_only=False)):
-        normal = unicodedata.normalize("NFKC", ids[index]).translate(_INVISIBLE)
-        ids[index] = "".join(c for c in normal if unicodedata.category(c) != "Cc")
-    return pa.chunked_array([pa.array(ids, pa.string())])
+        return None, needs_work
+    return pc.unique(loan_ids.filter(needs_work)), needs_work
+
+
+def _normalised(loan_id: str) -> str:
+    """NFKC without invisible and control characters."""
+    normal = unicodedata.normalize("NFKC", loan_id).translate(_INVISIBLE)
+    return "".join(c for c in normal if unicodedata.category(c) != "Cc")
 
 
 def _text_rule_breaks(table: pa.Table) -> list[tuple[int, str]]:
-    """(row number, rule) for every text cell a TEXT_RULES rule of the contract rejects, checked in Arrow."""
+    """(row number, rule) for every text cell a TEXT_RULES rule of the contract rejects, checked in Arrow
+    (the mixed-script test runs in Python once per distinct non-ASCII LoanId)."""
     row_numbers = table.column(ROW_NUMBER)
     breaks: list[tuple[int, str]] = []
     for f in FIELDS:
@@ -220,6 +236,12 @@ def _text_rule_breaks(table: pa.Table) -> list[tuple[int, str]]:
                          else (_NUL, NUL_CHARACTER_RULE))
         hit = pc.fill_null(pc.match_substring_regex(table.column(f.name), pattern), False)
         breaks += [(row, f"{rule.name}:{f.name}") for row in row_numbers.filter(hit).to_pylist()]
+    special, _ = _distinct_non_ascii(table.column("LoanId"))
+    if special is not None:
+        mixed = pa.array([loan_id for loan_id in special.to_pylist() if is_mixed_script(_normalised(loan_id))],
+                         pa.string())
+        hit = pc.is_in(table.column("LoanId"), value_set=mixed)
+        breaks += [(row, f"{MIXED_SCRIPT_RULE.name}:LoanId") for row in row_numbers.filter(hit).to_pylist()]
     return breaks
 
 

@@ -208,3 +208,44 @@ def test_suite_and_docs_match_the_contract() -> None:
     from pipelines.cli.main import main
 
     main(["contract", "--check"])
+
+
+# Each pair reads the same; the second id of each is written with letters of another script.
+HOMOGLYPHS = [("ABC-0001", "\u0410\u0412\u0421-0001"),  # Cyrillic А, В, С
+              ("OPEX-0002", "\u039fPEX-0002"),  # Greek capital omicron
+              ("ox-0003", "\u03bfx-0003"),  # Greek small omicron
+              ("EPIC-0004", "\u0415\u0420\u0406\u0421-0004")]  # Cyrillic Е, Р, І, С
+
+
+def test_cross_script_homoglyph_ids_are_duplicates_and_mixed_scripts_are_quarantined(
+        tmp_path: Path, valid_tape_rows, write_csv) -> None:
+    from pipelines.data.validation import validate
+
+    homoglyph_rows = [{**valid_tape_rows[i], "LoanId": loan_id}
+                      for i, pair in enumerate(HOMOGLYPHS) for loan_id in pair]
+    one_script = [{**valid_tape_rows[8], "LoanId": "\u65e5\u672c-0009"},  # Han with digits
+                  {**valid_tape_rows[9], "LoanId": "JP-\u65e5\u672c-\u30ab\u30ca"},  # Latin, Han, Katakana
+                  {**valid_tape_rows[10], "LoanId": "\u0416\u0423\u041a-0011"}]  # Cyrillic only, no Latin twin
+    rows = [*valid_tape_rows[12:], *homoglyph_rows, *one_script]
+    tape = ingest(str(write_csv(rows, tmp_path / "tape.csv")))
+    outcome = validate(tape, duplicate_tolerance=0.5, balance_tolerance=0.05)
+    reasons = {json.loads(q["raw_record"])["LoanId"]: q["reasons"].split("; ")
+               for q in outcome.quarantine.to_pylist()}
+    for pair in HOMOGLYPHS:
+        for loan_id in pair:
+            assert "duplicate_LoanId" in reasons[loan_id], loan_id
+    # Latin letters mixed with Greek or Cyrillic look-alikes in one id: quarantined by name.
+    assert "mixed_script:LoanId" in reasons["\u039fPEX-0002"]
+    assert "mixed_script:LoanId" not in reasons["ABC-0001"]
+    assert not {"\u65e5\u672c-0009", "JP-\u65e5\u672c-\u30ab\u30ca", "\u0416\u0423\u041a-0011"} & set(reasons)
+    assert outcome.accepted.num_rows == len(rows) - len(homoglyph_rows)
+    assert outcome.accepted.num_rows + outcome.quarantine.num_rows == outcome.input_rows == len(rows)
+
+
+def test_skeleton_maps_look_alikes_and_keeps_ascii() -> None:
+    from pipelines.data.confusables import is_mixed_script, skeleton
+
+    assert skeleton("\u0410\u0412\u0421-\u039f\u03bf") == "ABC-Oo"
+    assert skeleton("LOAN-10") == "LOAN-10" and skeleton("LOAN-1O") == "LOAN-1O"  # ASCII ids stay distinct
+    assert is_mixed_script("\u039fPEX") and not is_mixed_script("\u0416\u0423\u041a-1")
+    assert not is_mixed_script("JP-\u65e5\u672c-\u30ab\u30ca") and not is_mixed_script("Ren\u00e9e-2")
