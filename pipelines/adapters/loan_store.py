@@ -60,19 +60,24 @@ def _tables(dialect_is_sqlite: bool) -> tuple[sa.Table, sa.Table, sa.Table, sa.T
         *[sa.Column(f.name, _sql_type(f, dialect_is_sqlite), primary_key=f.name == "LoanId",
                     nullable=f.nullable) for f in FIELDS],
     )
+    # A rejected ingestion stopped on a table rule: the counts, hash and quarantine it got to are kept, the
+    # rest is NULL (a tape that could not be read has no input hash), and it names the rule and the error.
     ingestions = sa.Table(
         "ingestions", meta,
         sa.Column("ingestion_id", sa.String(32), primary_key=True),
         sa.Column("airflow_run_id", sa.Text),
         sa.Column("source", sa.Text, nullable=False),
-        sa.Column("input_sha256", sa.String(64), nullable=False),
+        sa.Column("input_sha256", sa.String(64)),
         sa.Column("as_of", sa.Date),
-        sa.Column("input_rows", sa.BigInteger, nullable=False),
-        sa.Column("accepted_rows", sa.BigInteger, nullable=False),
-        sa.Column("quarantined_rows", sa.BigInteger, nullable=False),
+        sa.Column("input_rows", sa.BigInteger),
+        sa.Column("accepted_rows", sa.BigInteger),
+        sa.Column("quarantined_rows", sa.BigInteger),
         sa.Column("snapshot_id", sa.String(64), sa.ForeignKey("loan_snapshots.snapshot_id")),
-        sa.Column("quarantine_uri", sa.Text, nullable=False),
+        sa.Column("quarantine_uri", sa.Text),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("failed_rule", sa.Text),
+        sa.Column("error", sa.Text),
     )
     quarantine = sa.Table(
         "ingestion_quarantine", meta,
@@ -135,6 +140,12 @@ def _insert_batches(connection: sa.Connection, insert: str, row_marks: str, text
                                            [tuple(values[i:i + step]) for i in range(start, stop, step)])
 
 
+def _outcome(record: dict[str, Any]) -> dict[str, Any]:
+    """The status columns of an ingestion record: ``published``, or ``rejected`` with the failed rule."""
+    return {"status": record.get("status", "published"), "failed_rule": record.get("failed_rule"),
+            "error": record.get("error")}
+
+
 class LoanStore:
     """Accepted loans by snapshot; every ingestion's record and quarantine by ingestion id."""
 
@@ -169,10 +180,25 @@ class LoanStore:
                 "quarantined_rows": record["quarantined_rows"],
                 "snapshot_id": record["snapshot_id"] if accepted is not None else None,
                 "quarantine_uri": record["quarantine_uri"], "created_at": now,
+                **_outcome(record),
             }])
             self._bulk_insert(connection, self.quarantine, quarantine.add_column(
                 0, "ingestion_id", pa.array([record["ingestion_id"]] * quarantine.num_rows, pa.string())))
         return published
+
+    def record_rejection(self, record: dict[str, Any]) -> None:
+        """Keep the audit record of an ingestion that stopped on a table rule before any row was split.
+
+        ``record`` needs ``ingestion_id``, ``source``, ``failed_rule`` and ``error``; ``input_sha256``,
+        ``as_of``, ``input_rows`` and ``airflow_run_id`` when they were known. Nothing is published.
+        """
+        with self.engine.begin() as connection:
+            connection.execute(self.ingestions.insert(), [{
+                "ingestion_id": record["ingestion_id"], "airflow_run_id": record.get("airflow_run_id"),
+                "source": record["source"], "input_sha256": record.get("input_sha256"),
+                "as_of": datetime.fromisoformat(record["as_of"]).date() if record.get("as_of") else None,
+                "input_rows": record.get("input_rows"), "created_at": datetime.now(UTC), **_outcome(record),
+            }])
 
     def _insert_snapshot_if_absent(self, connection: sa.Connection, record: dict[str, Any], accepted: pa.Table,
                                    now: datetime) -> bool:

@@ -60,7 +60,14 @@ _MIN_PAGES_TO_SPLIT = 256  # per part (2 MB): below this extra connections cost 
 
 
 class TableContractError(ValueError):
-    """The batch as a whole breaks the contract (missing columns, empty, unreadable): the run stops."""
+    """The batch as a whole breaks the contract (missing columns, empty, unreadable): the run stops.
+
+    ``rule`` names the table rule that failed; the ingestion's audit record keeps it.
+    """
+
+    def __init__(self, message: str, *, rule: str = "readable_tape") -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,8 @@ def ingest(source: str, aws_region: str = "us-east-1") -> TypedTape:
         elif suffix in {".csv", ".txt"}:
             text_table, malformed = read_csv_as_text(data, shown)
         else:
-            raise TableContractError(f"cannot tell the format of {shown!r}: expected .csv or .parquet")
+            raise TableContractError(f"cannot tell the format of {shown!r}: expected .csv or .parquet",
+                                     rule="known_format")
     return cast_to_contract(text_table, malformed, shown)
 
 
@@ -128,7 +136,8 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
     # Look at the first line and the first non-blank byte after it without copying a large file.
     first_content = _NON_BLANK.search(data)
     if first_content is None:
-        raise TableContractError(f"loan tape {source!r} is empty: expect a header line and at least one loan")
+        raise TableContractError(f"loan tape {source!r} is empty: expect a header line and at least one loan",
+                                 rule="non_empty")
     line_end = _LINE_END.search(data)
     header_end = line_end.start() if line_end else -1
     header_line = data[: header_end if header_end >= 0 else len(data)]
@@ -138,11 +147,12 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
                            .to_pylist()), {})
         names = ["" if v is None else str(v) for v in header.values()]  # Arrow reads an empty name as null
     except pa.ArrowInvalid as error:
-        raise TableContractError(f"loan tape {source!r} has an unreadable header line: {error}") from error
+        raise TableContractError(f"loan tape {source!r} has an unreadable header line: {error}",
+                                 rule="readable_header") from error
     check_unique_column_names(names, source)
     if header_end < 0 or _NON_BLANK.search(data, line_end.end()) is None:
         raise TableContractError(f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: "
-                                 "the tape has a header but no loans")
+                                 "the tape has a header but no loans", rule="non_empty")
     try:
         # First pass: parse straight into the contract's types on all cores. One cell that does not
         # parse (or is not UTF-8) fails the pass, and the file is read again as bytes to be cast cell
@@ -312,7 +322,8 @@ def check_unique_column_names(names: Sequence[str], source: str) -> None:
     """A column named twice is ambiguous (which LoanAmount is the loan's?): the table is refused."""
     duplicated = sorted(name or "(empty name)" for name, count in Counter(names).items() if count > 1)
     if duplicated:
-        raise TableContractError(f"loan tape {source!r} names column(s) more than once: {', '.join(duplicated)}")
+        raise TableContractError(f"loan tape {source!r} names column(s) more than once: {', '.join(duplicated)}",
+                                 rule="unique_column_names")
 
 
 def _parquet_as_text(data: bytes, source: str) -> tuple[pa.Table, list[str]]:
@@ -333,7 +344,7 @@ def _parquet_as_text(data: bytes, source: str) -> tuple[pa.Table, list[str]]:
                         if name in FIELD_BY_NAME and name in unreadable]
         if bad_contract:
             raise TableContractError(f"loan tape {source!r}: contract column(s) of a type that is not a single value: "
-                                     f"{', '.join(bad_contract)}")
+                                     f"{', '.join(bad_contract)}", rule="flat_columns")
         table = parquet.read(columns=[name for name in schema.names if name not in unreadable])
     except pa.ArrowException as error:
         raise TableContractError(f"{source!r} is not a readable Parquet file: {error}") from error
@@ -377,11 +388,11 @@ def _read_sql(url: str, shown: str) -> tuple[pa.Table, list[MalformedRow]]:
     parsed = urlparse(url)
     query = parse_qs(parsed.query)
     if "table" not in query:
-        raise TableContractError(f"SQL source {shown!r} names no table: add ?table=NAME")
+        raise TableContractError(f"SQL source {shown!r} names no table: add ?table=NAME", rule="sql_table_name")
     table_name = query.pop("table")[0]
     if not _TABLE_NAME.match(table_name):
         raise TableContractError(f"table name {table_name!r} is not a plain identifier: expect NAME or SCHEMA.NAME "
-                                 "(letters, digits, underscores; not starting with a digit)")
+                                 "(letters, digits, underscores; not starting with a digit)", rule="sql_table_name")
     # Rebuild the URL by text: urlunparse would turn sqlite:////abs/path into sqlite://abs/path.
     db_url = url.split("?", 1)[0] + (f"?{urlencode(query, doseq=True)}" if query else "")
     if parsed.scheme.startswith("sqlite"):
@@ -480,7 +491,7 @@ def _read_postgres(db_url: str, table_name: str, source: str) -> tuple[pa.Table,
         parts = [part for part in pool.map(copy_and_parse, statements) if part is not None]
     if not parts:
         raise TableContractError(f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: "
-                                 "the table has no loans")
+                                 "the table has no loans", rule="non_empty")
     table = pa.concat_tables(parts, promote_options="permissive")
     numbers = pa.array(np.arange(1, table.num_rows + 1), pa.int64())
     return table.append_column(ROW_NUMBER, numbers), []
@@ -500,12 +511,12 @@ def cast_to_contract(text: pa.Table, malformed: list[MalformedRow], source: str,
                  for name in missing]
         raise TableContractError(
             f"expect_table_columns_to_match_set(exact_match=False) failed for {source!r}: "
-            f"missing column(s) {', '.join(hints)}; found columns {sorted(present)[:25]}"
+            f"missing column(s) {', '.join(hints)}; found columns {sorted(present)[:25]}", rule="required_columns"
         )
     if text.num_rows == 0 and not malformed:
         raise TableContractError(
             f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: the tape has a header "
-            "but no loans"
+            "but no loans", rule="non_empty"
         )
     row_numbers = text.column(ROW_NUMBER).to_numpy()
     errors: dict[int, list[str]] = {}

@@ -142,7 +142,7 @@ def validate(tape: TypedTape, *, duplicate_tolerance: float, balance_tolerance: 
             if not result["success"]:
                 failed[rule] = result["result"].get("unexpected_count", len(unexpected))
             if meta["level"] == "table" and not result["success"]:
-                raise TableContractError(_table_failure_message(config, result, tape.source, frame))
+                raise TableContractError(_table_failure_message(config, result, tape.source, frame), rule=meta["rule"])
             for row_number in unexpected:
                 reasons.setdefault(int(row_number), []).append(rule)
         # A cell that did not parse is already explained by its type:Column reason; GX's not_null on that

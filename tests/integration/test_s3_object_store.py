@@ -120,7 +120,8 @@ def test_stage_and_publish_to_s3(s3, make_settings, tmp_path: Path, valid_tape_r
     store = open_object_store(settings.resolved_object_store_uri, settings.aws_region)
 
     staged = stage_tape(f"s3://{BUCKET}/inputs/loan_tape.csv", "manual__2025-12-31",
-                       open_object_store(settings.resolved_object_store_uri), settings.aws_region)
+                       open_object_store(settings.resolved_object_store_uri), settings.aws_region,
+                       loan_store=LoanStore(settings.resolved_loan_store_url))
     assert staged["input_rows"] == len(rows)
     assert store.exists("staging/manual__2025-12-31/typed.parquet")
     manifest = publish_snapshot(load_staged_tape(staged, store), None, settings, airflow_run_id="manual__1")
