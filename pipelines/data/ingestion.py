@@ -52,6 +52,7 @@ _NON_BLANK = re.compile(rb"\S")
 _LINE_END = re.compile(rb"\r\n?|\n")
 # A table name is an SQL identifier, optionally schema-qualified; anything else (a number, which
 # PostgreSQL would read as an object id, quotes, spaces) is refused before it reaches a query.
+LOAN_TAPE_SETTING = "the run's source_uri or STRESS_LOAN_TAPE_URI"
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 # A large table is copied in page ranges on parallel connections, so parsing overlaps the COPY.
 _COPY_PARTS = 4
@@ -113,7 +114,7 @@ def ingest(source: str, aws_region: str = "us-east-1") -> TypedTape:
         from pipelines.adapters.object_store import read_uri_bytes
 
         try:
-            data = read_uri_bytes(source, aws_region)
+            data = read_uri_bytes(source, aws_region, setting=LOAN_TAPE_SETTING)
         except FileNotFoundError as error:
             raise TableContractError(f"loan tape {shown!r} does not exist") from error
         except OSError as error:  # a directory, no permission, an I/O error: retrying will not help
