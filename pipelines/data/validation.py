@@ -356,16 +356,25 @@ def raw_records_json(text: pa.Table) -> pa.ChunkedArray:
     fragments = []
     for name in text.column_names:
         column = text.column(name)
-        if not pa.types.is_string(column.type):
+        kind = column.type
+        if pa.types.is_binary(kind):
             column, undecodable = _as_utf8(column)
             needs_python |= undecodable
-        needs_python |= pc.fill_null(pc.match_substring_regex(column, r"[\x00-\x1f]"), False).to_numpy(
-            zero_copy_only=False)
-        escaped = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
+        elif not pa.types.is_string(kind):
+            # Numbers and dates: Arrow's text is Python's str() and holds nothing JSON escapes.
+            if not (pa.types.is_integer(kind) or pa.types.is_decimal(kind) or pa.types.is_date(kind)):
+                needs_python[:] = True
+            column = column.cast(pa.string())
+        if pa.types.is_string(kind) or pa.types.is_binary(kind):
+            for character, escaped in (("\\", "\\\\"), ('"', '\\"')):
+                if pc.any(pc.match_substring(column, character)).as_py():
+                    column = pc.replace_substring(column, character, escaped)
         key = json.dumps(name, ensure_ascii=False)
-        fragments.append(pc.coalesce(pc.binary_join_element_wise(f'{key}: "', escaped, '"', ""), f"{key}: null"))
+        fragments.append(pc.coalesce(pc.binary_join_element_wise(f'{key}: "', column, '"', ""), f"{key}: null"))
     records = pc.binary_join_element_wise("{", pc.binary_join_element_wise(*fragments, ", ") if fragments else "",
                                           "}", "")
+    # Keys are JSON-escaped already, so a control character in a record is one of a cell's.
+    needs_python |= pc.match_substring_regex(records, r"[\x00-\x1f]").to_numpy(zero_copy_only=False)
     if needs_python.any():
         rows = text.filter(pa.array(needs_python)).to_pylist()
         exact = pa.array([json.dumps(_printable(row), ensure_ascii=False) for row in rows], pa.string())
