@@ -158,8 +158,7 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
         # First pass: parse straight into the contract's types on all cores. One cell that does not
         # parse (or is not UTF-8) fails the pass, and the file is read again as bytes to be cast cell
         # by cell, so a bad value costs its row, never the file.
-        typed = {name: FIELD_BY_NAME[name].arrow_type if name in FIELD_BY_NAME else pa.binary() for name in names}
-        table, malformed = _parse_csv_with_line_numbers(data, names, typed)
+        table, malformed = _parse_csv_with_line_numbers(data, names, _first_pass_types(names))
     except pa.ArrowInvalid:
         try:
             table, malformed = _parse_csv_with_line_numbers(data, names, dict.fromkeys(names, pa.binary()))
@@ -168,6 +167,11 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
     except UnicodeDecodeError:  # a malformed non-UTF-8 line, which would abort the second pass as well
         return _parse_with_non_utf8_lines_apart(data, names, header_line)
     return _with_row_numbers(table, malformed), malformed
+
+
+def _first_pass_types(names: list[str]) -> dict[str, pa.DataType]:
+    """Contract columns in their contract types, any other column as bytes."""
+    return {name: FIELD_BY_NAME[name].arrow_type if name in FIELD_BY_NAME else pa.binary() for name in names}
 
 
 def _with_row_numbers(table: pa.Table, malformed: list[MalformedRow]) -> pa.Table:
@@ -195,18 +199,30 @@ def _parse_with_non_utf8_lines_apart(data: bytes, names: list[str], header_line:
         kept.append(data[previous_end:start])
         previous_end = end
     kept.append(data[previous_end:])
-    try:
-        good, good_malformed = _parse_csv_with_line_numbers(b"".join(kept), names, dict.fromkeys(names, pa.binary()))
-    except pa.ArrowInvalid:  # a quoting fault elsewhere in the file: Python reads it whole
-        table, malformed = _parse_csv_python(data, names)
-        return _with_row_numbers(table, malformed), malformed
+    kept_data = b"".join(kept)
+    del kept
+    lines = b"".join(data[start:end] if data[start:end].endswith(b"\n") else data[start:end] + b"\n"
+                     for _, start, end in apart)
+    bad, bad_malformed = _parse_csv_python(header_line + b"\n" + lines, names)
+    good = None
+    if bad.num_rows == 0:
+        # Every line read apart was malformed, so no row of text has to join the others: the rest of the
+        # file is parsed straight into the contract's types, as a clean tape is (text only if that fails).
+        try:
+            good, good_malformed = _parse_csv_with_line_numbers(kept_data, names, _first_pass_types(names))
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            good = None
+    if good is None:
+        try:
+            good, good_malformed = _parse_csv_with_line_numbers(kept_data, names, dict.fromkeys(names, pa.binary()))
+        except pa.ArrowInvalid:  # a quoting fault elsewhere in the file: Python reads it whole
+            table, malformed = _parse_csv_python(data, names)
+            return _with_row_numbers(table, malformed), malformed
+    del kept_data
     # Row r of the reduced file is the r-th line that was kept.
     original = np.delete(np.arange(1, data.count(b"\n") + 2), numbers - 1)
     good_numbers = original[_row_numbers(good.num_rows, {m.row_number for m in good_malformed}) - 1]
     malformed = [MalformedRow(int(original[m.row_number - 1]), m.text, m.reason) for m in good_malformed]
-    lines = b"".join(data[start:end] if data[start:end].endswith(b"\n") else data[start:end] + b"\n"
-                     for _, start, end in apart)
-    bad, bad_malformed = _parse_csv_python(header_line + b"\n" + lines, names)
     malformed_apart = {m.row_number for m in bad_malformed}
     bad_numbers = [int(numbers[i - 1]) for i in range(1, len(apart) + 1) if i not in malformed_apart]
     malformed += [MalformedRow(int(numbers[m.row_number - 1]), m.text, m.reason) for m in bad_malformed]

@@ -357,15 +357,19 @@ def raw_records_json(text: pa.Table) -> pa.ChunkedArray:
     for name in text.column_names:
         column = text.column(name)
         kind = column.type
-        if pa.types.is_binary(kind):
+        is_bytes = pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+        is_text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        if is_bytes:
             column, undecodable = _as_utf8(column)
             needs_python |= undecodable
-        elif not pa.types.is_string(kind):
-            # Numbers and dates: Arrow's text is Python's str() and holds nothing JSON escapes.
-            if not (pa.types.is_integer(kind) or pa.types.is_decimal(kind) or pa.types.is_date(kind)):
-                needs_python[:] = True
+        elif is_text:
             column = column.cast(pa.string())
-        if pa.types.is_string(kind) or pa.types.is_binary(kind):
+        elif pa.types.is_integer(kind) or pa.types.is_decimal(kind) or pa.types.is_date(kind):
+            column = column.cast(pa.string())  # Arrow's text is Python's str() and holds nothing JSON escapes
+        else:  # any other type: its rows are written by json.dumps, as they always were
+            needs_python[:] = True
+            column = pa.chunked_array([pa.nulls(len(column), pa.string())])
+        if is_bytes or is_text:
             for character, escaped in (("\\", "\\\\"), ('"', '\\"')):
                 if pc.any(pc.match_substring(column, character)).as_py():
                     column = pc.replace_substring(column, character, escaped)
