@@ -161,3 +161,97 @@ def ingest_dirty_1m() -> dict[str, float]:
     clean, dirty = min(seconds["clean"]), min(seconds["dirty"])
     return {"rows": N_LOANS + 1, "clean_wall_s": round(clean, 2), "dirty_wall_s": round(dirty, 2),
             "dirty_over_clean": round(dirty / clean, 2)}
+
+
+def _all_bad_copy(source: str) -> str:
+    """The clean book with every row out of range (CreditScore 9999): each row quarantined, none accepted."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    path = INPUTS / f"loan_book_{N_LOANS}_all_bad.csv"
+    if not path.exists():
+        with open(source) as handle:
+            names = [name.strip('"') for name in handle.readline().strip().split(",")]
+        # Every cell read and written back as the same text: only CreditScore differs from the clean book.
+        table = pacsv.read_csv(source, convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True))
+        index = table.schema.get_field_index("CreditScore")
+        table = table.set_column(index, "CreditScore", pa.array(["9999"] * table.num_rows, pa.string()))
+        pacsv.write_csv(table, path)
+    return str(path)
+
+
+def validate_in_this_process(source: str) -> dict[str, float]:
+    """Ingest ``source``, warm GX up, then time and measure the peak memory of validating it alone."""
+    from benchmarks.common import reset_peak_rss, step_peak_rss_mb
+    from pipelines.data.ingestion import ingest
+    from pipelines.data.validation import validate
+
+    tape = ingest(source)
+    _warm_up_validation(tape)
+    reset_peak_rss()
+    baseline = step_peak_rss_mb()
+    with Timer() as timer:
+        outcome = validate(tape, duplicate_tolerance=0.01, balance_tolerance=0.05)
+    assert outcome.accepted.num_rows + outcome.quarantine.num_rows == N_LOANS
+    peak = step_peak_rss_mb()
+    return {"wall_s": timer.seconds, "cpu_s": timer.cpu_seconds, "peak_rss_mb": peak,
+            "added_rss_mb": peak - baseline, "quarantined": outcome.quarantine.num_rows}
+
+
+@benchmark
+def validate_all_bad_1m() -> dict[str, float]:
+    """Validating a tape whose every row is out of range against the clean tape: the goal is at most 2x
+    in wall time and in peak memory. Each runs in its own fresh process (peak RSS of the validate step:
+    the kernel's high-water mark reset after ingestion and the GX warm-up)."""
+    from benchmarks.common import in_fresh_process
+
+    clean_source = _book_csv()
+    bad_source = _all_bad_copy(clean_source)
+    clean = in_fresh_process(validate_in_this_process, clean_source)
+    bad = in_fresh_process(validate_in_this_process, bad_source)
+    assert bad["quarantined"] == N_LOANS
+    return {"rows": N_LOANS, "clean_wall_s": round(clean["wall_s"], 2), "all_bad_wall_s": round(bad["wall_s"], 2),
+            "all_bad_over_clean_wall": round(bad["wall_s"] / clean["wall_s"], 2),
+            "clean_cpu_s": round(clean["cpu_s"], 2), "all_bad_cpu_s": round(bad["cpu_s"], 2),
+            "clean_peak_rss_mb": round(clean["peak_rss_mb"]), "all_bad_peak_rss_mb": round(bad["peak_rss_mb"]),
+            "all_bad_over_clean_rss": round(bad["peak_rss_mb"] / clean["peak_rss_mb"], 2),
+            "clean_added_rss_mb": round(clean["added_rss_mb"]), "all_bad_added_rss_mb": round(bad["added_rss_mb"])}
+
+
+N_LOANS_5M = 5_000_000
+
+
+@benchmark
+def ingest_validate_5m() -> dict[str, float]:
+    """5,000,000 loans ingested and validated in one process: wall time and peak RSS (goal <= 8 GB)."""
+    from pipelines.data.export import write_table
+    from pipelines.data.synthetic import generate_loan_book
+
+    path = INPUTS / f"loan_book_{N_LOANS_5M}.csv"
+    if not path.exists():
+        INPUTS.mkdir(parents=True, exist_ok=True)
+        write_table(generate_loan_book(N_LOANS_5M, 1, AS_OF), str(path))
+    from benchmarks.common import in_fresh_process
+
+    return in_fresh_process(ingest_and_validate_in_this_process, str(path), N_LOANS_5M)
+
+
+def ingest_and_validate_in_this_process(source: str, rows: int) -> dict[str, float]:
+    """Ingest and validate ``source`` in this (fresh) process; the peak RSS covers both steps."""
+    from benchmarks.common import peak_rss_mb
+    from pipelines.data.ingestion import ingest
+    from pipelines.data.validation import validate
+
+    _warm_up(source)
+    _warm_up_validation(ingest(str(INPUTS / "warm_up.csv")))
+    timings: dict[str, float] = {}
+    with Timer() as ingest_timer:
+        tape = ingest(source)
+    with Timer() as validate_timer:
+        outcome = validate(tape, duplicate_tolerance=0.01, balance_tolerance=0.05, timings=timings)
+    assert tape.input_rows == rows and outcome.accepted.num_rows + outcome.quarantine.num_rows == rows
+    return {"rows": rows, "ingest_wall_s": round(ingest_timer.seconds, 2),
+            "validate_wall_s": round(validate_timer.seconds, 2),
+            "wall_s": round(ingest_timer.seconds + validate_timer.seconds, 2), "peak_rss_mb": round(peak_rss_mb()),
+            **{f"validate_{step}_s": round(seconds, 2) for step, seconds in timings.items()}}

@@ -30,6 +30,36 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> None:
+    """Make the kernel's peak-RSS mark (VmHWM) of this process its current RSS (Linux ``clear_refs`` 5).
+
+    Lets one process measure the peak of a step on its own, after the steps that prepared its input.
+    """
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def step_peak_rss_mb() -> float:
+    """VmHWM of this process: its peak RSS since the last :func:`reset_peak_rss` (or its start)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def in_fresh_process(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """``function(*args)`` in a newly spawned interpreter, so that its memory peak is its own alone.
+
+    ``function`` must be importable at module level; its figures come back through a pipe.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(function, args)
+
+
 class Timer:
     """Wall-clock seconds of a ``with`` block, and this process's CPU seconds in it.
 

@@ -10,7 +10,9 @@ never replaced, which makes concurrent publishers of the same snapshot harmless.
 one tape to the next (source, input hash, counts, quarantined rows, Airflow run) belongs to the
 ingestion and is kept per ingestion id (``ingestions`` + ``ingestion_quarantine``), so a second tape
 never erases the audit trail of the first. Each ingestion is recorded in one transaction with its
-snapshot, so a reader never sees half a load. PostgreSQL loads and reads go through ``COPY``.
+snapshot, so a reader never sees half a load. PostgreSQL loads and reads go through ``COPY``. A
+store created by an earlier release is upgraded in place when opened (see
+:mod:`pipelines.adapters.loan_store_schema`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from pipelines.adapters.loan_store_schema import ensure_schema
 from pipelines.adapters.sql import open_engine
 from pipelines.data.contract import ARROW_SCHEMA, FIELDS, Field
 
@@ -48,7 +51,7 @@ def _tables(dialect_is_sqlite: bool) -> tuple[sa.Table, sa.Table, sa.Table, sa.T
     snapshots = sa.Table(
         "loan_snapshots", meta,
         sa.Column("snapshot_id", sa.String(64), primary_key=True),
-        sa.Column("content_sha256", sa.String(64), nullable=False),
+        sa.Column("content_sha256", sa.String(64)),  # NULL only for a snapshot of the first layout, which kept none
         sa.Column("accepted_rows", sa.BigInteger, nullable=False),
         sa.Column("snapshot_uri", sa.Text, nullable=False),
         sa.Column("first_ingestion_id", sa.String(32), nullable=False),
@@ -60,19 +63,24 @@ def _tables(dialect_is_sqlite: bool) -> tuple[sa.Table, sa.Table, sa.Table, sa.T
         *[sa.Column(f.name, _sql_type(f, dialect_is_sqlite), primary_key=f.name == "LoanId",
                     nullable=f.nullable) for f in FIELDS],
     )
+    # A rejected ingestion stopped on a table rule: the counts, hash and quarantine it got to are kept, the
+    # rest is NULL (a tape that could not be read has no input hash), and it names the rule and the error.
     ingestions = sa.Table(
         "ingestions", meta,
         sa.Column("ingestion_id", sa.String(32), primary_key=True),
         sa.Column("airflow_run_id", sa.Text),
         sa.Column("source", sa.Text, nullable=False),
-        sa.Column("input_sha256", sa.String(64), nullable=False),
+        sa.Column("input_sha256", sa.String(64)),
         sa.Column("as_of", sa.Date),
-        sa.Column("input_rows", sa.BigInteger, nullable=False),
-        sa.Column("accepted_rows", sa.BigInteger, nullable=False),
-        sa.Column("quarantined_rows", sa.BigInteger, nullable=False),
+        sa.Column("input_rows", sa.BigInteger),
+        sa.Column("accepted_rows", sa.BigInteger),
+        sa.Column("quarantined_rows", sa.BigInteger),
         sa.Column("snapshot_id", sa.String(64), sa.ForeignKey("loan_snapshots.snapshot_id")),
-        sa.Column("quarantine_uri", sa.Text, nullable=False),
+        sa.Column("quarantine_uri", sa.Text),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("failed_rule", sa.Text),
+        sa.Column("error", sa.Text),
     )
     quarantine = sa.Table(
         "ingestion_quarantine", meta,
@@ -135,6 +143,13 @@ def _insert_batches(connection: sa.Connection, insert: str, row_marks: str, text
                                            [tuple(values[i:i + step]) for i in range(start, stop, step)])
 
 
+def _outcome(record: dict[str, Any]) -> dict[str, Any]:
+    """The status columns of an ingestion with its rows split: ``published``, or ``rejected`` (no acceptable
+    row) with the failed rule."""
+    return {"status": record.get("status", "published"), "failed_rule": record.get("failed_rule"),
+            "error": record.get("error")}
+
+
 class LoanStore:
     """Accepted loans by snapshot; every ingestion's record and quarantine by ingestion id."""
 
@@ -142,7 +157,7 @@ class LoanStore:
         self.engine = open_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.snapshots, self.loans, self.ingestions, self.quarantine = _tables(self.is_sqlite)
-        self.snapshots.metadata.create_all(self.engine)
+        ensure_schema(self.engine, self.snapshots.metadata)
 
     def record_ingestion(self, record: dict[str, Any], accepted: pa.Table | None, quarantine: pa.Table) -> bool:
         """Publish the snapshot of ``accepted`` unless it is stored, then record the ingestion, in one transaction.
@@ -169,10 +184,26 @@ class LoanStore:
                 "quarantined_rows": record["quarantined_rows"],
                 "snapshot_id": record["snapshot_id"] if accepted is not None else None,
                 "quarantine_uri": record["quarantine_uri"], "created_at": now,
+                **_outcome(record),
             }])
             self._bulk_insert(connection, self.quarantine, quarantine.add_column(
                 0, "ingestion_id", pa.array([record["ingestion_id"]] * quarantine.num_rows, pa.string())))
         return published
+
+    def record_rejection(self, record: dict[str, Any]) -> None:
+        """Keep the audit record of an ingestion that stopped on a table rule before any row was split.
+
+        ``record`` needs ``ingestion_id``, ``source``, ``failed_rule`` and ``error``; ``input_sha256``,
+        ``as_of``, ``input_rows`` and ``airflow_run_id`` when they were known. Nothing is published.
+        """
+        with self.engine.begin() as connection:
+            connection.execute(self.ingestions.insert(), [{
+                "ingestion_id": record["ingestion_id"], "airflow_run_id": record.get("airflow_run_id"),
+                "source": record["source"], "input_sha256": record.get("input_sha256"),
+                "as_of": datetime.fromisoformat(record["as_of"]).date() if record.get("as_of") else None,
+                "input_rows": record.get("input_rows"), "created_at": datetime.now(UTC),
+                "status": "rejected", "failed_rule": record["failed_rule"], "error": record["error"],
+            }])
 
     def _insert_snapshot_if_absent(self, connection: sa.Connection, record: dict[str, Any], accepted: pa.Table,
                                    now: datetime) -> bool:

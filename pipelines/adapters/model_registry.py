@@ -301,8 +301,14 @@ def _verified_model_bytes(client: MlflowClient, name: str, version: str) -> byte
     where = f"PD model {name} version {version}"
     expected = tags.get(MODEL_SHA256_TAG)
     if not expected:
-        raise UntrustedModel(f"{where} is not loaded: it has no {MODEL_SHA256_TAG} tag (registered before "
-                             "artifact hashes were recorded); re-train and promote a new version")
+        raise UntrustedModel(
+            f"{where} is not loaded: it has no {MODEL_SHA256_TAG} tag. It was registered before the SHA-256 of "
+            "the model artifact was recorded at registration, so its artifact cannot be verified, and it is refused "
+            "until a retrained version replaces it. Retrain: trigger the pd_model_training DAG "
+            "(`airflow dags trigger pd_model_training`, or locally `airflow dags test pd_model_training`; "
+            "`make demo` runs it too); the new version is registered with its hash and, once the promotion gate "
+            f"promotes it, the {CHAMPION} alias points at it. Re-registering the old artifact is not offered: "
+            "its bytes have nothing to be checked against")
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}/artifacts/{MODEL_FILE}",
                                                    dst_path=tmp)

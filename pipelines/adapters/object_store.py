@@ -11,12 +11,34 @@ import io
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+
+OBJECT_STORE_SETTING = "STRESS_OBJECT_STORE_URI"
+# S3 error codes a retry cannot fix, by what the operator has to check.
+_DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "403", "Forbidden", "AccountProblem"})
+_NO_BUCKET = frozenset({"NoSuchBucket"})
+_BAD_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+                              "TokenRefreshRequired", "InvalidToken", "RequestExpired", "InvalidClientTokenId"})
+_IAM_ACTIONS = {"get": "s3:GetObject", "head": "s3:GetObject", "put": "s3:PutObject", "list": "s3:ListBucket",
+                "delete": "s3:DeleteObject"}
+_CREDENTIAL_SETTINGS = (
+    "AWS_PROFILE, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, or the instance role")
+
+
+class ObjectStoreAccessError(PermissionError):
+    """S3 refused a request for a reason only its operator can fix: access denied, no such bucket, or
+    missing, invalid or expired credentials. The message names the object and what to check.
+
+    A ``PermissionError``, so the task policy fails the task at once instead of retrying it.
+    """
 
 
 def checked_key(key: str) -> str:
@@ -119,14 +141,20 @@ class LocalObjectStore(ObjectStore):
 
 
 class S3ObjectStore(ObjectStore):
-    """An ``s3://bucket/prefix`` through boto3 (credentials from the standard AWS chain)."""
+    """An ``s3://bucket/prefix`` through boto3 (credentials from the standard AWS chain).
 
-    def __init__(self, bucket: str, prefix: str, region: str) -> None:
+    ``setting`` names where the bucket came from, for the :class:`ObjectStoreAccessError` of a
+    refused request (the object store's own setting, or the URI of a loan tape or history).
+    """
+
+    def __init__(self, bucket: str, prefix: str, region: str, setting: str = OBJECT_STORE_SETTING) -> None:
         import boto3
 
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.root_uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.region = region
+        self.setting = setting
         self._client = boto3.client("s3", region_name=region)
 
     def _key(self, key: str) -> str:
@@ -134,44 +162,86 @@ class S3ObjectStore(ObjectStore):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put_bytes(self, key: str, data: bytes) -> str:
-        self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        with self._refusals_explained("put", key):
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
         from botocore.exceptions import ClientError
 
-        try:
-            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except ClientError as error:
-            if _is_missing(error):
-                raise FileNotFoundError(f"no object {self.uri(key)}") from error
-            raise
+        with self._refusals_explained("get", key):
+            try:
+                return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            except ClientError as error:
+                if _is_missing(error):
+                    raise FileNotFoundError(f"no object {self.uri(key)}") from error
+                raise
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
-        try:
-            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as error:
-            if _is_missing(error):
-                return False
-            raise
+        with self._refusals_explained("head", key):
+            try:
+                self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+            except ClientError as error:
+                if _is_missing(error):
+                    return False
+                raise
         return True
 
     def list_keys(self, prefix: str = "") -> list[str]:
         paginator = self._client.get_paginator("list_objects_v2")
         strip = len(self.prefix) + 1 if self.prefix else 0
         keys = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            keys += [obj["Key"][strip:] for obj in page.get("Contents", [])]
+        with self._refusals_explained("list", prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                keys += [obj["Key"][strip:] for obj in page.get("Contents", [])]
         return sorted(keys)
 
     def delete_prefix(self, prefix: str) -> int:
         keys = self.list_keys(prefix)
-        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
-            self._client.delete_objects(Bucket=self.bucket, Delete={
-                "Objects": [{"Key": self._key(key)} for key in keys[start:start + 1000]], "Quiet": True})
+        with self._refusals_explained("delete", prefix):
+            for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+                self._client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": self._key(key)} for key in keys[start:start + 1000]], "Quiet": True})
         return len(keys)
+
+    @contextmanager
+    def _refusals_explained(self, action: str, key: str) -> Iterator[None]:
+        """Turn S3's refusals (denied, no bucket, bad credentials) into an :class:`ObjectStoreAccessError`.
+
+        Other errors (throttling, a server error, a missing object) pass unchanged: retries or the
+        caller deal with them.
+        """
+        from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
+
+        target = self.uri(key)
+        try:
+            yield
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            detail = f"{code}: {error.response.get('Error', {}).get('Message', '')}"
+            if code in _DENIED:
+                arn = f"arn:aws:s3:::{self.bucket}" + ("" if action == "list" else f"/{self._key(key)}")
+                raise ObjectStoreAccessError(
+                    f"S3 denied {action} of {target} ({detail}): the AWS credentials in use "
+                    f"({_CREDENTIAL_SETTINGS}) need {_IAM_ACTIONS[action]} on {arn}, and the bucket policy of "
+                    f"{self.bucket!r} must not deny it; check both, and that {self.setting} names the "
+                    "intended bucket") from error
+            if code in _NO_BUCKET:
+                raise ObjectStoreAccessError(
+                    f"S3 bucket {self.bucket!r} does not exist ({action} of {target}, region {self.region}): "
+                    f"check {self.setting}") from error
+            if code in _BAD_CREDENTIALS:
+                raise ObjectStoreAccessError(
+                    f"S3 rejected the AWS credentials for {action} of {target} ({detail}): they are invalid or "
+                    f"expired; refresh them (e.g. `aws sso login`, a new session token) or check "
+                    f"{_CREDENTIAL_SETTINGS}") from error
+            raise
+        except (NoCredentialsError, PartialCredentialsError) as error:
+            raise ObjectStoreAccessError(
+                f"no usable AWS credentials for {action} of {target} ({error}): set {_CREDENTIAL_SETTINGS}"
+            ) from error
 
 
 def _is_missing(error: Exception) -> bool:
@@ -191,12 +261,15 @@ def open_object_store(uri: str, region: str = "us-east-1") -> ObjectStore:
     raise ValueError(f"unsupported object store URI {uri!r}: use file:///path or s3://bucket/prefix")
 
 
-def read_uri_bytes(uri: str, region: str = "us-east-1") -> bytes:
-    """The bytes of one object named by a full ``file://`` / ``s3://`` URI or a plain path."""
+def read_uri_bytes(uri: str, region: str = "us-east-1", setting: str = "the source URI") -> bytes:
+    """The bytes of one object named by a full ``file://`` / ``s3://`` URI or a plain path.
+
+    ``setting`` names where ``uri`` came from, for the error of a refused S3 request.
+    """
     parsed = urlparse(uri)
     if parsed.scheme in {"", "file"}:
         return Path(unquote(parsed.path) if parsed.scheme else uri).read_bytes()
     if parsed.scheme == "s3":
         parent, _, name = parsed.path.rpartition("/")
-        return S3ObjectStore(parsed.netloc, parent, region).get_bytes(name)
+        return S3ObjectStore(parsed.netloc, parent, region, setting).get_bytes(name)
     raise ValueError(f"cannot read {uri!r}: use a path, file:// or s3://")

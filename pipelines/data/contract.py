@@ -119,7 +119,9 @@ CROSS_FIELD_RULES: tuple[RowRule, ...] = (
 CONTROL_CHARACTERS_RULE = RowRule("control_characters", "LoanId holds no control character (C0/C1, NUL included).")
 NUL_CHARACTER_RULE = RowRule("nul_character", "No other text cell holds a NUL character (PostgreSQL text cannot "
                              "store one).")
-TEXT_RULES: tuple[RowRule, ...] = (CONTROL_CHARACTERS_RULE, NUL_CHARACTER_RULE)
+MIXED_SCRIPT_RULE = RowRule("mixed_script", "LoanId does not mix letters of several scripts (Latin with "
+                            "Cyrillic or Greek look-alikes; Latin with Han, Kana or Hangul is one writing system).")
+TEXT_RULES: tuple[RowRule, ...] = (CONTROL_CHARACTERS_RULE, NUL_CHARACTER_RULE, MIXED_SCRIPT_RULE)
 
 
 def render_markdown() -> str:
@@ -155,7 +157,8 @@ def render_markdown() -> str:
         "",
         "- every column above is present, except the optional ones (an absent optional column reads as empty);",
         "- at least one row;",
-        "- duplicated LoanId rows (compared after NFKC, without zero-width, BOM and control characters) are "
+        "- duplicated LoanId rows (compared after NFKC, without zero-width, BOM and control characters, by their "
+        "Unicode confusables skeleton: a Cyrillic `А` counts as a Latin `A`) are "
         "quarantined while they are at most `STRESS_DUPLICATE_ID_TOLERANCE` of the "
         "rows (default 1 %), and stop the run above that.",
         "",

@@ -52,6 +52,7 @@ _NON_BLANK = re.compile(rb"\S")
 _LINE_END = re.compile(rb"\r\n?|\n")
 # A table name is an SQL identifier, optionally schema-qualified; anything else (a number, which
 # PostgreSQL would read as an object id, quotes, spaces) is refused before it reaches a query.
+LOAN_TAPE_SETTING = "the run's source_uri or STRESS_LOAN_TAPE_URI"
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 # A large table is copied in page ranges on parallel connections, so parsing overlaps the COPY.
 _COPY_PARTS = 4
@@ -60,7 +61,14 @@ _MIN_PAGES_TO_SPLIT = 256  # per part (2 MB): below this extra connections cost 
 
 
 class TableContractError(ValueError):
-    """The batch as a whole breaks the contract (missing columns, empty, unreadable): the run stops."""
+    """The batch as a whole breaks the contract (missing columns, empty, unreadable): the run stops.
+
+    ``rule`` names the table rule that failed; the ingestion's audit record keeps it.
+    """
+
+    def __init__(self, message: str, *, rule: str = "readable_tape") -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,7 @@ def ingest(source: str, aws_region: str = "us-east-1") -> TypedTape:
         from pipelines.adapters.object_store import read_uri_bytes
 
         try:
-            data = read_uri_bytes(source, aws_region)
+            data = read_uri_bytes(source, aws_region, setting=LOAN_TAPE_SETTING)
         except FileNotFoundError as error:
             raise TableContractError(f"loan tape {shown!r} does not exist") from error
         except OSError as error:  # a directory, no permission, an I/O error: retrying will not help
@@ -117,7 +125,8 @@ def ingest(source: str, aws_region: str = "us-east-1") -> TypedTape:
         elif suffix in {".csv", ".txt"}:
             text_table, malformed = read_csv_as_text(data, shown)
         else:
-            raise TableContractError(f"cannot tell the format of {shown!r}: expected .csv or .parquet")
+            raise TableContractError(f"cannot tell the format of {shown!r}: expected .csv or .parquet",
+                                     rule="known_format")
     return cast_to_contract(text_table, malformed, shown)
 
 
@@ -128,7 +137,8 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
     # Look at the first line and the first non-blank byte after it without copying a large file.
     first_content = _NON_BLANK.search(data)
     if first_content is None:
-        raise TableContractError(f"loan tape {source!r} is empty: expect a header line and at least one loan")
+        raise TableContractError(f"loan tape {source!r} is empty: expect a header line and at least one loan",
+                                 rule="non_empty")
     line_end = _LINE_END.search(data)
     header_end = line_end.start() if line_end else -1
     header_line = data[: header_end if header_end >= 0 else len(data)]
@@ -138,17 +148,17 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
                            .to_pylist()), {})
         names = ["" if v is None else str(v) for v in header.values()]  # Arrow reads an empty name as null
     except pa.ArrowInvalid as error:
-        raise TableContractError(f"loan tape {source!r} has an unreadable header line: {error}") from error
+        raise TableContractError(f"loan tape {source!r} has an unreadable header line: {error}",
+                                 rule="readable_header") from error
     check_unique_column_names(names, source)
     if header_end < 0 or _NON_BLANK.search(data, line_end.end()) is None:
         raise TableContractError(f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: "
-                                 "the tape has a header but no loans")
+                                 "the tape has a header but no loans", rule="non_empty")
     try:
         # First pass: parse straight into the contract's types on all cores. One cell that does not
         # parse (or is not UTF-8) fails the pass, and the file is read again as bytes to be cast cell
         # by cell, so a bad value costs its row, never the file.
-        typed = {name: FIELD_BY_NAME[name].arrow_type if name in FIELD_BY_NAME else pa.binary() for name in names}
-        table, malformed = _parse_csv_with_line_numbers(data, names, typed)
+        table, malformed = _parse_csv_with_line_numbers(data, names, _first_pass_types(names))
     except pa.ArrowInvalid:
         try:
             table, malformed = _parse_csv_with_line_numbers(data, names, dict.fromkeys(names, pa.binary()))
@@ -157,6 +167,11 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
     except UnicodeDecodeError:  # a malformed non-UTF-8 line, which would abort the second pass as well
         return _parse_with_non_utf8_lines_apart(data, names, header_line)
     return _with_row_numbers(table, malformed), malformed
+
+
+def _first_pass_types(names: list[str]) -> dict[str, pa.DataType]:
+    """Contract columns in their contract types, any other column as bytes."""
+    return {name: FIELD_BY_NAME[name].arrow_type if name in FIELD_BY_NAME else pa.binary() for name in names}
 
 
 def _with_row_numbers(table: pa.Table, malformed: list[MalformedRow]) -> pa.Table:
@@ -184,18 +199,30 @@ def _parse_with_non_utf8_lines_apart(data: bytes, names: list[str], header_line:
         kept.append(data[previous_end:start])
         previous_end = end
     kept.append(data[previous_end:])
-    try:
-        good, good_malformed = _parse_csv_with_line_numbers(b"".join(kept), names, dict.fromkeys(names, pa.binary()))
-    except pa.ArrowInvalid:  # a quoting fault elsewhere in the file: Python reads it whole
-        table, malformed = _parse_csv_python(data, names)
-        return _with_row_numbers(table, malformed), malformed
+    kept_data = b"".join(kept)
+    del kept
+    lines = b"".join(data[start:end] if data[start:end].endswith(b"\n") else data[start:end] + b"\n"
+                     for _, start, end in apart)
+    bad, bad_malformed = _parse_csv_python(header_line + b"\n" + lines, names)
+    good = None
+    if bad.num_rows == 0:
+        # Every line read apart was malformed, so no row of text has to join the others: the rest of the
+        # file is parsed straight into the contract's types, as a clean tape is (text only if that fails).
+        try:
+            good, good_malformed = _parse_csv_with_line_numbers(kept_data, names, _first_pass_types(names))
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            good = None
+    if good is None:
+        try:
+            good, good_malformed = _parse_csv_with_line_numbers(kept_data, names, dict.fromkeys(names, pa.binary()))
+        except pa.ArrowInvalid:  # a quoting fault elsewhere in the file: Python reads it whole
+            table, malformed = _parse_csv_python(data, names)
+            return _with_row_numbers(table, malformed), malformed
+    del kept_data
     # Row r of the reduced file is the r-th line that was kept.
     original = np.delete(np.arange(1, data.count(b"\n") + 2), numbers - 1)
     good_numbers = original[_row_numbers(good.num_rows, {m.row_number for m in good_malformed}) - 1]
     malformed = [MalformedRow(int(original[m.row_number - 1]), m.text, m.reason) for m in good_malformed]
-    lines = b"".join(data[start:end] if data[start:end].endswith(b"\n") else data[start:end] + b"\n"
-                     for _, start, end in apart)
-    bad, bad_malformed = _parse_csv_python(header_line + b"\n" + lines, names)
     malformed_apart = {m.row_number for m in bad_malformed}
     bad_numbers = [int(numbers[i - 1]) for i in range(1, len(apart) + 1) if i not in malformed_apart]
     malformed += [MalformedRow(int(numbers[m.row_number - 1]), m.text, m.reason) for m in bad_malformed]
@@ -312,7 +339,8 @@ def check_unique_column_names(names: Sequence[str], source: str) -> None:
     """A column named twice is ambiguous (which LoanAmount is the loan's?): the table is refused."""
     duplicated = sorted(name or "(empty name)" for name, count in Counter(names).items() if count > 1)
     if duplicated:
-        raise TableContractError(f"loan tape {source!r} names column(s) more than once: {', '.join(duplicated)}")
+        raise TableContractError(f"loan tape {source!r} names column(s) more than once: {', '.join(duplicated)}",
+                                 rule="unique_column_names")
 
 
 def _parquet_as_text(data: bytes, source: str) -> tuple[pa.Table, list[str]]:
@@ -333,7 +361,7 @@ def _parquet_as_text(data: bytes, source: str) -> tuple[pa.Table, list[str]]:
                         if name in FIELD_BY_NAME and name in unreadable]
         if bad_contract:
             raise TableContractError(f"loan tape {source!r}: contract column(s) of a type that is not a single value: "
-                                     f"{', '.join(bad_contract)}")
+                                     f"{', '.join(bad_contract)}", rule="flat_columns")
         table = parquet.read(columns=[name for name in schema.names if name not in unreadable])
     except pa.ArrowException as error:
         raise TableContractError(f"{source!r} is not a readable Parquet file: {error}") from error
@@ -377,11 +405,11 @@ def _read_sql(url: str, shown: str) -> tuple[pa.Table, list[MalformedRow]]:
     parsed = urlparse(url)
     query = parse_qs(parsed.query)
     if "table" not in query:
-        raise TableContractError(f"SQL source {shown!r} names no table: add ?table=NAME")
+        raise TableContractError(f"SQL source {shown!r} names no table: add ?table=NAME", rule="sql_table_name")
     table_name = query.pop("table")[0]
     if not _TABLE_NAME.match(table_name):
         raise TableContractError(f"table name {table_name!r} is not a plain identifier: expect NAME or SCHEMA.NAME "
-                                 "(letters, digits, underscores; not starting with a digit)")
+                                 "(letters, digits, underscores; not starting with a digit)", rule="sql_table_name")
     # Rebuild the URL by text: urlunparse would turn sqlite:////abs/path into sqlite://abs/path.
     db_url = url.split("?", 1)[0] + (f"?{urlencode(query, doseq=True)}" if query else "")
     if parsed.scheme.startswith("sqlite"):
@@ -480,7 +508,7 @@ def _read_postgres(db_url: str, table_name: str, source: str) -> tuple[pa.Table,
         parts = [part for part in pool.map(copy_and_parse, statements) if part is not None]
     if not parts:
         raise TableContractError(f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: "
-                                 "the table has no loans")
+                                 "the table has no loans", rule="non_empty")
     table = pa.concat_tables(parts, promote_options="permissive")
     numbers = pa.array(np.arange(1, table.num_rows + 1), pa.int64())
     return table.append_column(ROW_NUMBER, numbers), []
@@ -500,12 +528,12 @@ def cast_to_contract(text: pa.Table, malformed: list[MalformedRow], source: str,
                  for name in missing]
         raise TableContractError(
             f"expect_table_columns_to_match_set(exact_match=False) failed for {source!r}: "
-            f"missing column(s) {', '.join(hints)}; found columns {sorted(present)[:25]}"
+            f"missing column(s) {', '.join(hints)}; found columns {sorted(present)[:25]}", rule="required_columns"
         )
     if text.num_rows == 0 and not malformed:
         raise TableContractError(
             f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: the tape has a header "
-            "but no loans"
+            "but no loans", rule="non_empty"
         )
     row_numbers = text.column(ROW_NUMBER).to_numpy()
     errors: dict[int, list[str]] = {}

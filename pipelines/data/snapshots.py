@@ -13,8 +13,10 @@ Writes are ordered so that a crash at any point leaves nothing that claims to be
 loans and quarantine Parquet first, then the loan store (one transaction), then the manifests. A
 snapshot's ``manifest.json`` is its commit marker: a snapshot without one is published again by the
 next run that accepts the same loans (the store insert is a no-op when the rows are already there).
-A tape with no acceptable row keeps its ingestion record and quarantine, publishes no snapshot and
-stops the run.
+A tape that stops on a table rule (unreadable, missing columns, empty, duplicates beyond tolerance, no
+acceptable row) publishes nothing and keeps its ingestion record all the same, with status
+``rejected``, the rule that failed, the error, and what was known when it stopped: the redacted
+source, the input hash and row count once the tape was read, the quarantine once rows were split.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from pipelines.adapters.loan_store import LoanStore
 from pipelines.adapters.object_store import ObjectStore
 from pipelines.data.amendments import apply_amendments
 from pipelines.data.ingestion import ROW_NUMBER, MalformedRow, TableContractError, TypedTape, ingest
-from pipelines.data.sources import redact_credentials
+from pipelines.data.sources import redact_credentials, redact_text
 from pipelines.data.validation import count_by_reason, validate
 from pipelines.timing import timed
 
 TYPE_ERRORS = "__type_errors"
 SNAPSHOT_MANIFEST = "manifest.json"
+NO_ACCEPTABLE_ROW = "no_acceptable_row"
 TOP_REASONS = 5  # quarantine reasons named in the error of a tape with no acceptable row
 log = logging.getLogger(__name__)
 
@@ -63,12 +66,21 @@ def input_hash(tape: TypedTape) -> str:
     return digest.hexdigest()
 
 
-def stage_tape(source: str, run_key: str, store: ObjectStore, aws_region: str) -> dict[str, Any]:
+def stage_tape(source: str, run_key: str, store: ObjectStore, aws_region: str, *, loan_store: LoanStore,
+               as_of: date | None = None, airflow_run_id: str | None = None) -> dict[str, Any]:
     """Ingest ``source`` and stage the typed tape for the validate step; returns where it is.
 
-    The staged ``source`` (what XCom and the step records carry) has its credentials redacted.
+    The staged ``source`` (what XCom and the step records carry) has its credentials redacted. A tape
+    that cannot be read or breaks a table rule while read is recorded as a rejected ingestion, then
+    its :class:`TableContractError` goes on.
     """
-    tape = ingest(source, aws_region)
+    try:
+        tape = ingest(source, aws_region)
+    except TableContractError as error:
+        _record_rejection(error, {"ingestion_id": uuid.uuid4().hex, "source": redact_credentials(source),
+                                  "as_of": as_of.isoformat() if as_of else None, "airflow_run_id": airflow_run_id},
+                          store, loan_store)
+        raise
     prefix = f"staging/{run_key}"
     errors = [";".join(tape.type_errors.get(n, [])) or None for n in tape.table.column(ROW_NUMBER).to_pylist()]
     store.put_parquet(f"{prefix}/typed.parquet", tape.table.append_column(TYPE_ERRORS, pa.array(errors, pa.string())))
@@ -105,8 +117,16 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
     timings = {} if timings is None else timings
     ingestion_id = uuid.uuid4().hex
     docs_dir = work_dir / "data_docs"
-    outcome = validate(tape, duplicate_tolerance=duplicate_tolerance, balance_tolerance=balance_tolerance,
-                       data_docs_dir=docs_dir, timings=timings)
+    try:
+        outcome = validate(tape, duplicate_tolerance=duplicate_tolerance, balance_tolerance=balance_tolerance,
+                           data_docs_dir=docs_dir, timings=timings)
+    except TableContractError as error:
+        _record_rejection(error, {
+            "ingestion_id": ingestion_id, "source": redact_credentials(tape.source), "input_sha256": input_hash(tape),
+            "as_of": as_of.isoformat() if as_of else None, "input_rows": tape.input_rows,
+            "malformed_rows": len(tape.malformed), "rows_with_type_errors": len(tape.type_errors),
+            "airflow_run_id": airflow_run_id}, store, loan_store)
+        raise
     with timed(timings, "sort"):
         # In LoanId order (unique once duplicates are quarantined): the same loans give the same snapshot
         # whatever order the source delivered them in.
@@ -151,7 +171,10 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
         "airflow_run_id": airflow_run_id,
         "amendments": {amendment_id: list(outcome) for amendment_id, outcome in amendment_outcomes.items()},
         "validated_at": datetime.now(UTC).isoformat(),
+        "status": "published" if snapshot_id else "rejected",
     }
+    if snapshot_id is None:
+        manifest |= {"failed_rule": NO_ACCEPTABLE_ROW, "error": no_acceptable_row_message(manifest)}
     with timed(timings, "loan_store_load"):
         loan_store.record_ingestion(manifest, outcome.accepted if snapshot_id else None, outcome.quarantine)
     # The manifests last: each one marks its objects as committed to the loan store.
@@ -163,9 +186,23 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
     log.info("validate and publish of %s rows, seconds per sub-step: %s", outcome.input_rows,
              {step: round(seconds, 2) for step, seconds in timings.items()})
     if snapshot_id is None:
-        top = ", ".join(f"{reason} ({count})" for reason, count in
-                        list(manifest["quarantine_reasons"].items())[:TOP_REASONS])
-        raise TableContractError(
-            f"no row of {manifest['source']!r} passed the contract: all {outcome.input_rows} rows quarantined; "
-            f"top reasons: {top}; quarantine of ingestion {ingestion_id} at {quarantine_uri}")
+        raise TableContractError(manifest["error"], rule=NO_ACCEPTABLE_ROW)
     return manifest
+
+
+def no_acceptable_row_message(manifest: dict[str, Any]) -> str:
+    """The error of a tape whose every row was quarantined, naming its top quarantine reasons."""
+    top = ", ".join(f"{reason} ({count})" for reason, count in
+                    list(manifest["quarantine_reasons"].items())[:TOP_REASONS])
+    return (f"no row of {manifest['source']!r} passed the contract: all {manifest['input_rows']} rows quarantined; "
+            f"top reasons: {top}; quarantine of ingestion {manifest['ingestion_id']} at {manifest['quarantine_uri']}")
+
+
+def _record_rejection(error: TableContractError, record: dict[str, Any], store: ObjectStore,
+                      loan_store: LoanStore) -> None:
+    """Keep the audit record of an ingestion stopped by ``error`` (loan store first, its manifest last)."""
+    manifest = {**record, "snapshot_id": None, "status": "rejected", "failed_rule": error.rule,
+                "error": redact_text(str(error)), "validated_at": datetime.now(UTC).isoformat()}
+    loan_store.record_rejection(manifest)
+    store.put_bytes(f"ingestions/{manifest['ingestion_id']}/manifest.json", json.dumps(manifest, indent=2).encode())
+    log.warning("ingestion %s rejected by %s: %s", manifest["ingestion_id"], error.rule, manifest["error"])

@@ -22,11 +22,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.data.confusables import is_mixed_script, skeleton
 from pipelines.data.contract import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
     CONTROL_CHARACTERS_RULE,
     FIELDS,
+    MIXED_SCRIPT_RULE,
     NUL_CHARACTER_RULE,
     SECURED_SEGMENTS,
 )
@@ -128,10 +130,17 @@ def validate(tape: TypedTape, *, duplicate_tolerance: float, balance_tolerance: 
         frame = _validation_frame(tape.table, balance_tolerance)
     with timed(timings, "gx_checkpoint_and_data_docs"):
         results = _run_suite(frame, data_docs_dir, duplicate_tolerance)
+    del frame  # a copy of the tape as wide as the tape itself: not kept while the quarantine is built
     with timed(timings, "quarantine"):
-        reasons: dict[int, list[str]] = {row: list(errs) for row, errs in tape.type_errors.items()}
-        for row, rule in _text_rule_breaks(tape.table):
-            reasons.setdefault(row, []).append(rule)
+        breaks = RuleBreaks(tape.table.column(ROW_NUMBER).to_numpy())
+        rows_by_type_error: dict[str, list[int]] = {}
+        for row, errors in tape.type_errors.items():
+            for error in errors:
+                rows_by_type_error.setdefault(error, []).append(row)
+        for error, rows in rows_by_type_error.items():
+            breaks.add_rows(error, rows)
+        for rule, rows in _text_rule_breaks(tape.table):
+            breaks.add_rows(rule, rows)
         failed: dict[str, int] = {}
         for result in results:
             config = result["expectation_config"]
@@ -140,19 +149,12 @@ def validate(tape: TypedTape, *, duplicate_tolerance: float, balance_tolerance: 
             if not result["success"]:
                 failed[rule] = result["result"].get("unexpected_count", len(unexpected))
             if meta["level"] == "table" and not result["success"]:
-                raise TableContractError(_table_failure_message(config, result, tape.source, frame))
-            for row_number in unexpected:
-                reasons.setdefault(int(row_number), []).append(rule)
-        # A cell that did not parse is already explained by its type:Column reason; GX's not_null on that
-        # cell is the same fault, so it is not repeated.
-        for row, row_reasons in reasons.items():
-            typed = {r.split(":", 1)[1] for r in row_reasons if r.startswith("type:")}
-            reasons[row] = sorted(dict.fromkeys(r for r in row_reasons
-                                                if not (r.startswith("not_null:") and r.split(":", 1)[1] in typed)))
-        row_numbers = tape.table.column(ROW_NUMBER).to_numpy()
-        bad = np.isin(row_numbers, np.fromiter(reasons, dtype=np.int64, count=len(reasons)))
+                raise TableContractError(_table_failure_message(config, result, tape.source), rule=meta["rule"])
+            breaks.add_rows(rule, unexpected)
+        del results
+        bad, reason_texts = breaks.reasons_of_bad_rows()
         accepted = tape.table.filter(pa.array(~bad)).select(list(COLUMN_NAMES)).cast(ARROW_SCHEMA)
-        quarantine = _quarantine_table(tape, bad, reasons)
+        quarantine = _quarantine_table(tape, bad, reason_texts)
         if accepted.num_rows + quarantine.num_rows != tape.input_rows:
             raise AssertionError("validation lost rows: accepted + quarantined != input")
     return ValidationOutcome(accepted, quarantine, tape.input_rows, failed, data_docs_dir)
@@ -193,34 +195,53 @@ def _validation_frame(table: pa.Table, balance_tolerance: float):
 
 
 def loan_id_key(loan_ids: pa.ChunkedArray) -> pa.ChunkedArray:
-    """LoanIds as the duplicate check compares them: NFKC, without invisible and control characters.
+    """LoanIds as the duplicate check compares them: NFKC, without invisible and control characters, then
+    the confusables skeleton (see :mod:`pipelines.data.confusables`).
 
-    Ids that differ only by a zero-width space, a BOM, a NUL or full-width digits name the same loan
-    to a person reading them, so they must not pass as two loans. Plain printable ASCII (nearly every
-    id) is its own key and is not touched in Python.
+    Ids that differ only by a zero-width space, a BOM, a NUL, full-width digits or a Cyrillic 'А' for a
+    Latin 'A' name the same loan to a person reading them, so they must not pass as two loans. Plain
+    printable ASCII (nearly every id) is its own key and is not touched in Python; each distinct other
+    id is keyed once and the keys are put in place by Arrow.
     """
+    special, needs_work = _distinct_non_ascii(loan_ids)
+    if special is None:
+        return loan_ids
+    keys = pa.array([skeleton(_normalised(loan_id)) for loan_id in special.to_pylist()], pa.string())
+    return pc.if_else(needs_work, pc.take(keys, pc.index_in(loan_ids, value_set=special)), loan_ids)
+
+
+def _distinct_non_ascii(loan_ids: pa.ChunkedArray) -> tuple[pa.Array | None, pa.ChunkedArray]:
+    """The distinct ids that are not plain printable ASCII (None when there is none), and where they are."""
     needs_work = pc.invert(pc.fill_null(pc.match_substring_regex(loan_ids, _PLAIN_ASCII), True))
     if not pc.any(needs_work).as_py():
-        return loan_ids
-    ids = loan_ids.to_pylist()
-    for index in np.flatnonzero(needs_work.to_numpy(zero_copy_only=False)):
-        normal = unicodedata.normalize("NFKC", ids[index]).translate(_INVISIBLE)
-        ids[index] = "".join(c for c in normal if unicodedata.category(c) != "Cc")
-    return pa.chunked_array([pa.array(ids, pa.string())])
+        return None, needs_work
+    return pc.unique(loan_ids.filter(needs_work)), needs_work
 
 
-def _text_rule_breaks(table: pa.Table) -> list[tuple[int, str]]:
-    """(row number, rule) for every text cell a TEXT_RULES rule of the contract rejects, checked in Arrow."""
+def _normalised(loan_id: str) -> str:
+    """NFKC without invisible and control characters."""
+    normal = unicodedata.normalize("NFKC", loan_id).translate(_INVISIBLE)
+    return "".join(c for c in normal if unicodedata.category(c) != "Cc")
+
+
+def _text_rule_breaks(table: pa.Table) -> list[tuple[str, np.ndarray]]:
+    """(rule, row numbers) for every TEXT_RULES rule of the contract some text cell breaks, checked in Arrow
+    (the mixed-script test runs in Python once per distinct non-ASCII LoanId)."""
     row_numbers = table.column(ROW_NUMBER)
-    breaks: list[tuple[int, str]] = []
+    hits: list[tuple[str, pa.ChunkedArray]] = []
     for f in FIELDS:
         if not pa.types.is_string(f.arrow_type):
             continue
         pattern, rule = ((_CONTROL_CHARACTERS, CONTROL_CHARACTERS_RULE) if f.name == "LoanId"
                          else (_NUL, NUL_CHARACTER_RULE))
-        hit = pc.fill_null(pc.match_substring_regex(table.column(f.name), pattern), False)
-        breaks += [(row, f"{rule.name}:{f.name}") for row in row_numbers.filter(hit).to_pylist()]
-    return breaks
+        hits.append((f"{rule.name}:{f.name}",
+                     pc.fill_null(pc.match_substring_regex(table.column(f.name), pattern), False)))
+    special, _ = _distinct_non_ascii(table.column("LoanId"))
+    if special is not None:
+        mixed = pa.array([loan_id for loan_id in special.to_pylist() if is_mixed_script(_normalised(loan_id))],
+                         pa.string())
+        hits.append((f"{MIXED_SCRIPT_RULE.name}:LoanId", pc.is_in(table.column("LoanId"), value_set=mixed)))
+    return [(rule, row_numbers.filter(hit).to_numpy()) for rule, hit in hits if pc.any(hit).as_py()]
 
 
 def _balance_excess(table: pa.Table, balance_tolerance: float) -> np.ndarray:
@@ -242,7 +263,7 @@ def _run_suite(frame, data_docs_dir: Path | None, duplicate_tolerance: float) ->
     return run_gx_suite(frame, suite_dict, data_docs_dir)
 
 
-def _table_failure_message(config: dict[str, Any], result: dict[str, Any], source: str, frame) -> str:
+def _table_failure_message(config: dict[str, Any], result: dict[str, Any], source: str) -> str:
     examples = result["result"].get("partial_unexpected_list") or []
     detail = result["result"]
     if config["meta"]["rule"] == "duplicate_LoanId":
@@ -252,22 +273,117 @@ def _table_failure_message(config: dict[str, Any], result: dict[str, Any], sourc
     return f"{config['type']} failed for {source!r} (kwargs {config['kwargs']}): observed {detail}"
 
 
-def _quarantine_table(tape: TypedTape, bad: np.ndarray, reasons: dict[int, list[str]]) -> pa.Table:
-    """Quarantined rows: row number, reasons, and the raw record as it arrived (JSON text)."""
+class RuleBreaks:
+    """Which rule each row of the tape breaks, as bits per row: a million bad rows cost a few megabytes,
+    not a Python list of reasons per row.
+
+    Rows break few distinct combinations of rules (a tape with every row out of range has one), so the
+    reason text of each distinct combination is written once and the rows take it by index.
+    """
+
+    def __init__(self, row_numbers: np.ndarray) -> None:
+        self.row_numbers = row_numbers
+        self.rules: list[str] = []
+        self.bits = np.zeros((len(row_numbers), 1), dtype=np.uint64)
+        self._ordered = bool(np.all(row_numbers[1:] > row_numbers[:-1]))
+        self._order = None if self._ordered else np.argsort(row_numbers, kind="stable")
+
+    def add_rows(self, rule: str, rows) -> None:
+        """Mark the rows numbered ``rows`` as breaking ``rule``."""
+        if rule not in self.rules:
+            self.rules.append(rule)
+            if len(self.rules) > 64 * self.bits.shape[1]:
+                self.bits = np.hstack([self.bits, np.zeros((len(self.bits), 1), dtype=np.uint64)])
+        index = self.rules.index(rule)
+        positions = self._positions(np.asarray(rows, dtype=np.int64))
+        self.bits[positions, index // 64] |= np.uint64(1 << (index % 64))
+
+    def _positions(self, rows: np.ndarray) -> np.ndarray:
+        if self._ordered:
+            return np.searchsorted(self.row_numbers, rows)
+        return self._order[np.searchsorted(self.row_numbers, rows, sorter=self._order)]
+
+    def reasons_of_bad_rows(self) -> tuple[np.ndarray, pa.Array]:
+        """Which rows broke a rule, and the reason text of each such row (in row order)."""
+        bad = self.bits.any(axis=1)
+        combinations, of_row = np.unique(self.bits[bad], axis=0, return_inverse=True)
+        texts = [self._reason_text(combination) for combination in combinations]
+        return bad, pa.array(texts, pa.string()).take(pa.array(of_row.reshape(-1), pa.int64()))
+
+    def _reason_text(self, combination: np.ndarray) -> str:
+        """The rules of one combination sorted, ``; ``-joined. A cell that did not parse is already explained
+        by its type:Column reason; GX's not_null on that cell is the same fault, so it is not repeated."""
+        rules = [rule for index, rule in enumerate(self.rules)
+                 if int(combination[index // 64]) >> (index % 64) & 1]
+        typed = {r.split(":", 1)[1] for r in rules if r.startswith("type:")}
+        return "; ".join(sorted(r for r in rules if not (r.startswith("not_null:") and r.split(":", 1)[1] in typed)))
+
+
+_RECORDS_PER_BATCH = 100_000  # raw records built at a time: the per-column pieces of a batch are transient
+
+
+def _quarantine_table(tape: TypedTape, bad: np.ndarray, reason_texts: pa.Array) -> pa.Table:
+    """Quarantined rows: row number, reasons, and the raw record as it arrived (JSON text), in row order."""
     text = tape.raw_text.filter(pa.array(bad))
-    records = text.drop_columns([ROW_NUMBER]).to_pylist()
-    numbers = text.column(ROW_NUMBER).to_pylist()
-    rows = [
-        (number, "; ".join(reasons[number]), json.dumps(_printable(record), ensure_ascii=False))
-        for number, record in zip(numbers, records, strict=True)
-    ]
-    rows += [(m.row_number, m.reason, json.dumps({"line": m.text}, ensure_ascii=False)) for m in tape.malformed]
-    rows.sort(key=lambda row: row[0])
-    return pa.table({
-        ROW_NUMBER: pa.array([r[0] for r in rows], pa.int64()),
-        "reasons": pa.array([r[1] for r in rows], pa.string()),
-        "raw_record": pa.array([r[2] for r in rows], pa.string()),
+    numbers = text.column(ROW_NUMBER).cast(pa.int64())
+    records = pa.chunked_array(
+        [chunk for start in range(0, text.num_rows, _RECORDS_PER_BATCH)
+         for chunk in raw_records_json(text.slice(start, _RECORDS_PER_BATCH).drop_columns([ROW_NUMBER])).chunks],
+        pa.string())
+    del text
+    rows = pa.table({ROW_NUMBER: numbers, "reasons": reason_texts, "raw_record": records})
+    if not tape.malformed:
+        return rows
+    malformed = pa.table({
+        ROW_NUMBER: pa.array([m.row_number for m in tape.malformed], pa.int64()),
+        "reasons": pa.array([m.reason for m in tape.malformed], pa.string()),
+        "raw_record": pa.array([json.dumps({"line": m.text}, ensure_ascii=False) for m in tape.malformed],
+                               pa.string()),
     })
+    return pa.concat_tables([rows, malformed]).sort_by(ROW_NUMBER)
+
+
+def raw_records_json(text: pa.Table) -> pa.ChunkedArray:
+    """Each row of ``text`` as the JSON object ``{column: cell text or null}``, built column-wise in Arrow.
+
+    The text is what ``json.dumps(..., ensure_ascii=False)`` writes: quotes and backslashes escaped,
+    other characters as they are. The rare cells Arrow cannot write that way (bytes that are not
+    UTF-8, shown backslash-escaped rather than lost, and control characters, which JSON escapes as
+    ``\\uXXXX``) send their row through ``json.dumps``; a tape whose every row is bad for a range or a
+    type is then quarantined at Arrow speed, not at one Python dict per row.
+    """
+    needs_python = np.zeros(text.num_rows, dtype=bool)
+    fragments = []
+    for name in text.column_names:
+        column = text.column(name)
+        kind = column.type
+        is_bytes = pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+        is_text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        if is_bytes:
+            column, undecodable = _as_utf8(column)
+            needs_python |= undecodable
+        elif is_text:
+            column = column.cast(pa.string())
+        elif pa.types.is_integer(kind) or pa.types.is_decimal(kind) or pa.types.is_date(kind):
+            column = column.cast(pa.string())  # Arrow's text is Python's str() and holds nothing JSON escapes
+        else:  # any other type: its rows are written by json.dumps, as they always were
+            needs_python[:] = True
+            column = pa.chunked_array([pa.nulls(len(column), pa.string())])
+        if is_bytes or is_text:
+            for character, escaped in (("\\", "\\\\"), ('"', '\\"')):
+                if pc.any(pc.match_substring(column, character)).as_py():
+                    column = pc.replace_substring(column, character, escaped)
+        key = json.dumps(name, ensure_ascii=False)
+        fragments.append(pc.coalesce(pc.binary_join_element_wise(f'{key}: "', column, '"', ""), f"{key}: null"))
+    records = pc.binary_join_element_wise("{", pc.binary_join_element_wise(*fragments, ", ") if fragments else "",
+                                          "}", "")
+    # Keys are JSON-escaped already, so a control character in a record is one of a cell's.
+    needs_python |= pc.match_substring_regex(records, r"[\x00-\x1f]").to_numpy(zero_copy_only=False)
+    if needs_python.any():
+        rows = text.filter(pa.array(needs_python)).to_pylist()
+        exact = pa.array([json.dumps(_printable(row), ensure_ascii=False) for row in rows], pa.string())
+        records = pc.replace_with_mask(records.combine_chunks(), pa.array(needs_python), exact)
+    return records if isinstance(records, pa.ChunkedArray) else pa.chunked_array([records])
 
 
 def _printable(record: dict[str, Any]) -> dict[str, str | None]:
@@ -276,10 +392,29 @@ def _printable(record: dict[str, Any]) -> dict[str, str | None]:
             else None if value is None else str(value) for key, value in record.items()}
 
 
+def _as_utf8(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """A binary column as text, and which cells are not valid UTF-8 (left null here)."""
+    try:
+        return column.cast(pa.string()), np.zeros(len(column), dtype=bool)
+    except pa.ArrowInvalid:
+        values = column.to_pylist()
+        undecodable = np.fromiter((_undecodable(v) for v in values), dtype=bool, count=len(values))
+        kept = [None if u else v for v, u in zip(values, undecodable, strict=True)]
+        return pa.chunked_array([pa.array(kept, pa.binary()).cast(pa.string())]), undecodable
+
+
+def _undecodable(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def count_by_reason(quarantine: pa.Table) -> dict[str, int]:
-    """How many quarantined rows carry each reason (a row may carry several)."""
-    counts: dict[str, int] = {}
-    for reasons in pc.split_pattern(quarantine.column("reasons"), "; ").to_pylist():
-        for reason in reasons or []:
-            counts[reason] = counts.get(reason, 0) + 1
-    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+    """How many quarantined rows carry each reason (a row may carry several), most frequent first."""
+    reasons = pc.list_flatten(pc.split_pattern(quarantine.column("reasons"), "; "))
+    counts = pc.value_counts(reasons).to_pylist() if len(reasons) else []
+    return dict(sorted(((c["values"], c["counts"]) for c in counts), key=lambda item: -item[1]))

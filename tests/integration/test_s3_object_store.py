@@ -120,7 +120,8 @@ def test_stage_and_publish_to_s3(s3, make_settings, tmp_path: Path, valid_tape_r
     store = open_object_store(settings.resolved_object_store_uri, settings.aws_region)
 
     staged = stage_tape(f"s3://{BUCKET}/inputs/loan_tape.csv", "manual__2025-12-31",
-                       open_object_store(settings.resolved_object_store_uri), settings.aws_region)
+                       open_object_store(settings.resolved_object_store_uri), settings.aws_region,
+                       loan_store=LoanStore(settings.resolved_loan_store_url))
     assert staged["input_rows"] == len(rows)
     assert store.exists("staging/manual__2025-12-31/typed.parquet")
     manifest = publish_snapshot(load_staged_tape(staged, store), None, settings, airflow_run_id="manual__1")
@@ -146,3 +147,105 @@ def test_stage_and_publish_to_s3(s3, make_settings, tmp_path: Path, valid_tape_r
     # Snapshots are stored in LoanId order, whatever order the source had.
     assert loans.column("LoanId").to_pylist() == sorted(r["LoanId"] for r in valid_tape_rows)
     assert LoanStore(settings.resolved_loan_store_url).read_snapshot(manifest["snapshot_id"]).equals(loans)
+
+
+DENY_ALL = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+    "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]}]}
+
+
+@pytest.fixture
+def iam_user_keys(s3, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Keys of an IAM user allowed s3:* by its own policy, set as the process's AWS credentials."""
+    import boto3
+
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_user(UserName="loanstress")
+    iam.put_user_policy(UserName="loanstress", PolicyName="s3", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="loanstress")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    return key
+
+
+def test_a_bucket_policy_denial_names_the_object_the_permission_and_the_setting(s3, iam_user_keys) -> None:
+    from moto.core import set_initial_no_auth_action_count
+
+    from pipelines.adapters.object_store import ObjectStoreAccessError, open_object_store
+
+    s3.put_object(Bucket=BUCKET, Key="stress/snapshots/a/manifest.json", Body=b"{}")
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(DENY_ALL))
+
+    @set_initial_no_auth_action_count(0)  # moto checks IAM and bucket policies from here on
+    def attempts() -> None:
+        store = open_object_store(f"s3://{BUCKET}/stress", REGION)
+        with pytest.raises(ObjectStoreAccessError, match=rf"S3 denied get of s3://{BUCKET}/stress/snapshots/a/"
+                                                          r"manifest.json .* need s3:GetObject on arn:aws:s3:::"
+                                                          rf"{BUCKET}/stress/snapshots/a/manifest.json.* "
+                                                          r"STRESS_OBJECT_STORE_URI"):
+            store.get_bytes("snapshots/a/manifest.json")
+        with pytest.raises(ObjectStoreAccessError, match=r"S3 denied put .* s3:PutObject"):
+            store.put_bytes("snapshots/b/manifest.json", b"{}")
+        with pytest.raises(ObjectStoreAccessError, match="S3 denied head"):
+            store.exists("snapshots/a/manifest.json")
+        # A loan tape behind the same policy stops the run, naming the tape's setting.
+        with pytest.raises(TableContractError, match=r"cannot read loan tape .*S3 denied get.*source_uri or "
+                                                     r"STRESS_LOAN_TAPE_URI"):
+            ingest(f"s3://{BUCKET}/stress/snapshots/a/tape.csv", REGION)
+
+    attempts()
+
+
+def test_invalid_credentials_say_so(s3) -> None:
+    from moto.core import set_initial_no_auth_action_count
+
+    from pipelines.adapters.object_store import ObjectStoreAccessError, open_object_store
+
+    @set_initial_no_auth_action_count(0)
+    def attempt() -> None:  # the fixture's "testing" keys belong to no IAM user
+        store = open_object_store(f"s3://{BUCKET}/stress", REGION)
+        for call in (lambda: store.get_bytes("a.json"), lambda: store.list_keys("snapshots/")):
+            with pytest.raises(ObjectStoreAccessError, match=r"rejected the AWS credentials .*InvalidAccessKeyId.*"
+                                                             r"invalid or expired.*AWS_PROFILE"):
+                call()
+
+    attempt()
+
+
+def test_a_missing_bucket_names_the_bucket_and_the_setting(s3) -> None:
+    from pipelines.adapters.object_store import ObjectStoreAccessError, open_object_store
+
+    store = open_object_store("s3://loanstress-no-such-bucket/stress", REGION)
+    for call in (lambda: store.put_bytes("a.json", b"{}"), lambda: store.get_bytes("a.json"),
+                 lambda: store.list_keys()):
+        with pytest.raises(ObjectStoreAccessError, match=r"S3 bucket 'loanstress-no-such-bucket' does not exist .*"
+                                                         r"check STRESS_OBJECT_STORE_URI"):
+            call()
+
+
+def test_expired_session_credentials_say_so(s3) -> None:
+    from botocore.stub import Stubber
+
+    from pipelines.adapters.object_store import ObjectStoreAccessError, S3ObjectStore
+
+    store = S3ObjectStore(BUCKET, "stress", REGION)
+    with Stubber(store._client) as stub:  # moto has no session expiry: S3's reply is stubbed
+        stub.add_client_error("put_object", service_error_code="ExpiredToken", http_status_code=400,
+                              service_message="The provided token has expired.")
+        with pytest.raises(ObjectStoreAccessError, match=r"ExpiredToken.*invalid or expired.*aws sso login"):
+            store.put_bytes("a.json", b"{}")
+
+
+def test_other_s3_errors_pass_unchanged(s3) -> None:
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    from pipelines.adapters.object_store import ObjectStoreAccessError, S3ObjectStore
+
+    store = S3ObjectStore(BUCKET, "stress", REGION)
+    with Stubber(store._client) as stub:
+        stub.add_client_error("put_object", service_error_code="SlowDown", http_status_code=503)
+        with pytest.raises(ClientError) as raised:
+            store.put_bytes("a.json", b"{}")
+    assert not isinstance(raised.value, ObjectStoreAccessError)

@@ -94,7 +94,7 @@ def test_permission_denied_is_a_table_error(tmp_path: Path, monkeypatch: pytest.
     # Tests may run as root, which reads any file: the adapter's error is simulated.
     from pipelines.adapters import object_store
 
-    def denied(uri: str, region: str = "us-east-1") -> bytes:
+    def denied(uri: str, region: str = "us-east-1", setting: str = "") -> bytes:
         raise PermissionError(13, "Permission denied", uri)
 
     monkeypatch.setattr(object_store, "read_uri_bytes", denied)
@@ -223,3 +223,18 @@ def test_non_utf8_lines_read_apart_match_the_whole_file_read_by_python(tmp_path:
     assert apart.malformed == whole.malformed and apart.type_errors == whole.type_errors
     assert [m.row_number for m in apart.malformed] == [3, 12]
     assert apart.type_errors == {1: ["type:Region"], 21: ["type:CreditScore"]}
+
+
+def test_a_tape_whose_only_non_utf8_line_is_malformed_reads_the_rest_in_contract_types(
+        tmp_path: Path, valid_tape_rows, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = [",".join(COLUMN_NAMES).encode()] + [",".join(row.values()).encode() for row in valid_tape_rows]
+    lines[5] = b"X-1,\xff\xfe,too,few"  # malformed and not UTF-8: the other lines need no text pass
+    path = tmp_path / "tape.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    apart = ingest(str(path))
+    assert pa.types.is_decimal(apart.raw_text.schema.field("LoanAmount").type)  # parsed typed, not as bytes
+    monkeypatch.setattr(ingestion, "_non_utf8_lines", lambda data: [])  # the whole file through Python
+    whole = ingest(str(path))
+    assert apart.table.equals(whole.table)
+    assert apart.malformed == whole.malformed and [m.row_number for m in apart.malformed] == [5]
+    assert apart.type_errors == whole.type_errors == {}

@@ -532,7 +532,8 @@ def published(tmp_path_factory, make_settings, valid_tape_rows_factory, write_cs
     with path.open("ab") as handle:
         handle.write(b"Q-2,too,few\n")
     staged = stage_tape(str(path), "manual__2025-12-31",
-                       open_object_store(settings.resolved_object_store_uri), settings.aws_region)
+                       open_object_store(settings.resolved_object_store_uri), settings.aws_region,
+                       loan_store=LoanStore(settings.resolved_loan_store_url))
     staged_tape = load_staged_tape(staged, open_object_store(settings.resolved_object_store_uri))
     first = publish_snapshot(staged_tape, date(2025, 12, 31), settings, airflow_run_id="manual__1")
     counts = LoanStore(settings.resolved_loan_store_url).count_rows(first["ingestion_id"])

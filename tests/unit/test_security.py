@@ -332,3 +332,18 @@ def test_a_version_without_a_gate_decision_is_refused(registered) -> None:
     registry.client().set_registered_model_alias(registry.model_name, CHAMPION, "1")
     with pytest.raises(UntrustedModel, match=r"version 1 .*None, not 'promoted'"):
         load_quarterly_pd_function(registry.champion_info())
+
+
+def test_a_champion_registered_without_its_hash_is_refused_until_retrained(registered, trained) -> None:
+    from pipelines.adapters.model_registry import MODEL_SHA256_TAG, UntrustedModel, load_quarterly_pd_function
+
+    registry, settings = registered
+    _gate(registry, settings, trained, promote=True)
+    registry.client().delete_model_version_tag(registry.model_name, "1", MODEL_SHA256_TAG)  # an older release
+    with pytest.raises(UntrustedModel) as refused:
+        load_quarterly_pd_function(registry.champion_info())
+    message = str(refused.value)
+    assert "version 1 is not loaded: it has no model_sha256 tag" in message
+    assert "registered before the SHA-256 of the model artifact was recorded" in message
+    assert "refused until a retrained version replaces it" in message
+    assert "`airflow dags trigger pd_model_training`" in message and "`make demo`" in message

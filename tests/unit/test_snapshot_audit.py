@@ -53,6 +53,8 @@ def test_all_bad_tape_stops_with_the_quarantine_summary_and_keeps_the_audit_reco
     assert adapters.object_store.get_parquet(f"ingestions/{ingestion_id}/quarantine.parquet").num_rows == 28
     manifest = json.loads(adapters.object_store.get_bytes(f"ingestions/{ingestion_id}/manifest.json"))
     assert manifest["snapshot_id"] is None and manifest["quarantine_reasons"]["range:CreditScore"] == 28
+    assert (record["status"], record["failed_rule"]) == ("rejected", "no_acceptable_row")
+    assert record["error"].startswith("no row of")
 
 
 def test_a_second_tape_with_the_same_good_rows_keeps_the_first_tapes_record(
@@ -208,3 +210,93 @@ def test_suite_and_docs_match_the_contract() -> None:
     from pipelines.cli.main import main
 
     main(["contract", "--check"])
+
+
+# Each pair reads the same; the second id of each is written with letters of another script.
+HOMOGLYPHS = [("ABC-0001", "\u0410\u0412\u0421-0001"),  # Cyrillic А, В, С
+              ("OPEX-0002", "\u039fPEX-0002"),  # Greek capital omicron
+              ("ox-0003", "\u03bfx-0003"),  # Greek small omicron
+              ("EPIC-0004", "\u0415\u0420\u0406\u0421-0004")]  # Cyrillic Е, Р, І, С
+
+
+def test_cross_script_homoglyph_ids_are_duplicates_and_mixed_scripts_are_quarantined(
+        tmp_path: Path, valid_tape_rows, write_csv) -> None:
+    from pipelines.data.validation import validate
+
+    homoglyph_rows = [{**valid_tape_rows[i], "LoanId": loan_id}
+                      for i, pair in enumerate(HOMOGLYPHS) for loan_id in pair]
+    one_script = [{**valid_tape_rows[8], "LoanId": "\u65e5\u672c-0009"},  # Han with digits
+                  {**valid_tape_rows[9], "LoanId": "JP-\u65e5\u672c-\u30ab\u30ca"},  # Latin, Han, Katakana
+                  {**valid_tape_rows[10], "LoanId": "\u0416\u0423\u041a-0011"}]  # Cyrillic only, no Latin twin
+    rows = [*valid_tape_rows[12:], *homoglyph_rows, *one_script]
+    tape = ingest(str(write_csv(rows, tmp_path / "tape.csv")))
+    outcome = validate(tape, duplicate_tolerance=0.5, balance_tolerance=0.05)
+    reasons = {json.loads(q["raw_record"])["LoanId"]: q["reasons"].split("; ")
+               for q in outcome.quarantine.to_pylist()}
+    for pair in HOMOGLYPHS:
+        for loan_id in pair:
+            assert "duplicate_LoanId" in reasons[loan_id], loan_id
+    # Latin letters mixed with Greek or Cyrillic look-alikes in one id: quarantined by name.
+    assert "mixed_script:LoanId" in reasons["\u039fPEX-0002"]
+    assert "mixed_script:LoanId" not in reasons["ABC-0001"]
+    assert not {"\u65e5\u672c-0009", "JP-\u65e5\u672c-\u30ab\u30ca", "\u0416\u0423\u041a-0011"} & set(reasons)
+    assert outcome.accepted.num_rows == len(rows) - len(homoglyph_rows)
+    assert outcome.accepted.num_rows + outcome.quarantine.num_rows == outcome.input_rows == len(rows)
+
+
+def test_skeleton_maps_look_alikes_and_keeps_ascii() -> None:
+    from pipelines.data.confusables import is_mixed_script, skeleton
+
+    assert skeleton("\u0410\u0412\u0421-\u039f\u03bf") == "ABC-Oo"
+    assert skeleton("LOAN-10") == "LOAN-10" and skeleton("LOAN-1O") == "LOAN-1O"  # ASCII ids stay distinct
+    assert is_mixed_script("\u039fPEX") and not is_mixed_script("\u0416\u0423\u041a-1")
+    assert not is_mixed_script("JP-\u65e5\u672c-\u30ab\u30ca") and not is_mixed_script("Ren\u00e9e-2")
+
+
+def test_a_tape_over_the_duplicate_tolerance_is_rejected_with_its_audit_record(
+        settings, tmp_path: Path, valid_tape_rows, write_csv, publish_snapshot) -> None:
+    rows = [*valid_tape_rows, *({**valid_tape_rows[0]} for _ in range(5))]
+    tape = ingest(str(write_csv(rows, tmp_path / "duplicates.csv")))
+    with pytest.raises(TableContractError, match="share a LoanId, above the tolerance") as raised:
+        publish_snapshot(tape, AS_OF, settings, airflow_run_id="manual__dup")
+    assert raised.value.rule == "duplicate_LoanId"
+    adapters = adapters_of(settings)
+    assert adapters.object_store.list_keys("snapshots/") == []
+    (ingestion_id,) = ingestion_ids(adapters.object_store)
+    record = adapters.loan_store.ingestion(ingestion_id)
+    assert (record["status"], record["failed_rule"], record["snapshot_id"]) == ("rejected", "duplicate_LoanId", None)
+    assert record["input_rows"] == len(rows) and record["airflow_run_id"] == "manual__dup"
+    from pipelines.data.snapshots import input_hash
+
+    assert record["input_sha256"] == input_hash(tape) and "above the tolerance" in record["error"]
+    manifest = json.loads(adapters.object_store.get_bytes(f"ingestions/{ingestion_id}/manifest.json"))
+    assert manifest["failed_rule"] == "duplicate_LoanId" and manifest["input_rows"] == len(rows)
+
+
+def test_a_tape_that_breaks_a_rule_while_read_is_rejected_with_its_redacted_audit_record(
+        settings, tmp_path: Path, valid_tape_rows, write_csv) -> None:
+    from pipelines.data.snapshots import stage_tape
+
+    path = write_csv(valid_tape_rows, tmp_path / "tape.csv")
+    path.write_text(path.read_text().replace("CreditScore", "FicoScore", 1))
+    adapters = adapters_of(settings)
+    for source, rule in ((str(path), "required_columns"),
+                         ("postgresql://risk:s3cret@127.0.0.1:1/loans?table=bad-name", "sql_table_name")):
+        with pytest.raises(TableContractError) as raised:
+            stage_tape(source, "manual__read", adapters.object_store, settings.aws_region,
+                       loan_store=adapters.loan_store, as_of=AS_OF, airflow_run_id="manual__read")
+        assert raised.value.rule == rule
+    records = [adapters.loan_store.ingestion(i) for i in ingestion_ids(adapters.object_store)]
+    assert sorted(r["failed_rule"] for r in records) == ["required_columns", "sql_table_name"]
+    assert {r["status"] for r in records} == {"rejected"}
+    assert all(r["input_sha256"] is None and r["snapshot_id"] is None for r in records)
+    stored = json.dumps([{k: str(v) for k, v in r.items()} for r in records])
+    assert "s3cret" not in stored and "risk:***@" in stored
+    assert adapters.object_store.list_keys("snapshots/") == []
+
+
+def test_a_published_ingestion_says_so(settings, tmp_path: Path, valid_tape_rows, write_csv,
+                                       publish_snapshot) -> None:
+    manifest = publish_snapshot(ingest(str(write_csv(valid_tape_rows, tmp_path / "tape.csv"))), AS_OF, settings)
+    record = adapters_of(settings).loan_store.ingestion(manifest["ingestion_id"])
+    assert (record["status"], record["failed_rule"], record["error"]) == ("published", None, None)
