@@ -16,7 +16,11 @@ Per quarter ``q`` of the horizon:
   loss ``S_{q-1} pd_q EAD LGD``;
 * revolving lines draw a share of their undrawn limit before default (a credit conversion factor),
   which raises EAD above the drawn balance;
-* the IRB RWA of the surviving book uses the annualised stressed PD with the Basel III PD floors.
+* the IRB RWA of the surviving book uses the annualised stressed PD with the Basel III PD floors;
+* a loan already in default at jump-off (90 or more days past due, :data:`DEFAULT_DAYS_PAST_DUE`) is
+  not projected as performing: it defaults in the first quarter with certainty (``pd_1 = 1``, PD
+  model not used), its line is frozen (EAD = drawn balance) and its whole ``EAD x LGD`` is the
+  first quarter's loss (``docs/default_definition.md``).
 
 Projected balances are contractual (conditional on survival); expected balances multiply by ``S``.
 The payment shock is measured from the jump-off rate, since a tape carries no origination rate.
@@ -45,6 +49,8 @@ HOUSE_PRICES, CRE_PRICES, DEPRECIATING = 0, 1, 2
 AUTO_DEPRECIATION_PER_QUARTER = 0.04
 # Share of the undrawn limit a revolving borrower draws per quarter on the way to default.
 REVOLVING_DRAW_RATE = 0.10
+# Days past due from which a loan is in default (Basel CRE36.69, the US 90-day non-accrual rule).
+DEFAULT_DAYS_PAST_DUE = 90
 
 PDFunction = Callable[[pd.DataFrame], NDArray[np.float64]]
 
@@ -66,6 +72,7 @@ class BookArrays:
     collateral_index: NDArray[np.int8]  # HOUSE_PRICES, CRE_PRICES or DEPRECIATING
     score: NDArray[np.float64]
     age_quarters: NDArray[np.float64]
+    in_default: NDArray[np.bool_]  # in default at jump-off (:func:`in_default`)
 
     def __len__(self) -> int:
         return int(self.balance.size)
@@ -110,6 +117,11 @@ class Projection:
         return 1.0 - self.survival_start[:, -1] * (1.0 - self.pd[:, -1])
 
 
+def in_default(days_past_due: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Loans in default at jump-off: :data:`DEFAULT_DAYS_PAST_DUE` or more days past due."""
+    return np.asarray(days_past_due, dtype=np.float64) >= DEFAULT_DAYS_PAST_DUE
+
+
 def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Projection:
     """Project every loan over the horizon of ``macro`` (see the module docstring for the rules)."""
     n, horizon = len(book), macro.horizon
@@ -127,8 +139,11 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
     for q in range(horizon):
         index_move = np.where(variable, macro.rate_change_points[q, np.maximum(book.reference, 0)], 0.0) / PERCENT
         rate = np.clip(jump_off_rate + index_move, 0.0, None)
-        alive = remaining > 0
-        ead = np.where(alive, draw_down(balance, book.limit, REVOLVING_DRAW_RATE, book.schedule), 0.0)
+        # A defaulted loan is still owed whatever its maturity; it has no undrawn line to draw on.
+        defaulting = book.in_default & (q == 0)
+        alive = (remaining > 0) & ~book.in_default | defaulting
+        drawn = np.where(book.in_default, balance, draw_down(balance, book.limit, REVOLVING_DRAW_RATE, book.schedule))
+        ead = np.where(alive, drawn, 0.0)
         flows = project_quarter(balance, rate, np.maximum(remaining, 1), book.schedule)
         price_ratio = np.select(
             [book.collateral_index == HOUSE_PRICES, book.collateral_index == CRE_PRICES],
@@ -149,7 +164,7 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
             "unemployment_rate_avg_4q_chg_4q": macro.unemployment_avg_4q_change[q],
             "house_price_index_chg_4q": macro.house_price_change_4q[q],
         })
-        pd_q = np.where(alive, np.clip(pd_model(features), 0.0, 1.0), 0.0)
+        pd_q = np.where(defaulting, 1.0, np.where(alive, np.clip(pd_model(features), 0.0, 1.0), 0.0))
         lgd = stressed_lgd(book.segment, ead, book.collateral, price_ratio)
         result.pd[:, q] = pd_q
         result.ead[:, q] = ead

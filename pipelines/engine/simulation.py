@@ -43,6 +43,7 @@ from models.projection import (
     BookArrays,
     MacroPath,
     PDFunction,
+    in_default,
     project_book,
 )
 from models.segments import SEGMENT_NAMES, segment_codes
@@ -154,6 +155,7 @@ def book_arrays(features: pa.Table) -> BookArrays:
         reference=reference, remaining_quarters=column("RemainingQuarters", np.int32),
         income=column("BorrowerIncome"), collateral=column("CollateralValue"), collateral_index=collateral_index,
         score=column("CreditScore"), age_quarters=column("LoanAgeQuarters"),
+        in_default=in_default(column("DaysPastDue")),
     )
 
 
@@ -223,7 +225,8 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
     """Project one batch of loans under one scenario."""
     book = book_arrays(features)
     projection = project_book(book, macro_path(scenario, history), pd_model)
-    jump_off_pd = features.column("DefaultRiskScore").to_numpy(zero_copy_only=False)
+    # A loan in default has PD 1 whatever the bank's score says (docs/default_definition.md).
+    jump_off_pd = np.where(book.in_default, 1.0, features.column("DefaultRiskScore").to_numpy(zero_copy_only=False))
     histogram = ExposureHistogram.from_loans(
         correlation_class(book.segment_name, jump_off_pd), CLASS_RHO,
         projection.pd, projection.loss_weight * projection.survival_start,
@@ -239,8 +242,9 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
 
     # Jump-off capital: undrawn revolving limits enter at their credit conversion factor; IRB uses the bank's own
     # 12-month PD (Basel III floors) and LGD at today's collateral values; the allowance is the next four quarters'
-    # expected loss on the same exposure.
-    undrawn = standardized.undrawn_commitments(book.balance, book.limit, book.schedule == ScheduleCode.REVOLVING)
+    # expected loss on the same exposure. A defaulted borrower's line is frozen: no undrawn commitment.
+    undrawn = standardized.undrawn_commitments(book.balance, book.limit,
+                                               (book.schedule == ScheduleCode.REVOLVING) & ~book.in_default)
     ccf_undrawn = standardized.credit_conversion_factors(book.segment_name) * undrawn
     standardized_rwa = standardized.credit_rwa(book.balance, undrawn, book.segment_name,
                                                features.column("DaysPastDue").to_numpy(zero_copy_only=False))
@@ -260,6 +264,9 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
         "standardized_rwa_undrawn": per_segment(standardized_rwa.undrawn[:, None]),
         "irb_rwa_drawn": per_segment((irb_weight * book.balance)[:, None]),
         "irb_rwa_undrawn": per_segment((irb_weight * ccf_undrawn)[:, None]),
+        "defaulted_loans": per_segment(book.in_default[:, None].astype(np.float64)),
+        "defaulted_balance": per_segment((book.balance * book.in_default)[:, None]),
+        "defaulted_loss": per_segment((expected_loss[:, 0] * book.in_default)[:, None]),
     }
     loans = pa.table({
         "LoanId": features.column("LoanId"),
@@ -274,7 +281,7 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
 
 AGGREGATE_KEYS = ("expected_loss", "rwa", "surviving_balance", "jump_off_balance", "undrawn_commitments",
                   "jump_off_el_4q", "standardized_rwa_drawn", "standardized_rwa_undrawn", "irb_rwa_drawn",
-                  "irb_rwa_undrawn")
+                  "irb_rwa_undrawn", "defaulted_loans", "defaulted_balance", "defaulted_loss")
 
 
 def add_aggregates(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -353,6 +360,9 @@ def reduce_scenario(histograms: list[ExposureHistogram], aggregates: list[dict[s
         "loss_rate_by_segment": {s: float(np.sum(v) / balance[s]) if balance[s] else 0.0
                                  for s, v in totals["expected_loss"].items()},
         "exposure_by_segment": balance,
+        "defaulted_at_jump_off": {"loans": round(_segment_sum(totals, "defaulted_loans")),
+                                  "balance": _segment_sum(totals, "defaulted_balance"),
+                                  "loss": _segment_sum(totals, "defaulted_loss")},
         "loss_distribution": np.quantile(cumulative, np.linspace(0, 1, 201)).tolist(),
         "capital": capital,
         "self_check": self_check(float(el_by_quarter.sum()), summary.expected_loss, summary.standard_error),

@@ -71,7 +71,9 @@ class ScriptedPD:
 def book(**loans: list) -> BookArrays:
     """BookArrays from per-field lists (one entry per loan)."""
     segments = loans.pop("segment")
+    defaulted = loans.pop("in_default", [False] * len(segments))
     return BookArrays(
+        in_default=np.array(defaulted, dtype=bool),
         segment=np.array([SEGMENT_CODE[s] for s in segments], dtype=np.int8),
         segment_name=np.array([s.value for s in segments], dtype=object),
         schedule=np.array(loans.pop("schedule"), dtype=np.int8),
@@ -262,3 +264,24 @@ def test_auto_collateral_depreciates_and_rates_floor_at_zero() -> None:
                                rtol=1e-12)
     # Auto LGD: haircut 35 %, floor 15 %: 1 - 20,000 x 0.96 x 0.65 / 12,000 = -0.04 -> the floor.
     assert projection.lgd[0, 0] == pytest.approx(0.15)
+
+
+def test_a_loan_90_days_past_due_defaults_in_the_first_quarter_whatever_the_model_says() -> None:
+    # A card line 120 days past due (600 drawn of 1,000) and a CRE loan past maturity and 200 days past due:
+    # both default in quarter 1 with certainty, the line is frozen (EAD 600, no 10 % draw), the whole
+    # EAD x LGD is the first quarter's loss, and nothing is left to lose or to hold capital for afterwards.
+    defaulted = book(
+        segment=[Segment.CREDIT_CARD, Segment.COMMERCIAL_REAL_ESTATE], schedule=[ScheduleCode.REVOLVING,
+                                                                                ScheduleCode.BULLET],
+        balance=[600.0, 1_000_000.0], limit=[1_000.0, 1_000_000.0], rate=[0.20, 0.06], reference=[PRIME_INDEX, -1],
+        remaining_quarters=[40, 0], income=[50_000.0, 400_000.0], collateral=[np.nan, 1_250_000.0],
+        collateral_index=[DEPRECIATING, CRE_PRICES], score=[650.0, 700.0], age_quarters=[12.0, 30.0],
+        in_default=[True, True])
+    model = ScriptedPD(np.full((2, 3), 0.01))
+    projection = project_book(defaulted, macro({PRIME_INDEX: PRIME_MOVE}), model)
+    np.testing.assert_array_equal(projection.pd, [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(projection.ead[:, 0], [600.0, 1_000_000.0])
+    # Card LGD 90 %; CRE: 1 - 1,250,000 x 0.9 x 0.75 / 1,000,000 = 0.15625 at the quarter-1 CRE prices.
+    np.testing.assert_allclose(projection.expected_loss, [[540.0, 0, 0], [156_250.0, 0, 0]], rtol=1e-12)
+    np.testing.assert_array_equal(projection.cumulative_pd, [1.0, 1.0])
+    np.testing.assert_array_equal(projection.rwa, np.zeros((2, 3)))
