@@ -8,7 +8,10 @@ Per quarter ``q`` of the horizon:
 
 * variable-rate loans reprice at ``index_q + margin`` (index moved by the scenario's change from
   jump-off), fixed-rate loans keep their rate; the annuity payment is re-amortised at the new rate,
-  so the *payment shock* shows in the debt-service-to-income ratio (DSTI) the PD model sees;
+  so the *payment shock* shows in the debt-service-to-income ratio (DSTI) the PD model sees; DSTI
+  is the scheduled regular payment (never the balloon of a maturing interest-only or bullet loan)
+  over income, and :data:`MISSING_INCOME_DSTI` when income is missing or zero
+  (:func:`debt_service_to_income`);
 * collateral moves with the scenario's house-price (residential) or commercial-property (CRE) index
   ratio from jump-off; autos depreciate at a fixed rate; LTV = balance / collateral value;
 * ``pd_q`` comes from the PD model, the loan survives with ``S_q = S_{q-1} (1 - pd_q)``; the
@@ -49,6 +52,10 @@ HOUSE_PRICES, CRE_PRICES, DEPRECIATING = 0, 1, 2
 AUTO_DEPRECIATION_PER_QUARTER = 0.04
 # Share of the undrawn limit a revolving borrower draws per quarter on the way to default.
 REVOLVING_DRAW_RATE = 0.10
+# DSTI of a borrower with missing or zero income: the highest DSTI the PD models tell apart (the benchmark
+# logistic model caps DSTI at 1.5; the XGBoost model is monotone in DSTI and saw nothing above about 1), so an
+# unknown income scores as the most stretched borrower of its kind, never as one with no debt service.
+MISSING_INCOME_DSTI = 1.5
 # Days past due from which a loan is in default (Basel CRE36.69, the US 90-day non-accrual rule).
 DEFAULT_DAYS_PAST_DUE = 90
 
@@ -117,6 +124,23 @@ class Projection:
         return 1.0 - self.survival_start[:, -1] * (1.0 - self.pd[:, -1])
 
 
+def income_missing(income: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Loans whose income is missing (NaN) or not positive: no debt-service ratio can be measured."""
+    return ~(np.asarray(income, dtype=np.float64) > 0.0)
+
+
+def debt_service_to_income(annual_debt_service: NDArray[np.float64],
+                           income: NDArray[np.float64]) -> NDArray[np.float64]:
+    """DSTI, and :data:`MISSING_INCOME_DSTI` where income is missing or zero (a stressed value, not NaN).
+
+    Why not NaN: the PD models would impute it (the logistic model as 0, XGBoost by its default branch), which
+    scores a borrower with no known income as one with no debt service, the best case.
+    """
+    missing = income_missing(income)
+    ratio = np.asarray(annual_debt_service, dtype=np.float64) / np.where(missing, 1.0, income)
+    return np.where(missing, MISSING_INCOME_DSTI, ratio)
+
+
 def in_default(days_past_due: NDArray[np.float64]) -> NDArray[np.bool_]:
     """Loans in default at jump-off: :data:`DEFAULT_DAYS_PAST_DUE` or more days past due."""
     return np.asarray(days_past_due, dtype=np.float64) >= DEFAULT_DAYS_PAST_DUE
@@ -152,7 +176,7 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             ltv = balance / (book.collateral * price_ratio)
-            dsti = np.where(book.income > 0, flows.payment * QUARTERS_PER_YEAR / book.income, np.nan)
+        dsti = debt_service_to_income(flows.scheduled_payment * QUARTERS_PER_YEAR, book.income)
         features = pd.DataFrame({
             "ProductSegment": segment,
             "CreditScore": book.score,

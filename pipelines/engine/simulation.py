@@ -44,6 +44,7 @@ from models.projection import (
     MacroPath,
     PDFunction,
     in_default,
+    income_missing,
     project_book,
 )
 from models.segments import SEGMENT_NAMES, segment_codes
@@ -267,6 +268,7 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
         "defaulted_loans": per_segment(book.in_default[:, None].astype(np.float64)),
         "defaulted_balance": per_segment((book.balance * book.in_default)[:, None]),
         "defaulted_loss": per_segment((expected_loss[:, 0] * book.in_default)[:, None]),
+        "income_missing_loans": per_segment(income_missing(book.income)[:, None].astype(np.float64)),
     }
     loans = pa.table({
         "LoanId": features.column("LoanId"),
@@ -281,7 +283,8 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
 
 AGGREGATE_KEYS = ("expected_loss", "rwa", "surviving_balance", "jump_off_balance", "undrawn_commitments",
                   "jump_off_el_4q", "standardized_rwa_drawn", "standardized_rwa_undrawn", "irb_rwa_drawn",
-                  "irb_rwa_undrawn", "defaulted_loans", "defaulted_balance", "defaulted_loss")
+                  "irb_rwa_undrawn", "defaulted_loans", "defaulted_balance", "defaulted_loss",
+                  "income_missing_loans")
 
 
 def add_aggregates(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -363,6 +366,8 @@ def reduce_scenario(histograms: list[ExposureHistogram], aggregates: list[dict[s
         "defaulted_at_jump_off": {"loans": round(_segment_sum(totals, "defaulted_loans")),
                                   "balance": _segment_sum(totals, "defaulted_balance"),
                                   "loss": _segment_sum(totals, "defaulted_loss")},
+        # Loans scored with the stressed DSTI for want of an income (models.projection.MISSING_INCOME_DSTI).
+        "data_warnings": {"income_missing_loans": round(_segment_sum(totals, "income_missing_loans"))},
         "loss_distribution": np.quantile(cumulative, np.linspace(0, 1, 201)).tolist(),
         "capital": capital,
         "self_check": self_check(float(el_by_quarter.sum()), summary.expected_loss, summary.standard_error),

@@ -124,6 +124,9 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
     aggregates = [json.loads(store.get_bytes(f"{p}/aggregates.json")) for p in prefixes]
     log.info("reducing %s: %d batches, Monte Carlo over %s paths", scenario_id, len(prefixes), f"{config.n_paths:,}")
     metrics = reduce_scenario(histograms, aggregates, scenario, config)
+    if metrics["data_warnings"]["income_missing_loans"]:
+        log.warning("%s: %d loans without income scored at the stressed DSTI", scenario_id,
+                    metrics["data_warnings"]["income_missing_loans"])
     loans = pa.concat_tables([store.get_parquet(f"{p}/loans.parquet") for p in prefixes])
     sim_id = simulation_id(plan["snapshot_id"], scenario, plan["pd_model"]["version"], config)
     result_prefix = f"{run_prefix(run_id)}/results/{scenario_id}"

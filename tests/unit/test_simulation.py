@@ -242,3 +242,13 @@ def test_loans_90_days_past_due_are_lost_in_the_first_quarter_and_weighted_150_p
     assert result["defaulted_at_jump_off"] == {"loans": 3, "balance": pytest.approx(balance[:3].sum()),
                                                "loss": pytest.approx(balance[:3].sum() * lgd, rel=1e-12)}
     assert result["loss_by_quarter"][0] >= balance[:3].sum() * lgd
+
+
+def test_loans_without_income_are_counted_in_the_results(features, history, pd_model):
+    income = features.column("BorrowerIncome").to_numpy().copy()
+    income[[3, 7]] = 0.0
+    book = features.set_column(features.schema.get_field_index("BorrowerIncome"), "BorrowerIncome", pa.array(income))
+    scenario = resolve_scenario("2026_baseline")
+    batch = simulate_batch(book, scenario, history, pd_model, CONFIG)
+    result = reduce_scenario([batch.histogram], [batch.aggregates], scenario, CONFIG)
+    assert result["data_warnings"] == {"income_missing_loans": 2}
