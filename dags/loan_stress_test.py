@@ -4,9 +4,10 @@ Wiring only: each task is one call into ``pipelines.tasks``; heavy libraries loa
 the scheduler parses this file in milliseconds.
 
 ``loan_tape`` (ingest -> validate -> features) -> plan -> simulate[scenario x batch] ->
-reduce[scenario] -> check_results -> publish -> compliance -> emit_metrics -> report ->
-compliance_gate, and the teardown ``clean_up`` after everything, whatever happened. Results reach
-the results store only in ``publish``, after the checks passed.
+reduce[scenario] -> check_results -> publish -> attribution (against the previous published run) and
+compliance -> emit_metrics -> report -> compliance_gate, and the teardown ``clean_up`` after
+everything, whatever happened. Results reach the results store only in ``publish``, after the
+checks passed.
 """
 
 from __future__ import annotations
@@ -87,10 +88,16 @@ def loan_stress_test() -> None:
         return check(reduced, run_id)
 
     @task
-    def publish(checked: dict, run_id: str) -> dict:
+    def publish(checked: dict, plan: dict, run_id: str) -> dict:
         from pipelines.tasks.stress import publish as publish_results
 
-        return publish_results(checked, run_id)
+        return publish_results(checked, plan, run_id)
+
+    @task
+    def attribution(plan: dict, published: dict, run_id: str) -> dict:
+        from pipelines.tasks.stress import attribution as attribute
+
+        return attribute(plan, published, run_id)
 
     @task
     def compliance(manifest: dict, plan: dict, published: dict, run_id: str) -> dict:
@@ -105,10 +112,10 @@ def loan_stress_test() -> None:
         return emit(compliance_result, run_id)
 
     @task
-    def report(manifest: dict, published: dict, compliance_result: dict, run_id: str) -> dict:
+    def report(manifest: dict, published: dict, compliance_result: dict, attributed: dict, run_id: str) -> dict:
         from pipelines.tasks.stress import report as render_report
 
-        return render_report(manifest, published, compliance_result, run_id)
+        return render_report(manifest, published, compliance_result, attributed, run_id)
 
     @task
     def compliance_gate(compliance_result: dict) -> dict:
@@ -126,9 +133,9 @@ def loan_stress_test() -> None:
     planned = plan(tape["features"])
     simulated = simulate.partial(plan=planned).expand_kwargs(work_items(planned))
     reduced = reduce.partial(plan=planned).expand(scenario_id=scenario_ids(planned))
-    published = publish(check_results(reduced))
+    published = publish(check_results(reduced), planned)
     judged = compliance(tape["manifest"], planned, published)
-    reported = report(tape["manifest"], published, judged)
+    reported = report(tape["manifest"], published, judged, attribution(planned, published))
     chain(simulated, reduced)
     chain(emit_metrics(judged), reported, compliance_gate(judged), clean_up())
 

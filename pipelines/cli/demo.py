@@ -124,7 +124,30 @@ def print_summary(run_id: str, seconds: float) -> None:
         print(f"  self-check         {scenario_id}: Monte Carlo EL {check['el_mc']:,.0f} vs analytic "
               f"{check['el_analytic']:,.0f} (z {check['z']:+.2f}, limit {check['max_abs_z']:g}): "
               f"{'passed' if check['passed'] else 'FAILED'}")
+    print_attribution(steps["attribution"])
     print_compliance(steps)
+
+
+def print_attribution(attribution: dict[str, Any]) -> None:
+    """The change of every scenario's measures since the previous published run, as a waterfall table."""
+    from pipelines.compliance import attribution_report
+
+    print()
+    if not attribution.get("previous_run_id"):
+        print("  attribution        no previous run: this is the first published run, nothing to compare")
+        return
+    print(f"  attribution        change since run {attribution['previous_run_id']} "
+          f"(data -> model -> scenario -> parameters, then the residual)")
+    header = attribution_report.COLUMNS
+    print(f"  {header[0]:<24} {header[1]:<19} " + " ".join(f"{h:>14}" for h in header[2:]))
+    for row in attribution_report.rows(attribution):
+        print(f"  {row[0]:<24} {row[1]:<19} " + " ".join(f"{cell:>14}" for cell in row[2:]))
+    for scenario_id, waterfalls in attribution["scenarios"].items():
+        print(f"  {scenario_id}: changed {', '.join(waterfalls['changed']) or 'nothing'}")
+    if attribution.get("only_in_this_run"):
+        print(f"  new scenarios, not attributed: {', '.join(attribution['only_in_this_run'])}")
+    for scenario_id, reason in attribution.get("unavailable", {}).items():
+        print(f"  {scenario_id} not attributed: {reason}")
 
 
 def print_compliance(steps: dict[str, Any]) -> None:
