@@ -11,13 +11,14 @@ residual is only what the current code does not reproduce of the previous run's 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
-from models.attribution import FACTORS, Input, Waterfall, sequential_attribution
+from models.attribution import FACTORS, RESIDUAL, Input, Waterfall, sequential_attribution
 from models.capital import PPNRModel
 from models.projection import PDFunction
 from pipelines.engine.scenarios import Scenario
@@ -30,6 +31,7 @@ from pipelines.engine.simulation import (
 )
 from pipelines.settings import CapitalApproach, RWAPath
 
+NO_PREVIOUS_RUN = "no previous published run of this DAG: nothing to attribute"
 # The measures attributed, read from a scenario's metrics (reduce_scenario).
 MEASURES: dict[str, Callable[[dict[str, Any]], float]] = {
     "expected_loss": lambda metrics: metrics["expected_loss"],
@@ -99,3 +101,50 @@ def attribute_scenario(previous: Mapping[str, Input], current: Mapping[str, Inpu
 
     return sequential_attribution(evaluate, previous, current, measures(measured_previous),
                                   measures(measured_current), FACTORS)
+
+
+def factor_inputs(inputs: dict[str, Any], run_id: str, scenario_id: str) -> dict[str, Input]:
+    """One run's recorded inputs (``publish``'s run inputs) as the attribution compares and loads them."""
+    data, model = inputs["data"], inputs["model"]
+    return {
+        "data": Input(json.dumps([data["snapshot_id"], data["as_of"]]), data["features_key"]),
+        "model": Input(json.dumps([model["kind"], model["name"], str(model["version"])]), model),
+        "scenario": Input(inputs["scenarios"][scenario_id], {"run_id": run_id, "scenario_id": scenario_id}),
+        "parameters": Input(json.dumps(inputs["parameters"], sort_keys=True), inputs["parameters"]),
+    }
+
+
+def attribute_runs(previous: dict[str, Any], run_id: str, run_inputs: dict[str, Any],
+                   results: list[dict[str, Any]], loaders: Loaders, history: pd.DataFrame,
+                   batch_size: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The attribution of a run against ``previous`` (:meth:`ResultsStore.previous_published_run`).
+
+    Returns the outcome (per scenario: the factors that changed and a waterfall per measure; the scenarios
+    only one run has; those whose previous inputs are gone) and the rows of the results store's table.
+    """
+    current = {r["metrics"]["scenario_id"]: r["metrics"] for r in results}
+    earlier = {r["metrics"]["scenario_id"]: r["metrics"] for r in previous["results"]}
+    common = [s for s in current if s in earlier and s in previous["inputs"]["scenarios"]]
+    scenarios: dict[str, Any] = {}
+    unavailable: dict[str, str] = {}
+    rows: list[dict[str, Any]] = []
+    for scenario_id in common:
+        before = factor_inputs(previous["inputs"], previous["run_id"], scenario_id)
+        after = factor_inputs(run_inputs, run_id, scenario_id)
+        try:
+            waterfalls = attribute_scenario(before, after, earlier[scenario_id], current[scenario_id], loaders,
+                                            history, batch_size)
+        except FileNotFoundError as error:  # the previous run's files were removed: say so, keep the report
+            unavailable[scenario_id] = f"the previous run's inputs are not available: {error}"
+            continue
+        scenarios[scenario_id] = {"changed": [f for f in FACTORS if before[f] != after[f]],
+                                  **{metric: w.to_dict() for metric, w in waterfalls.items()}}
+        for metric, w in waterfalls.items():
+            steps = [("previous", w.previous), *((step, w.bars[step]) for step in (*FACTORS, RESIDUAL)),
+                     ("current", w.current)]
+            rows += [{"scenario_id": scenario_id, "metric": metric, "step": step, "value": value}
+                     for step, value in steps]
+    outcome = {"previous_run_id": previous["run_id"], "order": [*FACTORS, RESIDUAL], "scenarios": scenarios,
+               "only_in_this_run": [s for s in current if s not in common],
+               "only_in_previous_run": sorted(set(earlier) - set(current)), "unavailable": unavailable}
+    return outcome, rows

@@ -214,22 +214,6 @@ def compliance(manifest: dict[str, Any], plan: dict[str, Any], published: dict[s
     return compliance_outcome(adapters, records, run_id, DAG_ID)
 
 
-NO_PREVIOUS_RUN = "no previous published run of this DAG: nothing to attribute"
-
-
-def _factor_inputs(inputs: dict[str, Any], run_id: str, scenario_id: str) -> dict[str, Any]:
-    """One run's inputs as the attribution compares (``key``) and loads (``value``) them."""
-    from models.attribution import Input
-
-    data, model = inputs["data"], inputs["model"]
-    return {
-        "data": Input(json.dumps([data["snapshot_id"], data["as_of"]]), data["features_key"]),
-        "model": Input(json.dumps([model["kind"], model["name"], str(model["version"])]), model),
-        "scenario": Input(inputs["scenarios"][scenario_id], {"run_id": run_id, "scenario_id": scenario_id}),
-        "parameters": Input(json.dumps(inputs["parameters"], sort_keys=True), inputs["parameters"]),
-    }
-
-
 @task_entry
 def attribution(plan: dict[str, Any], published: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Split each scenario's change since the previous published run into data, model, scenario and parameters.
@@ -237,57 +221,29 @@ def attribution(plan: dict[str, Any], published: dict[str, Any], run_id: str) ->
     The waterfalls go to ``runs/<run>/results/attribution.json`` and the results store's ``run_attribution``
     table; the first run of the DAG records that there is no previous run.
     """
-    from models.attribution import FACTORS, RESIDUAL
     from pipelines.data.macro import load_history
-    from pipelines.engine.attribution import Loaders, attribute_scenario, config_from_parameters
+    from pipelines.engine.attribution import NO_PREVIOUS_RUN, Loaders, attribute_runs, config_from_parameters
     from pipelines.model.selection import load_pd_function
 
     adapters = current_adapters()
     store, results_store = adapters.object_store, adapters.results_store
-    key = f"{run_prefix(run_id)}/results/attribution.json"
     previous = results_store.previous_published_run(DAG_ID, run_id)
     if previous is None:
         log.info(NO_PREVIOUS_RUN)
-        outcome: dict[str, Any] = {"previous_run_id": None, "note": NO_PREVIOUS_RUN, "scenarios": {}}
-        results_store.save_attribution(run_id, DAG_ID, "", [])
-        return record_step(store, run_id, "attribution", outcome | {"attribution_key": key, "attribution_uri":
-                           store.put_bytes(key, json.dumps(outcome, indent=2).encode())})
-    current_inputs = _run_inputs(plan | {"run_id": run_id}, adapters)
-    current = {r["metrics"]["scenario_id"]: r["metrics"] for r in _results(store, published["reduced"])}
-    earlier = {r["metrics"]["scenario_id"]: r["metrics"] for r in previous["results"]}
-    common = [s for s in plan["scenarios"] if s in earlier and s in previous["inputs"]["scenarios"]]
-    loaders = Loaders(features=store.get_parquet, pd_model=lambda info: load_pd_function(info, store),
-                      scenario=lambda where: _load_scenario(store, where["run_id"], where["scenario_id"])[0],
-                      config=lambda parameters: config_from_parameters(parameters, plan["horizon"]))
-    history = load_history()
-    scenarios: dict[str, Any] = {}
-    unavailable: dict[str, str] = {}
-    rows: list[dict[str, Any]] = []
-    for scenario_id in common:
-        before = _factor_inputs(previous["inputs"], previous["run_id"], scenario_id)
-        after = _factor_inputs(current_inputs, run_id, scenario_id)
-        changed = [factor for factor in FACTORS if before[factor] != after[factor]]
-        log.info("attributing %s against run %s (changed: %s)", scenario_id, previous["run_id"],
-                 ", ".join(changed) or "nothing")
-        try:
-            waterfalls = attribute_scenario(before, after, earlier[scenario_id], current[scenario_id], loaders,
-                                            history, adapters.settings.batch_size)
-        except FileNotFoundError as error:  # the previous run's files were removed: say so, keep the report
-            log.warning("cannot attribute %s: %s", scenario_id, error)
-            unavailable[scenario_id] = f"the previous run's inputs are not available: {error}"
-            continue
-        scenarios[scenario_id] = {"changed": changed, **{m: w.to_dict() for m, w in waterfalls.items()}}
-        for metric, waterfall in waterfalls.items():
-            rows += [{"scenario_id": scenario_id, "metric": metric, "step": "previous", "value": waterfall.previous},
-                     *({"scenario_id": scenario_id, "metric": metric, "step": step, "value": waterfall.bars[step]}
-                       for step in (*FACTORS, RESIDUAL)),
-                     {"scenario_id": scenario_id, "metric": metric, "step": "current", "value": waterfall.current}]
-    outcome = {"previous_run_id": previous["run_id"], "order": [*FACTORS, RESIDUAL], "scenarios": scenarios,
-               "only_in_this_run": [s for s in plan["scenarios"] if s not in common],
-               "only_in_previous_run": sorted(set(earlier) - set(plan["scenarios"])), "unavailable": unavailable}
-    results_store.save_attribution(run_id, DAG_ID, previous["run_id"], rows)
-    return record_step(store, run_id, "attribution", outcome | {"attribution_key": key, "attribution_uri":
-                       store.put_bytes(key, json.dumps(outcome, indent=2).encode())})
+        outcome, rows = {"previous_run_id": None, "note": NO_PREVIOUS_RUN, "scenarios": {}}, []
+    else:
+        loaders = Loaders(features=store.get_parquet, pd_model=lambda info: load_pd_function(info, store),
+                          scenario=lambda where: _load_scenario(store, where["run_id"], where["scenario_id"])[0],
+                          config=lambda parameters: config_from_parameters(parameters, plan["horizon"]))
+        outcome, rows = attribute_runs(previous, run_id, _run_inputs(plan | {"run_id": run_id}, adapters),
+                                       _results(store, published["reduced"]), loaders, load_history(),
+                                       adapters.settings.batch_size)
+        for scenario_id, reason in outcome["unavailable"].items():
+            log.warning("cannot attribute %s: %s", scenario_id, reason)
+    results_store.save_attribution(run_id, DAG_ID, outcome["previous_run_id"] or "", rows)
+    key = f"{run_prefix(run_id)}/results/attribution.json"
+    return record_step(store, run_id, "attribution", outcome | {
+        "attribution_key": key, "attribution_uri": store.put_bytes(key, json.dumps(outcome, indent=2).encode())})
 
 
 @task_entry

@@ -17,6 +17,7 @@ from pipelines.data.macro import load_history
 from pipelines.data.synthetic import generate_loan_book, generate_performance_history
 from pipelines.engine.attribution import (
     Loaders,
+    attribute_runs,
     attribute_scenario,
     config_from_parameters,
     measures,
@@ -202,3 +203,32 @@ def test_the_previous_run_is_the_latest_other_published_run_of_the_same_dag(tmp_
         for step, value in (("previous", 1.0), ("data", 0.5), ("current", 1.5))])
     assert [(r["step"], r["value"], r["previous_run_id"]) for r in store.attribution_of_run("run-2", "loan_stress_test")
             ] == [("previous", 1.0, "run-1"), ("data", 0.5, "run-1"), ("current", 1.5, "run-1")]
+
+
+def test_runs_are_attributed_scenario_by_scenario_from_their_recorded_inputs(books, history, pd_model):
+    # Two recorded runs: the book changes, the baseline is in both, the rate shock only in the current one.
+    scenario = resolve_scenario("2026_baseline")
+    parameters = run_parameters(CONFIG)
+    metrics = {book: published(books[book], scenario, history, pd_model, CONFIG) for book in books}
+
+    def run(book, scenario_ids):
+        inputs = {"data": {"snapshot_id": book, "as_of": "2025-12-31", "features_key": book},
+                  "model": {"kind": "benchmark_logistic", "name": "logistic", "version": "1"},
+                  "scenarios": dict.fromkeys(scenario_ids, scenario.fingerprint()), "parameters": parameters}
+        return inputs, [{"metrics": metrics[book] | {"scenario_id": s}} for s in scenario_ids]
+
+    previous_inputs, previous_results = run("a", ["2026_baseline"])
+    current_inputs, current_results = run("b", ["2026_baseline", "rate_hike_300bp"])
+    loaders = Loaders(features=books.__getitem__, pd_model=lambda info: pd_model,
+                      scenario=lambda where: resolve_scenario(where["scenario_id"]),
+                      config=lambda p: config_from_parameters(p, 9))
+    outcome, rows = attribute_runs({"run_id": "run-1", "inputs": previous_inputs, "results": previous_results},
+                                   "run-2", current_inputs, current_results, loaders, history, 512)
+    assert outcome["previous_run_id"] == "run-1" and outcome["only_in_this_run"] == ["rate_hike_300bp"]
+    baseline = outcome["scenarios"]["2026_baseline"]
+    assert baseline["changed"] == ["data"]
+    loss = baseline["expected_loss"]
+    assert loss["bars"]["data"] == pytest.approx(loss["change"], rel=1e-9) != 0.0
+    assert [(r["metric"], r["step"]) for r in rows[:7]] == [("expected_loss", step) for step in (
+        "previous", "data", "model", "scenario", "parameters", "residual", "current")]
+    assert len(rows) == 3 * 7
