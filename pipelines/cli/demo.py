@@ -119,6 +119,11 @@ def print_summary(run_id: str, seconds: float) -> None:
               f"{capital['cet1_ratio'][0]:>10.2%} {capital['min_cet1_ratio']:>8.2%} "
               f"{capital['tier1_leverage_ratio'][0]:>12.2%} {capital['min_tier1_leverage_ratio']:>10.2%}")
     print(f"  results            {result['AffectedLoans'].rsplit('/', 2)[0]}/<scenario>/")
+    book = steps[f"result_{plan['scenarios'][0]}"]["metrics"]  # the same book in every scenario
+    defaulted, warnings = book["defaulted_at_jump_off"], book["data_warnings"]
+    print(f"  in default         {defaulted['loans']:,} loans 90+ days past due at jump-off, balance "
+          f"{defaulted['balance']:,.0f}, lost in the first quarter (docs/default_definition.md)")
+    print(f"  income missing     {warnings['income_missing_loans']:,} loans scored at the stressed DSTI")
     for scenario_id in plan["scenarios"]:
         check = steps[f"result_{scenario_id}"]["metrics"]["self_check"]
         print(f"  self-check         {scenario_id}: Monte Carlo EL {check['el_mc']:,.0f} vs analytic "
