@@ -232,3 +232,18 @@ def test_runs_are_attributed_scenario_by_scenario_from_their_recorded_inputs(boo
     assert [(r["metric"], r["step"]) for r in rows[:7]] == [("expected_loss", step) for step in (
         "previous", "data", "model", "scenario", "parameters", "residual", "current")]
     assert len(rows) == 3 * 7
+
+
+def test_the_demo_prints_no_previous_run_or_the_waterfall(capsys):
+    from pipelines.cli.demo import print_attribution
+
+    print_attribution({"previous_run_id": None, "scenarios": {}})
+    assert "no previous run" in capsys.readouterr().out
+    bars = {"data": 10.0, "model": -4.0, "scenario": 0.0, "parameters": 0.0, RESIDUAL: 0.0}
+    waterfall = {"previous": 100.0, "current": 106.0, "change": 6.0, "bars": bars}
+    ratio = {"previous": 0.12, "current": 0.11, "change": -0.01, "bars": dict.fromkeys(bars, 0.0) | {"data": -0.01}}
+    print_attribution({"previous_run_id": "run-1", "scenarios": {"2026_baseline": {
+        "changed": ["data", "model"], "expected_loss": waterfall, "var_999": waterfall, "min_cet1_ratio": ratio}}})
+    out = capsys.readouterr().out
+    assert "change since run run-1" in out and "changed data, model" in out
+    assert "+10" in out and "-4" in out and "106" in out and "-1.00 pp" in out and "12.00 %" in out
