@@ -140,8 +140,8 @@ class ResultsStore:
                     "published_at": datetime.now(UTC)}])
 
     def previous_published_run(self, dag_id: str, airflow_run_id: str) -> dict[str, Any] | None:
-        """The latest run of ``dag_id`` published before ``airflow_run_id`` was (any, if it was not): its id,
-        inputs and results, or None when there is none."""
+        """The latest run of ``dag_id`` published before ``airflow_run_id`` was (any, if it was not): its id and
+        recorded inputs, or None when there is none."""
         table = PUBLISHED_RUNS
         with self.engine.connect() as connection:
             own = connection.execute(sa.select(table.c.published_at).where(
@@ -153,8 +153,7 @@ class ResultsStore:
                 table.c.published_at.desc(), table.c.airflow_run_id.desc()).limit(1)).one_or_none()
         if row is None:
             return None
-        return {"run_id": row.airflow_run_id, "inputs": json.loads(row.inputs_json),
-                "results": self.simulations_of_run(row.airflow_run_id)}
+        return {"run_id": row.airflow_run_id, "inputs": json.loads(row.inputs_json)}
 
     def save_attribution(self, airflow_run_id: str, dag_id: str, previous_run_id: str,
                          rows: list[dict[str, Any]]) -> None:

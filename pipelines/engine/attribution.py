@@ -90,17 +90,16 @@ class Loaders:
 
 
 def attribute_scenario(previous: Mapping[str, Input], current: Mapping[str, Input],
-                       measured_previous: dict[str, Any], measured_current: dict[str, Any], loaders: Loaders,
-                       history: pd.DataFrame, batch_size: int) -> dict[str, Waterfall]:
-    """Waterfalls of one scenario's measures between two runs (metrics as published by each)."""
+                       measured_previous: Mapping[str, float], measured_current: Mapping[str, float],
+                       loaders: Loaders, history: pd.DataFrame, batch_size: int) -> dict[str, Waterfall]:
+    """Waterfalls of one scenario's measures (:func:`measures`, as each run published them) between two runs."""
     def evaluate(point: Mapping[str, Input]) -> dict[str, float]:
         scenario = loaders.get("scenario", point["scenario"])
         return scenario_measures(loaders.get("data", point["data"]), scenario, history,
                                  loaders.get("model", point["model"]), loaders.get("parameters", point["parameters"]),
                                  batch_size)
 
-    return sequential_attribution(evaluate, previous, current, measures(measured_previous),
-                                  measures(measured_current), FACTORS)
+    return sequential_attribution(evaluate, previous, current, measured_previous, measured_current, FACTORS)
 
 
 def factor_inputs(inputs: dict[str, Any], run_id: str, scenario_id: str) -> dict[str, Input]:
@@ -117,13 +116,15 @@ def factor_inputs(inputs: dict[str, Any], run_id: str, scenario_id: str) -> dict
 def attribute_runs(previous: dict[str, Any], run_id: str, run_inputs: dict[str, Any],
                    results: list[dict[str, Any]], loaders: Loaders, history: pd.DataFrame,
                    batch_size: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The attribution of a run against ``previous`` (:meth:`ResultsStore.previous_published_run`).
+    """The attribution of a run against ``previous`` (:meth:`ResultsStore.previous_published_run`: its id and
+    recorded inputs, whose ``measures`` are what it published; the results store keeps only the latest result
+    of identical inputs, so the previous run's own rows may be gone).
 
     Returns the outcome (per scenario: the factors that changed and a waterfall per measure; the scenarios
     only one run has; those whose previous inputs are gone) and the rows of the results store's table.
     """
-    current = {r["metrics"]["scenario_id"]: r["metrics"] for r in results}
-    earlier = {r["metrics"]["scenario_id"]: r["metrics"] for r in previous["results"]}
+    current = {r["metrics"]["scenario_id"]: measures(r["metrics"]) for r in results}
+    earlier = previous["inputs"]["measures"]
     common = [s for s in current if s in earlier and s in previous["inputs"]["scenarios"]]
     scenarios: dict[str, Any] = {}
     unavailable: dict[str, str] = {}

@@ -173,16 +173,18 @@ def check_results(reduced: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
     return record_step(store, run_id, "check_results", {**outcome, "reduced": reduced})
 
 
-def _run_inputs(plan: dict[str, Any], adapters: Adapters) -> dict[str, Any]:
-    """What fixed this run, as the next run's attribution needs it: data, model, scenarios, parameters."""
-    from pipelines.engine.attribution import run_parameters
+def _run_inputs(plan: dict[str, Any], results: list[dict[str, Any]], adapters: Adapters) -> dict[str, Any]:
+    """What fixed this run and what it measured, as the next run's attribution needs them: data, model,
+    scenarios, parameters, and each scenario's attributed measures."""
+    from pipelines.engine.attribution import measures, run_parameters
 
     scenarios = {scenario_id: json.loads(adapters.object_store.get_bytes(
         f"{run_prefix(plan['run_id'])}/scenarios/{scenario_id}.json"))["fingerprint"]
         for scenario_id in plan["scenarios"]}
     return {"data": {"snapshot_id": plan["snapshot_id"], "as_of": plan["as_of"], "features_key": plan["features_key"]},
             "model": plan["pd_model"], "scenarios": scenarios,
-            "parameters": run_parameters(_simulation_config(plan, adapters))}
+            "parameters": run_parameters(_simulation_config(plan, adapters)),
+            "measures": {r["metrics"]["scenario_id"]: measures(r["metrics"]) for r in results}}
 
 
 @task_entry
@@ -190,8 +192,8 @@ def publish(checked: dict[str, Any], plan: dict[str, Any], run_id: str) -> dict[
     """Publish the checked results to the results store (all scenarios in one transaction), with what fixed them."""
     adapters = current_adapters()
     results = _results(adapters.object_store, checked["reduced"])
-    adapters.results_store.publish_simulations(results, run_id, DAG_ID, _run_inputs(plan | {"run_id": run_id},
-                                                                                    adapters))
+    adapters.results_store.publish_simulations(results, run_id, DAG_ID,
+                                               _run_inputs(plan | {"run_id": run_id}, results, adapters))
     log.info("published %d simulation results of run %s", len(results), run_id)
     return record_step(adapters.object_store, run_id, "publish", {
         "simulation_ids": [r["SimulationId"] for r in results], "reduced": checked["reduced"]})
@@ -235,9 +237,9 @@ def attribution(plan: dict[str, Any], published: dict[str, Any], run_id: str) ->
         loaders = Loaders(features=store.get_parquet, pd_model=lambda info: load_pd_function(info, store),
                           scenario=lambda where: _load_scenario(store, where["run_id"], where["scenario_id"])[0],
                           config=lambda parameters: config_from_parameters(parameters, plan["horizon"]))
-        outcome, rows = attribute_runs(previous, run_id, _run_inputs(plan | {"run_id": run_id}, adapters),
-                                       _results(store, published["reduced"]), loaders, load_history(),
-                                       adapters.settings.batch_size)
+        results = _results(store, published["reduced"])
+        outcome, rows = attribute_runs(previous, run_id, _run_inputs(plan | {"run_id": run_id}, results, adapters),
+                                       results, loaders, load_history(), adapters.settings.batch_size)
         for scenario_id, reason in outcome["unavailable"].items():
             log.warning("cannot attribute %s: %s", scenario_id, reason)
     results_store.save_attribution(run_id, DAG_ID, outcome["previous_run_id"] or "", rows)

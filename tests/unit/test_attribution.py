@@ -157,7 +157,7 @@ def engine_attribution(books, history, pd_model, previous, current):
 
     def measured(point):
         book, scenario_id, config = point
-        return published(books[book], resolve_scenario(scenario_id), history, pd_model, config)
+        return measures(published(books[book], resolve_scenario(scenario_id), history, pd_model, config))
 
     return attribute_scenario(inputs(previous), inputs(current), measured(previous), measured(current), loaders,
                               history, batch_size=256)
@@ -194,8 +194,7 @@ def test_the_previous_run_is_the_latest_other_published_run_of_the_same_dag(tmp_
     for run_id, dag_id in (("run-1", "loan_stress_test"), ("other", "another_dag"), ("run-2", "loan_stress_test")):
         store.publish_simulations([], run_id, dag_id, {"data": {"snapshot_id": run_id}})
     previous = store.previous_published_run("loan_stress_test", "run-2")
-    assert (previous["run_id"], previous["inputs"], previous["results"]) == ("run-1", {"data": {"snapshot_id":
-                                                                                                "run-1"}}, [])
+    assert (previous["run_id"], previous["inputs"]) == ("run-1", {"data": {"snapshot_id": "run-1"}})
     assert store.previous_published_run("loan_stress_test", "run-1") is None  # nothing was published before it
     assert store.previous_published_run("loan_stress_test", "run-3")["run_id"] == "run-2"  # not yet published
     store.save_attribution("run-2", "loan_stress_test", "run-1", [
@@ -214,15 +213,16 @@ def test_runs_are_attributed_scenario_by_scenario_from_their_recorded_inputs(boo
     def run(book, scenario_ids):
         inputs = {"data": {"snapshot_id": book, "as_of": "2025-12-31", "features_key": book},
                   "model": {"kind": "benchmark_logistic", "name": "logistic", "version": "1"},
-                  "scenarios": dict.fromkeys(scenario_ids, scenario.fingerprint()), "parameters": parameters}
+                  "scenarios": dict.fromkeys(scenario_ids, scenario.fingerprint()), "parameters": parameters,
+                  "measures": dict.fromkeys(scenario_ids, measures(metrics[book]))}
         return inputs, [{"metrics": metrics[book] | {"scenario_id": s}} for s in scenario_ids]
 
-    previous_inputs, previous_results = run("a", ["2026_baseline"])
+    previous_inputs, _ = run("a", ["2026_baseline"])
     current_inputs, current_results = run("b", ["2026_baseline", "rate_hike_300bp"])
     loaders = Loaders(features=books.__getitem__, pd_model=lambda info: pd_model,
                       scenario=lambda where: resolve_scenario(where["scenario_id"]),
                       config=lambda p: config_from_parameters(p, 9))
-    outcome, rows = attribute_runs({"run_id": "run-1", "inputs": previous_inputs, "results": previous_results},
+    outcome, rows = attribute_runs({"run_id": "run-1", "inputs": previous_inputs},
                                    "run-2", current_inputs, current_results, loaders, history, 512)
     assert outcome["previous_run_id"] == "run-1" and outcome["only_in_this_run"] == ["rate_hike_300bp"]
     baseline = outcome["scenarios"]["2026_baseline"]
