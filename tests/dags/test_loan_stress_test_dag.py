@@ -204,3 +204,12 @@ def test_a_second_run_attributes_its_change_to_what_changed(airflow_db, dagbag, 
     assert saved["scenarios"] == attribution["scenarios"]
     html = store.get_bytes(f"runs/{run_key(second.run_id)}/report/stress_test_report.html").decode()
     assert "Change since the previous run" in html and first.run_id in html
+    # A third run with the second's inputs: the same SimulationId, whose result row it replaces; the
+    # attribution still compares with the second run (from its published-run record) and finds no change.
+    third = dag.test(run_conf=conf | {"seed": 2})
+    assert str(third.state) == "success"
+    repeated = read_run_steps(store, third.run_id)["attribution"]
+    assert repeated["previous_run_id"] == second.run_id
+    unchanged = repeated["scenarios"]["2026_severely_adverse"]
+    assert unchanged["changed"] == []
+    assert all(set(unchanged[m]["bars"].values()) == {0.0} for m in ("expected_loss", "var_999", "min_cet1_ratio"))
