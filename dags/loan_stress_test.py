@@ -4,11 +4,11 @@ Wiring only: each task is one call into ``pipelines.tasks``; heavy libraries loa
 the scheduler parses this file in milliseconds.
 
 ``loan_tape`` (ingest -> validate -> features) -> plan -> choose_runner -> simulate ->
-reduce[scenario] -> check_results -> publish -> compliance -> emit_metrics -> report ->
-compliance_gate, and the teardown ``clean_up`` after everything, whatever happened. Results reach
-the results store only in ``publish``, after the checks passed. ``optimise`` (after ``publish``, on
-by the ``optimise`` parameter) recommends the book's allocation under the severely adverse scenario
-for the report.
+reduce[scenario] -> check_results -> publish -> attribution (against the previous published run),
+optimise and compliance -> emit_metrics -> report -> compliance_gate, and the teardown ``clean_up``
+after everything, whatever happened. Results reach the results store only in ``publish``, after the
+checks passed. ``optimise`` (on by the ``optimise`` parameter) recommends the book's allocation under
+the severely adverse scenario for the report.
 
 The simulate step has one branch per runner and ``STRESS_SIMULATION_RUNNER`` picks one at run time
 (``choose_runner``), so the DAG's shape is the same whatever the runner: ``local`` maps one task per
@@ -115,10 +115,16 @@ def loan_stress_test() -> None:
         return check(reduced, run_id)
 
     @task
-    def publish(checked: dict, run_id: str) -> dict:
+    def publish(checked: dict, plan: dict, run_id: str) -> dict:
         from pipelines.tasks.stress import publish as publish_results
 
-        return publish_results(checked, run_id)
+        return publish_results(checked, plan, run_id)
+
+    @task
+    def attribution(plan: dict, published: dict, run_id: str) -> dict:
+        from pipelines.tasks.stress import attribution as attribute
+
+        return attribute(plan, published, run_id)
 
     @task
     def compliance(manifest: dict, plan: dict, published: dict, run_id: str) -> dict:
@@ -139,10 +145,11 @@ def loan_stress_test() -> None:
         return optimise_allocation(published, params["optimise"], run_id)
 
     @task
-    def report(manifest: dict, published: dict, compliance_result: dict, optimisation: dict, run_id: str) -> dict:
+    def report(manifest: dict, published: dict, compliance_result: dict, attributed: dict, optimisation: dict,
+               run_id: str) -> dict:
         from pipelines.tasks.stress import report as render_report
 
-        return render_report(manifest, published, compliance_result, run_id, optimisation)
+        return render_report(manifest, published, compliance_result, attributed, run_id, optimisation)
 
     @task
     def compliance_gate(compliance_result: dict) -> dict:
@@ -166,9 +173,9 @@ def loan_stress_test() -> None:
     simulated = simulate.partial(plan=planned).expand_kwargs(mapped_items)
     reduced = reduce.partial(plan=planned).expand(scenario_id=scenario_ids(planned))
     chain([on_spark, on_emr], reduced)
-    published = publish(check_results(reduced))
+    published = publish(check_results(reduced), planned)
     judged = compliance(tape["manifest"], planned, published)
-    reported = report(tape["manifest"], published, judged, optimise(published))
+    reported = report(tape["manifest"], published, judged, attribution(planned, published), optimise(published))
     chain(simulated, reduced)
     chain(emit_metrics(judged), reported, compliance_gate(judged), clean_up())
 

@@ -49,6 +49,10 @@ class QuarterFlows(NamedTuple):
     principal: NDArray[np.float64]
     payment: NDArray[np.float64]
     balance: NDArray[np.float64]
+    # The regular instalment without a final balloon: the level payment of an annuity, the interest of
+    # interest-only, bullet and revolving loans. What a borrower's budget carries quarter after quarter,
+    # so what debt-service-to-income measures; the principal repaid at maturity is a refinancing event.
+    scheduled_payment: NDArray[np.float64]
 
 
 def schedule_codes(schedules: ArrayLike) -> NDArray[np.int8]:
@@ -91,7 +95,8 @@ def project_quarter(
 
     ``annual_rate`` is this quarter's contractual rate (already repriced for variable-rate loans).
     Interest accrues on the opening balance; ``payment = interest + principal`` and
-    ``new balance = balance - principal`` hold for every loan.
+    ``new balance = balance - principal`` hold for every loan. ``scheduled_payment`` is ``payment``
+    without the balloon of a non-amortising loan's last quarter.
     """
     opening, quarterly_rate, remaining, codes = np.broadcast_arrays(
         np.asarray(balance, dtype=np.float64),
@@ -100,10 +105,11 @@ def project_quarter(
         np.asarray(schedule),
     )
     interest = opening * quarterly_rate
-    amortising = level_payment(opening, quarterly_rate, remaining) - interest
-    principal = np.where(remaining <= 1, opening, np.where(codes == ScheduleCode.ANNUITY, amortising, 0.0))
+    annuity = codes == ScheduleCode.ANNUITY
+    level = level_payment(opening, quarterly_rate, remaining)
+    principal = np.where(remaining <= 1, opening, np.where(annuity, level - interest, 0.0))
     return QuarterFlows(interest=interest, principal=principal, payment=interest + principal,
-                        balance=opening - principal)
+                        balance=opening - principal, scheduled_payment=np.where(annuity, level, interest))
 
 
 def draw_down(

@@ -8,7 +8,10 @@ Per quarter ``q`` of the horizon:
 
 * variable-rate loans reprice at ``index_q + margin`` (index moved by the scenario's change from
   jump-off), fixed-rate loans keep their rate; the annuity payment is re-amortised at the new rate,
-  so the *payment shock* shows in the debt-service-to-income ratio (DSTI) the PD model sees;
+  so the *payment shock* shows in the debt-service-to-income ratio (DSTI) the PD model sees; DSTI
+  is the scheduled regular payment (never the balloon of a maturing interest-only or bullet loan)
+  over income, and :data:`MISSING_INCOME_DSTI` when income is missing or zero
+  (:func:`debt_service_to_income`);
 * collateral moves with the scenario's house-price (residential) or commercial-property (CRE) index
   ratio from jump-off; autos depreciate at a fixed rate; LTV = (senior liens + balance) / collateral
   value, the combined LTV a junior lien's PD is trained on (senior liens held at jump-off);
@@ -17,7 +20,11 @@ Per quarter ``q`` of the horizon:
   loss ``S_{q-1} pd_q EAD LGD``;
 * revolving lines draw a share of their undrawn limit before default (a credit conversion factor),
   which raises EAD above the drawn balance;
-* the IRB RWA of the surviving book uses the annualised stressed PD with the Basel III PD floors.
+* the IRB RWA of the surviving book uses the annualised stressed PD with the Basel III PD floors;
+* a loan already in default at jump-off (90 or more days past due, :data:`DEFAULT_DAYS_PAST_DUE`) is
+  not projected as performing: it defaults in the first quarter with certainty (``pd_1 = 1``, PD
+  model not used), its line is frozen (EAD = drawn balance) and its whole ``EAD x LGD`` is the
+  first quarter's loss (``docs/default_definition.md``).
 
 Projected balances are contractual (conditional on survival); expected balances multiply by ``S``.
 The payment shock is measured from the jump-off rate, since a tape carries no origination rate.
@@ -46,6 +53,12 @@ HOUSE_PRICES, CRE_PRICES, DEPRECIATING = 0, 1, 2
 AUTO_DEPRECIATION_PER_QUARTER = 0.04
 # Share of the undrawn limit a revolving borrower draws per quarter on the way to default.
 REVOLVING_DRAW_RATE = 0.10
+# DSTI of a borrower with missing or zero income: the highest DSTI the PD models tell apart (the benchmark
+# logistic model caps DSTI at 1.5; the XGBoost model is monotone in DSTI and saw nothing above about 1), so an
+# unknown income scores as the most stretched borrower of its kind, never as one with no debt service.
+MISSING_INCOME_DSTI = 1.5
+# Days past due from which a loan is in default (Basel CRE36.69, the US 90-day non-accrual rule).
+DEFAULT_DAYS_PAST_DUE = 90
 
 PDFunction = Callable[[pd.DataFrame], NDArray[np.float64]]
 
@@ -68,6 +81,7 @@ class BookArrays:
     collateral_index: NDArray[np.int8]  # HOUSE_PRICES, CRE_PRICES or DEPRECIATING
     score: NDArray[np.float64]
     age_quarters: NDArray[np.float64]
+    in_default: NDArray[np.bool_]  # in default at jump-off (:func:`in_default`)
 
     def __len__(self) -> int:
         return int(self.balance.size)
@@ -112,6 +126,28 @@ class Projection:
         return 1.0 - self.survival_start[:, -1] * (1.0 - self.pd[:, -1])
 
 
+def income_missing(income: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Loans whose income is missing (NaN) or not positive: no debt-service ratio can be measured."""
+    return ~(np.asarray(income, dtype=np.float64) > 0.0)
+
+
+def debt_service_to_income(annual_debt_service: NDArray[np.float64],
+                           income: NDArray[np.float64]) -> NDArray[np.float64]:
+    """DSTI, and :data:`MISSING_INCOME_DSTI` where income is missing or zero (a stressed value, not NaN).
+
+    Why not NaN: the PD models would impute it (the logistic model as 0, XGBoost by its default branch), which
+    scores a borrower with no known income as one with no debt service, the best case.
+    """
+    missing = income_missing(income)
+    ratio = np.asarray(annual_debt_service, dtype=np.float64) / np.where(missing, 1.0, income)
+    return np.where(missing, MISSING_INCOME_DSTI, ratio)
+
+
+def in_default(days_past_due: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Loans in default at jump-off: :data:`DEFAULT_DAYS_PAST_DUE` or more days past due."""
+    return np.asarray(days_past_due, dtype=np.float64) >= DEFAULT_DAYS_PAST_DUE
+
+
 def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Projection:
     """Project every loan over the horizon of ``macro`` (see the module docstring for the rules)."""
     n, horizon = len(book), macro.horizon
@@ -129,8 +165,11 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
     for q in range(horizon):
         index_move = np.where(variable, macro.rate_change_points[q, np.maximum(book.reference, 0)], 0.0) / PERCENT
         rate = np.clip(jump_off_rate + index_move, 0.0, None)
-        alive = remaining > 0
-        ead = np.where(alive, draw_down(balance, book.limit, REVOLVING_DRAW_RATE, book.schedule), 0.0)
+        # A defaulted loan is still owed whatever its maturity; it has no undrawn line to draw on.
+        defaulting = book.in_default & (q == 0)
+        alive = (remaining > 0) & ~book.in_default | defaulting
+        drawn = np.where(book.in_default, balance, draw_down(balance, book.limit, REVOLVING_DRAW_RATE, book.schedule))
+        ead = np.where(alive, drawn, 0.0)
         flows = project_quarter(balance, rate, np.maximum(remaining, 1), book.schedule)
         price_ratio = np.select(
             [book.collateral_index == HOUSE_PRICES, book.collateral_index == CRE_PRICES],
@@ -139,7 +178,7 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             ltv = (book.senior_liens + balance) / (book.collateral * price_ratio)
-            dsti = np.where(book.income > 0, flows.payment * QUARTERS_PER_YEAR / book.income, np.nan)
+        dsti = debt_service_to_income(flows.scheduled_payment * QUARTERS_PER_YEAR, book.income)
         features = pd.DataFrame({
             "ProductSegment": segment,
             "CreditScore": book.score,
@@ -151,7 +190,7 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
             "unemployment_rate_avg_4q_chg_4q": macro.unemployment_avg_4q_change[q],
             "house_price_index_chg_4q": macro.house_price_change_4q[q],
         })
-        pd_q = np.where(alive, np.clip(pd_model(features), 0.0, 1.0), 0.0)
+        pd_q = np.where(defaulting, 1.0, np.where(alive, np.clip(pd_model(features), 0.0, 1.0), 0.0))
         lgd = stressed_lgd(book.segment, ead, book.collateral, price_ratio, book.senior_liens)
         result.pd[:, q] = pd_q
         result.ead[:, q] = ead

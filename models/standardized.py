@@ -17,8 +17,10 @@ commercial real estate     100 %   12 CFR 217.32(f): corporate exposure; HVCRE 1
 C&I                        100 %   12 CFR 217.32(f): corporate exposure
 =========================  ======  ==================================================================
 
-A loan 90 days or more past due takes 150 % (12 CFR 217.32(k)), except a residential mortgage,
-which takes 100 % (217.32(g)(2) sends past-due mortgages to 100 % and 217.32(k) excludes them).
+A loan 90 days or more past due takes 150 % (12 CFR 217.32(k)), except a residential mortgage
+exposure, first *or junior* lien on a 1-4 family property, which takes 100 % (217.32(k) excludes
+residential mortgage exposures and 217.32(g)(2) weights every one not in (g)(1) at 100 %; a HELOC is
+a residential mortgage exposure under the definition in 12 CFR 217.2).
 
 Undrawn commitments enter through a credit conversion factor times the risk weight of the
 borrower (12 CFR 217.33(a)). The CCFs are the Basel III standardized ones (CRE20, December 2017
@@ -49,6 +51,7 @@ RISK_WEIGHTS: dict[Segment, float] = {
 HVCRE_RISK_WEIGHT = 1.50  # 12 CFR 217.32(j): high-volatility (acquisition, development, construction) CRE
 PAST_DUE_RISK_WEIGHT = 1.50  # 12 CFR 217.32(k)
 PAST_DUE_MORTGAGE_RISK_WEIGHT = 1.00  # 12 CFR 217.32(g)(2)
+RESIDENTIAL_MORTGAGES = frozenset({Segment.FIRST_LIEN_MORTGAGE, Segment.HELOC})  # 1-4 family, first or junior lien
 PAST_DUE_DAYS = 90
 UNCONDITIONALLY_CANCELLABLE_CCF = 0.10
 OTHER_COMMITMENT_CCF = 0.40
@@ -87,7 +90,7 @@ def risk_weights(segment_names: ArrayLike, days_past_due: ArrayLike,
             raise ValueError("only commercial real estate loans can be HVCRE")
         weights = np.where(flagged, HVCRE_RISK_WEIGHT, weights)
     past_due = np.asarray(days_past_due, dtype=np.float64) >= PAST_DUE_DAYS
-    mortgage = names == Segment.FIRST_LIEN_MORTGAGE.value
+    mortgage = np.isin(names, [segment.value for segment in RESIDENTIAL_MORTGAGES])
     return np.where(past_due, np.where(mortgage, PAST_DUE_MORTGAGE_RISK_WEIGHT, PAST_DUE_RISK_WEIGHT), weights)
 
 

@@ -62,6 +62,26 @@ RUN_STATUS = sa.Table(
     sa.Column("detail_json", sa.Text, nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
 )
+# What fixed each published run (data, model, scenarios, parameters): the previous run's inputs for attribution.
+PUBLISHED_RUNS = sa.Table(
+    "published_runs", _metadata,
+    sa.Column("airflow_run_id", sa.String(250), primary_key=True),
+    sa.Column("dag_id", sa.String(250), primary_key=True),
+    sa.Column("inputs_json", sa.Text, nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+)
+# The run-to-run attribution of each run: one row per (scenario, measure, waterfall step), in order.
+ATTRIBUTION = sa.Table(
+    "run_attribution", _metadata,
+    sa.Column("airflow_run_id", sa.String(250), primary_key=True),
+    sa.Column("dag_id", sa.String(250), primary_key=True),
+    sa.Column("scenario_id", sa.String(128), primary_key=True),
+    sa.Column("metric", sa.String(64), primary_key=True),
+    sa.Column("step", sa.String(32), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("previous_run_id", sa.String(250), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+)
 _RECORD_COLUMNS = {  # ComplianceRecord.to_dict() key -> column
     "MetricId": "metric_id", "MetricName": "metric_name", "ComplianceThreshold": "compliance_threshold",
     "ActualValue": "actual_value", "Status": "status", "RunId": "airflow_run_id", "DagId": "dag_id",
@@ -99,14 +119,60 @@ class ResultsStore:
             "result_json": json.dumps(result), "created_at": datetime.now(UTC),
         }
 
-    def publish_simulations(self, results: list[dict[str, Any]], airflow_run_id: str) -> None:
-        """Make a run's checked results visible, all scenarios in one transaction (all or none)."""
+    def publish_simulations(self, results: list[dict[str, Any]], airflow_run_id: str, dag_id: str | None = None,
+                            run_inputs: dict[str, Any] | None = None) -> None:
+        """Make a run's checked results visible, all scenarios in one transaction (all or none).
+
+        With ``dag_id`` and ``run_inputs`` (what fixed the run), the same transaction records the run as
+        published, so the next run of the DAG finds it as its previous run (:meth:`previous_published_run`).
+        """
         with self.engine.begin() as connection:
             for result in results:
                 row = self._simulation_row(result, airflow_run_id)
                 connection.execute(SIMULATION_RESULTS.delete().where(
                     SIMULATION_RESULTS.c.simulation_id == row["simulation_id"]))
                 connection.execute(SIMULATION_RESULTS.insert(), [row])
+            if dag_id is not None and run_inputs is not None:
+                connection.execute(PUBLISHED_RUNS.delete().where(
+                    (PUBLISHED_RUNS.c.airflow_run_id == airflow_run_id) & (PUBLISHED_RUNS.c.dag_id == dag_id)))
+                connection.execute(PUBLISHED_RUNS.insert(), [{
+                    "airflow_run_id": airflow_run_id, "dag_id": dag_id, "inputs_json": json.dumps(run_inputs),
+                    "published_at": datetime.now(UTC)}])
+
+    def previous_published_run(self, dag_id: str, airflow_run_id: str) -> dict[str, Any] | None:
+        """The latest run of ``dag_id`` published before ``airflow_run_id`` was (any, if it was not): its id and
+        recorded inputs, or None when there is none."""
+        table = PUBLISHED_RUNS
+        with self.engine.connect() as connection:
+            own = connection.execute(sa.select(table.c.published_at).where(
+                (table.c.airflow_run_id == airflow_run_id) & (table.c.dag_id == dag_id))).scalar_one_or_none()
+            earlier = (table.c.dag_id == dag_id) & (table.c.airflow_run_id != airflow_run_id)
+            if own is not None:
+                earlier &= table.c.published_at <= own
+            row = connection.execute(sa.select(table).where(earlier).order_by(
+                table.c.published_at.desc(), table.c.airflow_run_id.desc()).limit(1)).one_or_none()
+        if row is None:
+            return None
+        return {"run_id": row.airflow_run_id, "inputs": json.loads(row.inputs_json)}
+
+    def save_attribution(self, airflow_run_id: str, dag_id: str, previous_run_id: str,
+                         rows: list[dict[str, Any]]) -> None:
+        """Replace a run's attribution rows (``scenario_id``, ``metric``, ``step``, ``value``, in waterfall order)."""
+        with self.engine.begin() as connection:
+            connection.execute(ATTRIBUTION.delete().where(
+                (ATTRIBUTION.c.airflow_run_id == airflow_run_id) & (ATTRIBUTION.c.dag_id == dag_id)))
+            if rows:
+                connection.execute(ATTRIBUTION.insert(), [
+                    {**row, "airflow_run_id": airflow_run_id, "dag_id": dag_id, "previous_run_id": previous_run_id,
+                     "position": position} for position, row in enumerate(rows)])
+
+    def attribution_of_run(self, airflow_run_id: str, dag_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(ATTRIBUTION).where(
+                (ATTRIBUTION.c.airflow_run_id == airflow_run_id) & (ATTRIBUTION.c.dag_id == dag_id))
+                .order_by(ATTRIBUTION.c.position)).all()
+        return [{"scenario_id": r.scenario_id, "metric": r.metric, "step": r.step, "value": r.value,
+                 "previous_run_id": r.previous_run_id} for r in rows]
 
     def save_run_status(self, airflow_run_id: str, dag_id: str, status: str, detail: dict[str, Any]) -> None:
         with self.engine.begin() as connection:

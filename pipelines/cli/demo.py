@@ -119,12 +119,18 @@ def print_summary(run_id: str, seconds: float) -> None:
               f"{capital['cet1_ratio'][0]:>10.2%} {capital['min_cet1_ratio']:>8.2%} "
               f"{capital['tier1_leverage_ratio'][0]:>12.2%} {capital['min_tier1_leverage_ratio']:>10.2%}")
     print(f"  results            {result['AffectedLoans'].rsplit('/', 2)[0]}/<scenario>/")
+    book = steps[f"result_{plan['scenarios'][0]}"]["metrics"]  # the same book in every scenario
+    defaulted, warnings = book["defaulted_at_jump_off"], book["data_warnings"]
+    print(f"  in default         {defaulted['loans']:,} loans 90+ days past due at jump-off, balance "
+          f"{defaulted['balance']:,.0f}, lost in the first quarter (docs/default_definition.md)")
+    print(f"  income missing     {warnings['income_missing_loans']:,} loans scored at the stressed DSTI")
     print_against_published_ranges([steps[f"result_{scenario_id}"] for scenario_id in plan["scenarios"]])
     for scenario_id in plan["scenarios"]:
         check = steps[f"result_{scenario_id}"]["metrics"]["self_check"]
         print(f"  self-check         {scenario_id}: Monte Carlo EL {check['el_mc']:,.0f} vs analytic "
               f"{check['el_analytic']:,.0f} (z {check['z']:+.2f}, limit {check['max_abs_z']:g}): "
               f"{'passed' if check['passed'] else 'FAILED'}")
+    print_attribution(steps["attribution"])
     print_compliance(steps)
     print_allocation(steps.get("optimise"))
 
@@ -181,6 +187,28 @@ def print_against_published_ranges(results: list[dict[str, Any]]) -> None:
     print(f"  {columns[0]:<30} {columns[1]:<16}" + "".join(f"{c:>9}" for c in columns[2:]))
     for row in capital_path_rows(results):
         print(f"  {row[0]:<30} {row[1]:<16}" + "".join(f"{c:>9}" for c in row[2:]))
+
+
+def print_attribution(attribution: dict[str, Any]) -> None:
+    """The change of every scenario's measures since the previous published run, as a waterfall table."""
+    from pipelines.compliance import attribution_report
+
+    print()
+    if not attribution.get("previous_run_id"):
+        print("  attribution        no previous run: this is the first published run, nothing to compare")
+        return
+    print(f"  attribution        change since run {attribution['previous_run_id']} "
+          f"(data -> model -> scenario -> parameters, then the residual)")
+    header = attribution_report.COLUMNS
+    print(f"  {header[0]:<24} {header[1]:<19} " + " ".join(f"{h:>14}" for h in header[2:]))
+    for row in attribution_report.rows(attribution):
+        print(f"  {row[0]:<24} {row[1]:<19} " + " ".join(f"{cell:>14}" for cell in row[2:]))
+    for scenario_id, waterfalls in attribution["scenarios"].items():
+        print(f"  {scenario_id}: changed {', '.join(waterfalls['changed']) or 'nothing'}")
+    if attribution.get("only_in_this_run"):
+        print(f"  new scenarios, not attributed: {', '.join(attribution['only_in_this_run'])}")
+    for scenario_id, reason in attribution.get("unavailable", {}).items():
+        print(f"  {scenario_id} not attributed: {reason}")
 
 
 def print_compliance(steps: dict[str, Any]) -> None:

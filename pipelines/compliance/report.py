@@ -1,6 +1,8 @@
 """The stress test report of a run, as one self-contained HTML page and a multi-page PDF.
 
-Both carry the same content, built once: the summary of every scenario, the macro paths, losses by
+Both carry the same content, built once: first the change since the previous run (a waterfall by
+data, model, scenario and parameters, :mod:`pipelines.compliance.attribution_report`), then the
+summary of every scenario, the macro paths, losses by
 segment and by quarter, the loss distribution with VaR and expected shortfall marked, the CET1
 path against the minimum and the minimum plus the stress capital buffer, the segment loss rates beside
 the Fed's published ranges (``compliance/fed_loss_rates.yaml``), the CET1 and Tier 1 leverage paths
@@ -30,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.table import Table
 from matplotlib.text import Text
 
+from pipelines.compliance import attribution_report
 from pipelines.compliance.allocation_report import allocation_html, allocation_pages, frontier_figure
 from pipelines.compliance.published_ranges import (
     COMPARISON_COLUMNS,
@@ -88,6 +91,7 @@ class ReportData:
     records: list[ComplianceRecord]
     capital_lines: list[CapitalLine]
     generated_at: datetime
+    attribution: dict[str, Any] | None = None  # the attribution step's outcome (None: not computed)
     optimisation: dict[str, Any] | None = None  # the optimise step's document; None: no allocation section
     published_ranges: PublishedRanges = field(default_factory=load_published_ranges)
 
@@ -400,12 +404,25 @@ tr.range-in td{background:#d9f2d9}tr.range-below td,tr.range-above td{background
 img{max-width:100%}"""
 
 
-def render_html(data: ReportData, charts: dict[str, str]) -> str:
+def _attribution_pages(data: ReportData) -> list[tuple[str, Figure]]:
+    """The first PDF pages: the attribution table, and its waterfall chart when there was a previous run."""
+    pages = [(attribution_report.TITLE, _table_figure(
+        attribution_report.TITLE, attribution_report.COLUMNS, attribution_report.rows(data.attribution),
+        textwrap.wrap(attribution_report.summary_line(data.attribution), 160)))]
+    if data.attribution and data.attribution.get("scenarios"):
+        pages.insert(0, (f"{attribution_report.TITLE}: waterfall",
+                         attribution_report.waterfall_figure(data.attribution, PAGE_SIZE)))
+    return pages
+
+
+def render_html(data: ReportData, charts: dict[str, str], attribution_chart: str | None = None) -> str:
     title = f"Loan portfolio stress test report: {data.run_id}"
     classes = [r.status.value.lower().replace(" ", "-") for r in data.records]
     comparison = comparison_rows(compare_loss_rates(data.results, data.published_ranges))
     sections = [
         f"<h1>{html.escape(title)}</h1>",
+        attribution_report.html_section(data.attribution, attribution_chart, [_html_table(
+            attribution_report.COLUMNS, attribution_report.rows(data.attribution), "attribution")]),
         "<h2>Summary</h2>", _html_table(SUMMARY_COLUMNS, summary_rows(data.results), "summary"),
         *(f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" src="data:image/png;base64,{png}">'
           for name, png in charts.items()),
@@ -435,11 +452,14 @@ def render(data: ReportData) -> Report:
     """The HTML and PDF of a run's report."""
     if not data.results:
         raise ValueError(f"run {data.run_id} has no scenario results to report")
+    attribution_pages = _attribution_pages(data)
     pages = _pages(data)
     buffer = io.BytesIO()
     with PdfPages(buffer, metadata={"Title": f"Loan portfolio stress test report {data.run_id}",
                                     "Subject": "Stress test results, capital and compliance"}) as pdf:
-        for _, figure in pages:
+        for _, figure in [*attribution_pages, *pages]:
             pdf.savefig(_without_ligatures(figure))
     charts = {title: _png(figure) for title, figure in pages[1:5]}
-    return Report(html=render_html(data, charts), pdf=buffer.getvalue(), pages=len(pages))
+    waterfall = _png(attribution_pages[0][1]) if len(attribution_pages) > 1 else None
+    return Report(html=render_html(data, charts, waterfall), pdf=buffer.getvalue(),
+                  pages=len(attribution_pages) + len(pages))

@@ -15,7 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from models.amortisation import QUARTERS_PER_YEAR, ScheduleCode, level_payment, schedule_codes
+from models.amortisation import QUARTERS_PER_YEAR, project_quarter, schedule_codes
+from models.projection import MISSING_INCOME_DSTI, PD_FEATURES, debt_service_to_income, income_missing
 
 MONTHS_PER_QUARTER = 3
 JUMP_OFF_MACRO = ("unemployment_rate", "house_price_index", "cre_price_index", "treasury_3m", "treasury_5y",
@@ -55,13 +56,10 @@ def build_features(loans: pa.Table, as_of: date, history: pd.DataFrame | None = 
     months_left = -_months_between(loans.column("LoanMaturityDate"), as_of)
     remaining = np.maximum(np.ceil(months_left / MONTHS_PER_QUARTER), 0).astype(np.int32)
     codes = schedule_codes(loans.column("RepaymentSchedule").to_numpy(zero_copy_only=False))
-    quarterly_rate = values["InterestRate"] / QUARTERS_PER_YEAR
     balance = values["CurrentBalance"]
-    payment = np.where(codes == ScheduleCode.ANNUITY,
-                       level_payment(balance, quarterly_rate, np.maximum(remaining, 1)),
-                       balance * quarterly_rate)
+    # The regular instalment (no balloon), the payment DSTI measures in the projection too.
+    payment = project_quarter(balance, values["InterestRate"], np.maximum(remaining, 1), codes).scheduled_payment
     with np.errstate(divide="ignore", invalid="ignore"):
-        dsti = np.where(values["BorrowerIncome"] > 0, payment * QUARTERS_PER_YEAR / values["BorrowerIncome"], np.nan)
         # Combined LTV: liens ahead of a junior lien count (an empty SeniorLienBalance is none); NaN if unsecured.
         ltv = (np.nan_to_num(values["SeniorLienBalance"]) + balance) / values["CollateralValue"]
     columns |= {
@@ -69,7 +67,8 @@ def build_features(loans: pa.Table, as_of: date, history: pd.DataFrame | None = 
         "LoanAgeQuarters": np.maximum(age_months // MONTHS_PER_QUARTER, 0).astype(np.int32),
         "RemainingQuarters": remaining,
         "QuarterlyPayment": payment,
-        "DebtServiceToIncome": dsti,
+        "DebtServiceToIncome": debt_service_to_income(payment * QUARTERS_PER_YEAR, values["BorrowerIncome"]),
+        "IncomeMissing": income_missing(values["BorrowerIncome"]),
         "LoanToValue": ltv,
         "IsVariableRate": (loans.column("RateType").to_numpy(zero_copy_only=False) == "variable"),
     }
@@ -79,11 +78,26 @@ def build_features(loans: pa.Table, as_of: date, history: pd.DataFrame | None = 
     return table.replace_schema_metadata({"as_of": as_of.isoformat(), "macro_quarter": macro.attrs["quarter"]})
 
 
-def history_pd_features(history: pd.DataFrame) -> pd.DataFrame:
-    """The PD model inputs (:data:`models.projection.PD_FEATURES`) of a performance history panel."""
-    from models.projection import PD_FEATURES
+def history_income_missing(history: pd.DataFrame) -> np.ndarray:
+    """Rows of a performance history whose DSTI is unknown: no finite DSTI, or a missing or zero income."""
+    dsti = pd.to_numeric(history["DSTI"]).to_numpy(dtype=np.float64, na_value=np.nan)
+    unknown = ~np.isfinite(dsti)
+    if "BorrowerIncome" in history.columns:
+        unknown |= income_missing(pd.to_numeric(history["BorrowerIncome"]).to_numpy(dtype=np.float64,
+                                                                                      na_value=np.nan))
+    return unknown
 
+
+def history_pd_features(history: pd.DataFrame) -> pd.DataFrame:
+    """The PD model inputs (:data:`models.projection.PD_FEATURES`) of a performance history panel.
+
+    A row without a usable DSTI (:func:`history_income_missing`) gets :data:`MISSING_INCOME_DSTI`, the value
+    the engine scores such loans with, so the model is trained on what it will be asked.
+    """
     missing = [name for name in PD_FEATURES if name not in history.columns]
     if missing:
         raise ValueError(f"performance history lacks PD feature columns {missing}")
-    return history[list(PD_FEATURES)]
+    features = history[list(PD_FEATURES)].copy()
+    features["DSTI"] = np.where(history_income_missing(history), MISSING_INCOME_DSTI,
+                                pd.to_numeric(history["DSTI"]).to_numpy(dtype=np.float64, na_value=np.nan))
+    return features

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from models.amortisation import level_payment
+from models.projection import DEFAULT_DAYS_PAST_DUE  # Basel default: the bank's PD is 1 from here
 from models.segments import SEGMENT_ORDER
 from models.true_default_process import quarterly_default_probability
 from pipelines.data.contract import (
@@ -97,7 +98,6 @@ NEGATIVE_EQUITY_PREPAYMENT_FACTOR = 0.3
 # The bank's PD is the truth seen through a noisy model, and knows about arrears.
 BANK_PD_NOISE_SD = 0.35
 DELINQUENT_PD_LOGIT_UPLIFT = 2.0
-DEFAULT_DAYS_PAST_DUE = 90  # Basel default: the bank's PD is 1 from here
 # P(in arrears) = base + slope x true 12-month PD: some arrears are technical and cure.
 DELINQUENCY_BASE = 0.01
 DELINQUENCY_PER_PD = 1.5

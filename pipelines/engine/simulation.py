@@ -49,6 +49,8 @@ from models.projection import (
     BookArrays,
     MacroPath,
     PDFunction,
+    in_default,
+    income_missing,
     project_book,
 )
 from models.segments import SEGMENT_NAMES, segment_codes
@@ -164,6 +166,7 @@ def book_arrays(features: pa.Table) -> BookArrays:
         income=column("BorrowerIncome"), collateral=column("CollateralValue"),
         senior_liens=np.nan_to_num(column("SeniorLienBalance")), collateral_index=collateral_index,
         score=column("CreditScore"), age_quarters=column("LoanAgeQuarters"),
+        in_default=in_default(column("DaysPastDue")),
     )
 
 
@@ -236,7 +239,8 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
     """Project one batch of loans under one scenario."""
     book = book_arrays(features)
     projection = project_book(book, macro_path(scenario, history), pd_model)
-    jump_off_pd = features.column("DefaultRiskScore").to_numpy(zero_copy_only=False)
+    # A loan in default has PD 1 whatever the bank's score says (docs/default_definition.md).
+    jump_off_pd = np.where(book.in_default, 1.0, features.column("DefaultRiskScore").to_numpy(zero_copy_only=False))
     classes, keys = correlation_class(book.segment_name, jump_off_pd), loan_keys(features.column("LoanId"))
     histogram = ExposureHistogram.from_loans(classes, CLASS_RHO, projection.pd, projection.loss_weight, loan_key=keys,
                                              square_unit=SQUARE_UNIT, factor_model=config.factor_model)
@@ -255,8 +259,9 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
 
     # Jump-off capital: undrawn revolving limits enter at their credit conversion factor; IRB uses the bank's own
     # 12-month PD (Basel III floors) and LGD at today's collateral values; the allowance is the next four quarters'
-    # expected loss on the same exposure.
-    undrawn = standardized.undrawn_commitments(book.balance, book.limit, book.schedule == ScheduleCode.REVOLVING)
+    # expected loss on the same exposure. A defaulted borrower's line is frozen: no undrawn commitment.
+    undrawn = standardized.undrawn_commitments(book.balance, book.limit,
+                                               (book.schedule == ScheduleCode.REVOLVING) & ~book.in_default)
     ccf_undrawn = standardized.credit_conversion_factors(book.segment_name) * undrawn
     standardized_rwa = standardized.credit_rwa(book.balance, undrawn, book.segment_name,
                                                features.column("DaysPastDue").to_numpy(zero_copy_only=False))
@@ -276,6 +281,10 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
         "standardized_rwa_undrawn": per_segment(standardized_rwa.undrawn[:, None]),
         "irb_rwa_drawn": per_segment((irb_weight * book.balance)[:, None]),
         "irb_rwa_undrawn": per_segment((irb_weight * ccf_undrawn)[:, None]),
+        "defaulted_loans": per_segment(book.in_default[:, None].astype(np.float64)),
+        "defaulted_balance": per_segment((book.balance * book.in_default)[:, None]),
+        "defaulted_loss": per_segment((expected_loss[:, 0] * book.in_default)[:, None]),
+        "income_missing_loans": per_segment(income_missing(book.income)[:, None].astype(np.float64)),
     }
     loans = pa.table({
         "LoanId": features.column("LoanId"),
@@ -290,7 +299,8 @@ def simulate_batch(features: pa.Table, scenario: Scenario, history: pd.DataFrame
 
 AGGREGATE_KEYS = ("expected_loss", "rwa", "surviving_balance", "jump_off_balance", "undrawn_commitments",
                   "jump_off_el_4q", "standardized_rwa_drawn", "standardized_rwa_undrawn", "irb_rwa_drawn",
-                  "irb_rwa_undrawn")
+                  "irb_rwa_undrawn", "defaulted_loans", "defaulted_balance", "defaulted_loss",
+                  "income_missing_loans")
 
 
 def add_aggregates(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -402,6 +412,11 @@ def reduce_scenario(histograms: list[ExposureHistogram], aggregates: list[dict[s
         "expected_loss_by_segment_quarter": totals["expected_loss"],
         "credit_rwa_by_segment": segment_credit_rwa(totals, config.capital.approach),
         "jump_off_el_4q_by_segment": {s: v[0] for s, v in totals["jump_off_el_4q"].items()},
+        "defaulted_at_jump_off": {"loans": round(_segment_sum(totals, "defaulted_loans")),
+                                  "balance": _segment_sum(totals, "defaulted_balance"),
+                                  "loss": _segment_sum(totals, "defaulted_loss")},
+        # Loans scored with the stressed DSTI for want of an income (models.projection.MISSING_INCOME_DSTI).
+        "data_warnings": {"income_missing_loans": round(_segment_sum(totals, "income_missing_loans"))},
         "loss_distribution": np.quantile(cumulative, np.linspace(0, 1, 201)).tolist(),
         "capital": capital,
         "self_check": self_check(float(el_by_quarter.sum()), summary.expected_loss, summary.standard_error),

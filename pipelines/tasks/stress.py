@@ -193,6 +193,9 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
     histograms, aggregates, loans = read_partials(store, prefixes)
     log.info("reducing %s: %d batches, Monte Carlo over %s paths", scenario_id, len(prefixes), f"{config.n_paths:,}")
     metrics = reduce_scenario(histograms, aggregates, scenario, config)
+    if metrics["data_warnings"]["income_missing_loans"]:
+        log.warning("%s: %d loans without income scored at the stressed DSTI", scenario_id,
+                    metrics["data_warnings"]["income_missing_loans"])
     sim_id = simulation_id(plan["snapshot_id"], scenario, plan["pd_model"]["version"], config)
     result_prefix = f"{run_prefix(run_id)}/results/{scenario_id}"
     segment_losses = segment_path_losses(
@@ -246,12 +249,27 @@ def check_results(reduced: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
     return record_step(store, run_id, "check_results", {**outcome, "reduced": reduced})
 
 
+def _run_inputs(plan: dict[str, Any], results: list[dict[str, Any]], adapters: Adapters) -> dict[str, Any]:
+    """What fixed this run and what it measured, as the next run's attribution needs them: data, model,
+    scenarios, parameters, and each scenario's attributed measures."""
+    from pipelines.engine.attribution import measures, run_parameters
+
+    scenarios = {scenario_id: json.loads(adapters.object_store.get_bytes(
+        f"{run_prefix(plan['run_id'])}/scenarios/{scenario_id}.json"))["fingerprint"]
+        for scenario_id in plan["scenarios"]}
+    return {"data": {"snapshot_id": plan["snapshot_id"], "as_of": plan["as_of"], "features_key": plan["features_key"]},
+            "model": plan["pd_model"], "scenarios": scenarios,
+            "parameters": run_parameters(_simulation_config(plan, adapters)),
+            "measures": {r["metrics"]["scenario_id"]: measures(r["metrics"]) for r in results}}
+
+
 @task_entry
-def publish(checked: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Publish the checked results to the results store (all scenarios in one transaction)."""
+def publish(checked: dict[str, Any], plan: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Publish the checked results to the results store (all scenarios in one transaction), with what fixed them."""
     adapters = current_adapters()
     results = _results(adapters.object_store, checked["reduced"])
-    adapters.results_store.publish_simulations(results, run_id)
+    adapters.results_store.publish_simulations(results, run_id, DAG_ID,
+                                               _run_inputs(plan | {"run_id": run_id}, results, adapters))
     adapters.cache.invalidate()  # the services' cached reads now show this run
     log.info("published %d simulation results of run %s", len(results), run_id)
     return record_step(adapters.object_store, run_id, "publish", {
@@ -276,8 +294,41 @@ def compliance(manifest: dict[str, Any], plan: dict[str, Any], published: dict[s
 
 
 @task_entry
+def attribution(plan: dict[str, Any], published: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Split each scenario's change since the previous published run into data, model, scenario and parameters.
+
+    The waterfalls go to ``runs/<run>/results/attribution.json`` and the results store's ``run_attribution``
+    table; the first run of the DAG records that there is no previous run.
+    """
+    from pipelines.data.macro import load_history
+    from pipelines.engine.attribution import NO_PREVIOUS_RUN, Loaders, attribute_runs, config_from_parameters
+    from pipelines.engine.batches import load_scenario
+    from pipelines.model.selection import load_pd_function
+
+    adapters = current_adapters()
+    store, results_store = adapters.object_store, adapters.results_store
+    previous = results_store.previous_published_run(DAG_ID, run_id)
+    if previous is None:
+        log.info(NO_PREVIOUS_RUN)
+        outcome, rows = {"previous_run_id": None, "note": NO_PREVIOUS_RUN, "scenarios": {}}, []
+    else:
+        loaders = Loaders(features=store.get_parquet, pd_model=lambda info: load_pd_function(info, store),
+                          scenario=lambda at: load_scenario(store, _scenario_key(at["run_id"], at["scenario_id"]))[0],
+                          config=lambda parameters: config_from_parameters(parameters, plan["horizon"]))
+        results = _results(store, published["reduced"])
+        outcome, rows = attribute_runs(previous, run_id, _run_inputs(plan | {"run_id": run_id}, results, adapters),
+                                       results, loaders, load_history(), adapters.settings.batch_size)
+        for scenario_id, reason in outcome["unavailable"].items():
+            log.warning("cannot attribute %s: %s", scenario_id, reason)
+    results_store.save_attribution(run_id, DAG_ID, outcome["previous_run_id"] or "", rows)
+    key = f"{run_prefix(run_id)}/results/attribution.json"
+    return record_step(store, run_id, "attribution", outcome | {
+        "attribution_key": key, "attribution_uri": store.put_bytes(key, json.dumps(outcome, indent=2).encode())})
+
+
+@task_entry
 def report(manifest: dict[str, Any], published: dict[str, Any], compliance_result: dict[str, Any],
-           run_id: str, optimisation: dict[str, Any] | None = None) -> dict[str, Any]:
+           attributed: dict[str, Any], run_id: str, optimisation: dict[str, Any] | None = None) -> dict[str, Any]:
     """Render the run's HTML and PDF report into ``runs/<run>/report/`` (with the allocation, when optimised)."""
     from datetime import UTC, datetime
 
@@ -289,7 +340,7 @@ def report(manifest: dict[str, Any], published: dict[str, Any], compliance_resul
     data = ReportData(run_id=run_id, manifest=manifest, results=_results(store, published["reduced"]),
                       records=[ComplianceRecord.from_dict(r) for r in compliance_result["records"]],
                       capital_lines=capital_lines(load_rules(settings.compliance_rules_path), settings),
-                      generated_at=datetime.now(UTC), optimisation=optimisation)
+                      generated_at=datetime.now(UTC), attribution=attributed, optimisation=optimisation)
     log.info("rendering the HTML and PDF report")
     rendered = render(data)
     prefix = f"{run_prefix(run_id)}/report"

@@ -93,17 +93,23 @@ def validate_history(ingested: dict[str, Any], run_id: str) -> dict[str, Any]:
 
 @task_entry
 def build_dataset(validated: dict[str, Any], run_id: str) -> dict[str, Any]:
+    from pipelines.data.features import history_income_missing
     from pipelines.model.training import point_in_time_dataset, quarter_label
 
     adapters = current_adapters()
     spec = _spec(adapters)
-    dataset = point_in_time_dataset(_frame(adapters, validated["validated_key"]), spec)
+    history = _frame(adapters, validated["validated_key"])
+    income_missing_rows = int(history_income_missing(history).sum())
+    if income_missing_rows:
+        log.warning("%d history rows have no usable income: DSTI set to the stressed value", income_missing_rows)
+    dataset = point_in_time_dataset(history, spec)
     key = _put_frame(adapters, f"{_prefix(run_id)}/dataset.parquet", dataset)
     quarters = spec.quarters(dataset)
     return record_step(adapters.object_store, run_id, "pd_dataset", {
         "dataset_key": key, "rows": len(dataset), "target": spec.target,
         "quarters": [quarter_label(int(quarters.min())), quarter_label(int(quarters.max()))],
-        "default_rate": float(dataset[spec.target].mean()), "provenance": validated["provenance"],
+        "default_rate": float(dataset[spec.target].mean()), "income_missing_rows": income_missing_rows,
+        "provenance": validated["provenance"],
     })
 
 

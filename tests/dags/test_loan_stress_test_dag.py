@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pyarrow as pa
@@ -181,3 +182,51 @@ def test_a_run_without_logical_date_uses_the_time_it_was_due(airflow_db, small_p
     assert run.logical_date is None
     steps = read_run_steps(open_object_store(stress_settings.resolved_object_store_uri), run.run_id)
     assert steps["validate"]["as_of"] == "2026-01-02"
+
+
+def test_a_second_run_attributes_its_change_to_what_changed(airflow_db, dagbag, small_performance_history,
+                                                            stress_settings, tmp_path):
+    """Two runs on the same tape, the second with another seed: the first has no previous run; in the second
+    the analytic expected loss and the capital path do not move, and the VaR's change is all in the parameters."""
+    from pipelines.adapters.object_store import open_object_store
+    from pipelines.adapters.results_store import ResultsStore
+    from pipelines.data.export import write_table
+    from pipelines.data.synthetic import generate_loan_book
+    from pipelines.tasks.runs import read_run_steps, run_key
+
+    tape = str(tmp_path / "tape.parquet")
+    write_table(generate_loan_book(300, seed=12, as_of=AS_OF), tape)
+    dag = dagbag.get_dag("loan_stress_test")
+    conf = {"source_uri": tape, "as_of_date": AS_OF.isoformat(), "scenarios": ["2026_severely_adverse"],
+            "n_paths": 200}
+    first = dag.test(run_conf=conf | {"seed": 1})
+    second = dag.test(run_conf=conf | {"seed": 2})
+    assert str(first.state) == str(second.state) == "success"
+    store = open_object_store(stress_settings.resolved_object_store_uri)
+    first_steps, second_steps = read_run_steps(store, first.run_id), read_run_steps(store, second.run_id)
+    assert first_steps["attribution"]["previous_run_id"] is None
+    attribution = second_steps["attribution"]
+    assert attribution["previous_run_id"] == first.run_id
+    scenario = attribution["scenarios"]["2026_severely_adverse"]
+    assert scenario["changed"] == ["parameters"]
+    for metric in ("expected_loss", "min_cet1_ratio"):
+        assert scenario[metric]["change"] == 0.0 and set(scenario[metric]["bars"].values()) == {0.0}
+    var = scenario["var_999"]
+    assert var["change"] != 0.0 and var["bars"]["parameters"] == pytest.approx(var["change"], rel=1e-9)
+    assert sum(var["bars"].values()) == pytest.approx(var["change"], rel=1e-12)
+    rows = ResultsStore(stress_settings.resolved_loan_store_url).attribution_of_run(second.run_id, "loan_stress_test")
+    assert [r["step"] for r in rows if r["metric"] == "var_999"] == [
+        "previous", "data", "model", "scenario", "parameters", "residual", "current"]
+    saved = json.loads(store.get_bytes(attribution["attribution_key"]))
+    assert saved["scenarios"] == attribution["scenarios"]
+    html = store.get_bytes(f"runs/{run_key(second.run_id)}/report/stress_test_report.html").decode()
+    assert "Change since the previous run" in html and first.run_id in html
+    # A third run with the second's inputs: the same SimulationId, whose result row it replaces; the
+    # attribution still compares with the second run (from its published-run record) and finds no change.
+    third = dag.test(run_conf=conf | {"seed": 2})
+    assert str(third.state) == "success"
+    repeated = read_run_steps(store, third.run_id)["attribution"]
+    assert repeated["previous_run_id"] == second.run_id
+    unchanged = repeated["scenarios"]["2026_severely_adverse"]
+    assert unchanged["changed"] == []
+    assert all(set(unchanged[m]["bars"].values()) == {0.0} for m in ("expected_loss", "var_999", "min_cet1_ratio"))

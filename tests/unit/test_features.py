@@ -26,8 +26,9 @@ import pyarrow as pa
 import pytest
 
 from models.amortisation import ScheduleCode
+from models.projection import PD_FEATURES
 from pipelines.data.contract import ARROW_SCHEMA
-from pipelines.data.features import JUMP_OFF_MACRO, build_features
+from pipelines.data.features import JUMP_OFF_MACRO, build_features, history_income_missing, history_pd_features
 
 AS_OF = date(2025, 12, 31)
 LOAN_IDS = ("M-0001", "H-0003", "K-0001", "P-0003")
@@ -116,3 +117,24 @@ def test_loan_past_maturity_has_no_quarters_left(features: pd.DataFrame) -> None
 def test_macro_columns_come_from_the_latest_quarter_before_as_of(features: pd.DataFrame) -> None:
     for i, name in enumerate(JUMP_OFF_MACRO):
         np.testing.assert_array_equal(features[f"macro_{name}"], 2.0 + i)
+
+
+def test_missing_or_zero_income_gets_the_stressed_dsti_and_a_flag(valid_tape_rows_factory) -> None:
+    # The card K-0001 again, with income 0 and with income missing: DSTI is the stressed 1.5 (not NaN, which a
+    # model would impute as no debt at all), flagged; the original keeps 4,321.09 x 0.2299 / 48,000.
+    card = next(row for row in valid_tape_rows_factory() if row["LoanId"] == "K-0001")
+    rows = [card, card | {"LoanId": "K-ZERO", "BorrowerIncome": "0"}, card | {"LoanId": "K-NONE", "BorrowerIncome": ""}]
+    table = build_features(contract_table(rows), AS_OF, macro_history()).to_pandas().set_index("LoanId")
+    assert table.loc["K-0001", "DebtServiceToIncome"] == pytest.approx(4_321.09 * 0.2299 / 48_000, rel=1e-12)
+    assert table.loc[["K-ZERO", "K-NONE"], "DebtServiceToIncome"].tolist() == [1.5, 1.5]
+    assert table["IncomeMissing"].tolist() == [False, True, True]
+
+
+def test_history_rows_without_income_are_trained_on_the_stressed_dsti() -> None:
+    # Training sees what scoring sees: a history row with no finite DSTI or no income gets 1.5, the others their own.
+    history = pd.DataFrame({name: [1.0, 1.0, 1.0, 1.0] for name in PD_FEATURES})
+    history["DSTI"] = [0.3, np.nan, 0.4, np.inf]
+    history["BorrowerIncome"] = [50_000.0, 50_000.0, 0.0, 60_000.0]
+    np.testing.assert_array_equal(history_income_missing(history), [False, True, True, True])
+    np.testing.assert_array_equal(history_pd_features(history)["DSTI"], [0.3, 1.5, 1.5, 1.5])
+    assert history["DSTI"].isna().sum() == 1  # the caller's frame is left alone

@@ -32,6 +32,7 @@ from models.projection import (
     CRE_PRICES,
     DEPRECIATING,
     HOUSE_PRICES,
+    MISSING_INCOME_DSTI,
     PD_FEATURES,
     BookArrays,
     MacroPath,
@@ -72,7 +73,9 @@ def book(**loans: list) -> BookArrays:
     """BookArrays from per-field lists (one entry per loan)."""
     segments = loans.pop("segment")
     loans.setdefault("senior_liens", [0.0] * len(segments))
+    defaulted = loans.pop("in_default", [False] * len(segments))
     return BookArrays(
+        in_default=np.array(defaulted, dtype=bool),
         segment=np.array([SEGMENT_CODE[s] for s in segments], dtype=np.int8),
         segment_name=np.array([s.value for s in segments], dtype=object),
         schedule=np.array(loans.pop("schedule"), dtype=np.int8),
@@ -176,8 +179,9 @@ def test_ltv_follows_house_prices(run: tuple[Projection, ScriptedPD]) -> None:
 
 def test_interest_only_loan_keeps_its_balance_then_repays_and_leaves(run: tuple[Projection, ScriptedPD]) -> None:
     projection, model = run
-    # Quarter 1: interest 1,000,000 x 0.06 / 4 = 15,000, no principal; DSTI 60,000 / 400,000.
-    assert feature(model, "DSTI", 1)[0] == pytest.approx(0.15, rel=1e-12)
+    # Quarter 1: interest 1,000,000 x 0.06 / 4 = 15,000, no principal; DSTI 60,000 / 400,000. Quarter 2 repays the
+    # 1,000,000 balloon, but DSTI stays on the regular 15,000 (the balloon would make it 10.15, 68 times as much).
+    np.testing.assert_allclose(feature(model, "DSTI", 1)[:2], [0.15, 0.15], rtol=1e-12)
     np.testing.assert_allclose(feature(model, "PaymentShockPoints", 1), 0.0)  # fixed rate
     # LTV on CRE prices: 1,000,000 / (1,250,000 x 0.9), then / (1,250,000 x 0.8) = 1; 0 once repaid.
     np.testing.assert_allclose(feature(model, "CurrentLTV", 1), [1 / 1.125, 1.0, 0.0], rtol=1e-12)
@@ -194,8 +198,9 @@ def test_bullet_loan_pays_coupons_then_all_principal() -> None:
                   collateral=[np.nan], collateral_index=[DEPRECIATING], score=[700.0], age_quarters=[0.0])
     model = ScriptedPD(np.zeros((1, 3)))
     projection = project_book(bullet, macro({}), model)
-    # Coupon 500,000 x 0.02 = 10,000 a quarter (DSTI 40,000 / 200,000); the balance stays until maturity.
-    np.testing.assert_allclose(feature(model, "DSTI", 0)[:2], [0.2, 0.2], rtol=1e-12)
+    # Coupon 500,000 x 0.02 = 10,000 a quarter (DSTI 40,000 / 200,000); the balance stays until maturity, and the
+    # principal repaid in the last quarter is no debt service (DSTI 0.2, not 2.2).
+    np.testing.assert_allclose(feature(model, "DSTI", 0), [0.2, 0.2, 0.2], rtol=1e-12)
     np.testing.assert_allclose(projection.ead[0], [500_000.0] * 3)
     np.testing.assert_allclose(projection.surviving_balance[0], [500_000.0, 500_000.0, 0.0])
     assert projection.final_balance[0] == 0.0
@@ -263,3 +268,40 @@ def test_auto_collateral_depreciates_and_rates_floor_at_zero() -> None:
                                rtol=1e-12)
     # Auto LGD: haircut 35 %, floor 15 %: 1 - 20,000 x 0.96 x 0.65 / 12,000 = -0.04 -> the floor.
     assert projection.lgd[0, 0] == pytest.approx(0.15)
+
+
+def test_a_loan_90_days_past_due_defaults_in_the_first_quarter_whatever_the_model_says() -> None:
+    # A card line 120 days past due (600 drawn of 1,000) and a CRE loan past maturity and 200 days past due:
+    # both default in quarter 1 with certainty, the line is frozen (EAD 600, no 10 % draw), the whole
+    # EAD x LGD is the first quarter's loss, and nothing is left to lose or to hold capital for afterwards.
+    defaulted = book(
+        segment=[Segment.CREDIT_CARD, Segment.COMMERCIAL_REAL_ESTATE], schedule=[ScheduleCode.REVOLVING,
+                                                                                ScheduleCode.BULLET],
+        balance=[600.0, 1_000_000.0], limit=[1_000.0, 1_000_000.0], rate=[0.20, 0.06], reference=[PRIME_INDEX, -1],
+        remaining_quarters=[40, 0], income=[50_000.0, 400_000.0], collateral=[np.nan, 1_250_000.0],
+        collateral_index=[DEPRECIATING, CRE_PRICES], score=[650.0, 700.0], age_quarters=[12.0, 30.0],
+        in_default=[True, True])
+    model = ScriptedPD(np.full((2, 3), 0.01))
+    projection = project_book(defaulted, macro({PRIME_INDEX: PRIME_MOVE}), model)
+    np.testing.assert_array_equal(projection.pd, [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(projection.ead[:, 0], [600.0, 1_000_000.0])
+    # Card LGD 90 %; CRE: 1 - 1,250,000 x 0.9 x 0.75 / 1,000,000 = 0.15625 at the quarter-1 CRE prices.
+    np.testing.assert_allclose(projection.expected_loss, [[540.0, 0, 0], [156_250.0, 0, 0]], rtol=1e-12)
+    np.testing.assert_array_equal(projection.cumulative_pd, [1.0, 1.0])
+    np.testing.assert_array_equal(projection.rwa, np.zeros((2, 3)))
+
+
+def test_missing_or_zero_income_scores_at_the_stressed_dsti_not_as_no_debt() -> None:
+    # Two card lines with no known income (0 and missing): DSTI is MISSING_INCOME_DSTI in every quarter, never NaN
+    # (which the models would impute as the best case); a third with income keeps its measured DSTI.
+    cards = book(segment=[Segment.CREDIT_CARD] * 3, schedule=[ScheduleCode.REVOLVING] * 3, balance=[600.0] * 3,
+                 limit=[1_000.0] * 3, rate=[0.20] * 3, reference=[-1] * 3, remaining_quarters=[40] * 3,
+                 income=[0.0, np.nan, 50_000.0], collateral=[np.nan] * 3, collateral_index=[DEPRECIATING] * 3,
+                 score=[650.0] * 3, age_quarters=[12.0] * 3)
+    model = ScriptedPD(np.zeros((3, 3)))
+    project_book(cards, macro({}), model)
+    assert MISSING_INCOME_DSTI == 1.5
+    np.testing.assert_array_equal(feature(model, "DSTI", 0), [1.5] * 3)
+    np.testing.assert_array_equal(feature(model, "DSTI", 1), [1.5] * 3)
+    # Interest on the drawn 600 at 20 %: 4 x 30 / 50,000.
+    np.testing.assert_allclose(feature(model, "DSTI", 2), [4 * 30.0 / 50_000] * 3, rtol=1e-12)

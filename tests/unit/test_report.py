@@ -129,12 +129,15 @@ def report(report_data) -> Report:
 def test_pdf_pages_and_text(report_data, report):
     records = report_data.records
     assert len(records) > COMPLIANCE_ROWS_PER_PAGE  # the compliance table runs over two pages
-    expected_pages = 5 + 2 + math.ceil(len(records) / COMPLIANCE_ROWS_PER_PAGE) + 2
+    # The attribution page first (no previous run here), then summary, charts, the published ranges and
+    # capital paths, compliance, self-check, provenance.
+    expected_pages = 1 + 5 + 2 + math.ceil(len(records) / COMPLIANCE_ROWS_PER_PAGE) + 2
     assert report.pdf.startswith(b"%PDF-")
     assert pdf_page_count(report.pdf) == report.pages == expected_pages
 
     text = pdf_text(report.pdf)
-    for expected in ("Loan portfolio stress test report", "manual__2026-01-05T12:00:00+00:00",
+    for expected in ("Change since the previous run", "No previous run: this is the first published run",
+                     "Loan portfolio stress test report", "manual__2026-01-05T12:00:00+00:00",
                      "snapshot snap0123456789abcdef0123", "ab" * 32, "version v-test-1",
                      "Scenario macro paths", "Unemployment rate (%)",
                      "Expected credit losses by segment and by quarter",
@@ -240,3 +243,30 @@ def test_the_allocation_section_shows_the_recommendation_binding_constraints_and
     text = pdf_text(report.pdf)
     assert "Binding constraints and shadow prices" in text and "Efficient frontier" in text
     assert report.pages == render(report_data).pages + 4  # strategies, allocation, binding constraints, frontier
+
+
+def test_the_attribution_comes_first_as_a_waterfall_and_a_table(report_data):
+    from dataclasses import replace
+
+    from models.attribution import FACTORS, RESIDUAL
+
+    def waterfall(previous, bars):
+        steps = dict(zip((*FACTORS, RESIDUAL), bars, strict=True))
+        return {"previous": previous, "current": previous + sum(bars), "change": sum(bars), "bars": steps}
+
+    attribution = {"previous_run_id": "scheduled__2025-10-01T06:00:00+00:00", "only_in_this_run": ["rate_hike_300bp"],
+                   "scenarios": {"2026_severely_adverse": {
+                       "changed": ["data", "model"],
+                       "expected_loss": waterfall(1_000_000.0, (250_000.0, -50_000.0, 0.0, 0.0, 0.0)),
+                       "var_999": waterfall(3_000_000.0, (400_000.0, -100_000.0, 0.0, 0.0, 1_000.0)),
+                       "min_cet1_ratio": waterfall(0.10, (-0.004, 0.001, 0.0, 0.0, 0.0))}}}
+    rendered = render(replace(report_data, attribution=attribution))
+    assert rendered.pages == render(report_data).pages + 1  # the waterfall chart's page
+    text = pdf_text(rendered.pdf)
+    assert text.index("Change since the previous run") < text.index("Loan portfolio stress test report")
+    for expected in ("scheduled__2025-10-01T06:00:00+00:00", "1,000,000", "+250,000", "-50,000", "1,200,000",
+                     "+200,000", "10.00 %", "-0.40 pp", "+0.10 pp", "9.70 %", "-0.30 pp", "rate_hike_300bp"):
+        assert expected in text, expected
+    html = rendered.html
+    assert html.index('id="attribution"') < html.index('id="summary"')
+    assert "<td>+250,000</td>" in html and "<td>-0.40 pp</td>" in html and 'alt="Change since the previous run"' in html

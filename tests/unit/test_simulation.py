@@ -10,8 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from models.lgd import UNSECURED_LGD
 from models.pd_logistic import MacroLogisticPD
 from models.portfolio_loss import DEFAULT_FACTOR_MODEL, DEFAULT_FACTOR_PERSISTENCE, ExposureHistogram, FactorModel
+from pipelines.data.contract import Segment
 from pipelines.data.features import build_features, history_pd_features
 from pipelines.data.macro import load_history
 from pipelines.data.synthetic import generate_loan_book, generate_performance_history
@@ -225,3 +227,47 @@ def test_loan_keys_are_the_fnv1a_hash_of_the_id_alone():
     keys = loan_keys(pa.chunked_array([ids[:2], ids[2:]]))
     assert keys.tolist() == [fnv1a_64(loan_id) for loan_id in ids]
     assert loan_keys(pa.array(["L1"])).tolist() == keys[:1].tolist()  # no dependence on the batch's other ids
+
+
+def with_days_past_due(features: pa.Table, rows: np.ndarray, days: int) -> pa.Table:
+    """The feature table with ``rows`` set ``days`` past due and a stale, low bank PD (the score lags arrears)."""
+    dpd = features.column("DaysPastDue").to_numpy().copy()
+    score = features.column("DefaultRiskScore").to_numpy().copy()
+    dpd[rows], score[rows] = days, 0.01
+    table = features.set_column(features.schema.get_field_index("DaysPastDue"), "DaysPastDue", pa.array(dpd))
+    return table.set_column(table.schema.get_field_index("DefaultRiskScore"), "DefaultRiskScore", pa.array(score))
+
+
+def test_loans_90_days_past_due_are_lost_in_the_first_quarter_and_weighted_150_percent(features, history, pd_model):
+    # Unsecured personal loans (fixed LGD, no collateral, no undrawn line) 90 and 120 days past due: whatever the
+    # PD model says, each loses its whole balance x LGD in quarter 1 and nothing after; standardized RWA 150 %.
+    segment = features.column("ProductSegment").to_numpy(zero_copy_only=False)
+    dpd = features.column("DaysPastDue").to_numpy()
+    current = np.flatnonzero((segment == Segment.PERSONAL.value) & (dpd == 0))[:6]
+    book = with_days_past_due(features.take(current), np.arange(3), 90)
+    book = with_days_past_due(book, np.arange(3, 6), 0)
+    scenario = resolve_scenario("2026_severely_adverse")
+    batch = simulate_batch(book, scenario, history, pd_model, CONFIG)
+    balance = book.column("CurrentBalance").to_numpy()
+    quarterly_pd = np.array(batch.loans.column("QuarterlyPD").to_pylist())
+    np.testing.assert_array_equal(quarterly_pd[:3], np.eye(1, scenario.horizon).repeat(3, axis=0))
+    assert np.all(quarterly_pd[3:, 0] < 0.5)
+    lgd = UNSECURED_LGD[Segment.PERSONAL]
+    np.testing.assert_allclose(batch.loans.column("ExpectedLoss").to_numpy()[:3], balance[:3] * lgd, rtol=1e-12)
+    np.testing.assert_allclose(batch.loans.column("ProjectedDefaultRisk").to_numpy()[:3], 1.0)
+    rwa = batch.aggregates["standardized_rwa_drawn"][Segment.PERSONAL.value][0]
+    assert rwa == pytest.approx(1.5 * balance[:3].sum() + 1.0 * balance[3:].sum(), rel=1e-12)
+    result = reduce_scenario([batch.histogram], [batch.aggregates], scenario, CONFIG)
+    assert result["defaulted_at_jump_off"] == {"loans": 3, "balance": pytest.approx(balance[:3].sum()),
+                                               "loss": pytest.approx(balance[:3].sum() * lgd, rel=1e-12)}
+    assert result["loss_by_quarter"][0] >= balance[:3].sum() * lgd
+
+
+def test_loans_without_income_are_counted_in_the_results(features, history, pd_model):
+    income = features.column("BorrowerIncome").to_numpy().copy()
+    income[[3, 7]] = 0.0
+    book = features.set_column(features.schema.get_field_index("BorrowerIncome"), "BorrowerIncome", pa.array(income))
+    scenario = resolve_scenario("2026_baseline")
+    batch = simulate_batch(book, scenario, history, pd_model, CONFIG)
+    result = reduce_scenario([batch.histogram], [batch.aggregates], scenario, CONFIG)
+    assert result["data_warnings"] == {"income_missing_loans": 2}

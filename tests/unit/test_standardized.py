@@ -21,6 +21,13 @@ def test_risk_weights_by_segment_and_delinquency() -> None:
     np.testing.assert_array_equal(risk_weights(segments, days_past_due)[5], 1.0)
 
 
+def test_past_due_junior_liens_are_residential_mortgage_exposures_at_100_percent() -> None:
+    # 12 CFR 217.2: a residential mortgage exposure is secured by a first *or subsequent* lien on 1-4 family
+    # property; 217.32(k) excludes those from 150 % and 217.32(g)(2) weights them 100 %. CRE and C&I get 150 %.
+    segments = ["heloc", "heloc", "commercial_real_estate", "commercial_industrial"]
+    np.testing.assert_array_equal(risk_weights(segments, [90, 400, 90, 90]), [1.0, 1.0, 1.5, 1.5])
+
+
 def test_hvcre_is_commercial_real_estate_only_and_segments_must_be_known() -> None:
     with pytest.raises(ValueError, match="HVCRE"):
         risk_weights(["auto"], [0], hvcre=[True])
