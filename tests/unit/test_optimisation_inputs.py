@@ -56,17 +56,17 @@ def stress_run() -> dict:
     return runs
 
 
-def appetite(cre_share: float = 0.8):
-    """The default appetite with room for this small book's commercial real estate (about 72 % of it)."""
+def appetite(caps: dict[str, float] | None = None):
+    """The default appetite with every segment allowed up to 80 % of this small book, or the given ``caps``."""
     default = load_appetite(StressSettings().optimisation_appetite_path)
-    segments = {**default.segments, "commercial_real_estate": {**default.segments["commercial_real_estate"],
-                                                               "max_share": cre_share}}
+    caps = caps or {}
+    segments = {name: {**limits, "max_share": caps.get(name, 0.8)} for name, limits in default.segments.items()}
     return replace(default, segments=segments)
 
 
-def inputs_of(stress_run: dict, cre_share: float = 0.8):
+def inputs_of(stress_run: dict, caps: dict[str, float] | None = None):
     stress, baseline = stress_run["2026_severely_adverse"], stress_run["2026_baseline"]
-    return build_inputs({"metrics": stress["metrics"]}, stress["segment_losses"], appetite(cre_share), MINIMUM,
+    return build_inputs({"metrics": stress["metrics"]}, stress["segment_losses"], appetite(caps), MINIMUM,
                         BUFFER, TAX, {"metrics": baseline["metrics"]})
 
 
@@ -119,11 +119,14 @@ def test_the_recommendation_keeps_the_appetite(stress_run):
 
 
 def test_an_appetite_the_book_cannot_meet_is_reported_with_its_constraints(stress_run):
-    # At most 50 % in commercial real estate, which holds 72 % of the book and may run off by 25 % only.
-    document = recommend(inputs_of(stress_run, cre_share=0.5), appetite(0.5))
+    # The book's largest segment capped at half of what it still holds after its 25 % run-off bound.
+    assets = inputs_of(stress_run).assets
+    largest = assets.names[int(np.argmax(assets.current))]
+    caps = {largest: 0.5 * 0.75 * float(assets.current.max() / assets.current.sum())}
+    document = recommend(inputs_of(stress_run, caps), appetite(caps))
     recommendation = document["recommendation"]
     assert recommendation["status"] == "infeasible"
-    assert "concentration commercial_real_estate" in recommendation["conflicting"]
+    assert f"concentration {largest}" in recommendation["conflicting"]
     assert "minimum budget use" in recommendation["conflicting"]  # the rest of the book cannot grow enough
 
 
