@@ -53,19 +53,23 @@ def emr_settings(stress_settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[o
     get_settings.cache_clear()
 
 
-def test_the_emr_serverless_branch_of_the_dag_on_moto(airflow_db, dagbag, small_performance_history, emr_settings,
+def test_the_emr_serverless_branch_of_the_dag_on_moto(airflow_db, small_performance_history, emr_settings,
                                                       tmp_path) -> None:
     import boto3
+    from airflow.dag_processing.dagbag import DagBag
 
     from pipelines.adapters.results_store import ResultsStore
     from pipelines.data.export import write_table
     from pipelines.data.synthetic import generate_loan_book
+    from pipelines.settings import REPO_ROOT
     from pipelines.tasks.runs import run_key
 
     tape = str(tmp_path / "tape.csv")
     write_table(generate_loan_book(120, seed=5, as_of=AS_OF), tape)
-    run = dagbag.get_dag("loan_stress_test").test(run_conf={"source_uri": tape, "as_of_date": AS_OF.isoformat(),
-                                                            "scenarios": ["2026_baseline"], "batch_size": 100})
+    # A DAG of its own: dag.test(run_conf=...) leaves the conf in the DAG's params for later runs of the same object.
+    dag = DagBag(str(REPO_ROOT / "dags" / "loan_stress_test.py")).get_dag("loan_stress_test")
+    run = dag.test(run_conf={"source_uri": tape, "as_of_date": AS_OF.isoformat(), "scenarios": ["2026_baseline"],
+                             "batch_size": 100})
     states = {ti.task_id.removeprefix("emr_serverless."): str(ti.state) for ti in run.get_task_instances()}
     assert {name: states[name] for name in EMR_TASKS} == dict.fromkeys(EMR_TASKS, "success")
     assert states["work_items"] == states["simulate_on_spark"] == "skipped"

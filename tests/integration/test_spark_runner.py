@@ -105,8 +105,11 @@ def test_spark_runner_writes_the_local_partials_and_reduces_to_the_same_results(
         for result in (local, spark):
             result["provenance"].pop("airflow_run_id")
             result.pop("AffectedLoans")
+            result.pop("SegmentPathLosses")
         assert spark == local
         assert store.get_bytes(reduced[SPARK_RUN]["loans_key"]) == store.get_bytes(reduced[LOCAL_RUN]["loans_key"])
+        assert _npz_members(store.get_bytes(reduced[SPARK_RUN]["segment_losses_key"])) == _npz_members(
+            store.get_bytes(reduced[LOCAL_RUN]["segment_losses_key"]))
 
 
 def test_a_failed_spark_job_fails_the_task_with_its_log(plan) -> None:
