@@ -51,9 +51,13 @@ VALIDATED_LOAN_SNAPSHOT = Asset(name="validated_loan_snapshot", uri="file://loan
         "rate_shock_bp": Param(0, type="number", minimum=-500, maximum=1000, title="Custom rate shock (bp)",
                                description="Adds a scenario: the baseline with this shock on every interest rate, "
                                            "ramped over 2 quarters, then held. 0: none."),
-        "horizon_quarters": Param(9, type="integer", minimum=1, maximum=13, title="Horizon (quarters)"),
-        "n_paths": Param(1000, type="integer", minimum=10, maximum=100000, title="Monte Carlo paths"),
-        "seed": Param(20260101, type="integer", title="Random seed"),
+        # 0 (or empty for the seed): the deployment's setting, so STRESS_* variables set the scheduled runs.
+        "horizon_quarters": Param(0, type="integer", minimum=0, maximum=13, title="Horizon (quarters)",
+                                  description="0: STRESS_HORIZON_QUARTERS (default 9)."),
+        "n_paths": Param(0, type="integer", minimum=0, maximum=100000, title="Monte Carlo paths",
+                         description="At least 10; 0: STRESS_N_PATHS (default 1,000)."),
+        "seed": Param(None, type=["null", "integer"], title="Random seed",
+                      description="Empty: STRESS_SEED (default 20260101)."),
         "batch_size": Param(0, type="integer", minimum=0, title="Loans per batch",
                             description="Loans per simulation batch (mapped task); 0: STRESS_BATCH_SIZE."),
         # On by default: a few dozen small programmes over the seven segments and the run's paths, it never

@@ -47,8 +47,12 @@ def _work_item(run_id: str, scenario_id: str, batch: dict[str, int]):
 
 @task_entry
 def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float, horizon: int,
-         n_paths: int, seed: int, batch_size: int, run_id: str) -> dict[str, Any]:
-    """Resolve scenarios and the PD model, and cut the book into batches (what the mapped tasks run)."""
+         n_paths: int, seed: int | None, batch_size: int, run_id: str) -> dict[str, Any]:
+    """Resolve scenarios and the PD model, and cut the book into batches (what the mapped tasks run).
+
+    A horizon, path count or batch size of 0 and an empty seed take the deployment's settings
+    (``STRESS_HORIZON_QUARTERS``, ``STRESS_N_PATHS``, ``STRESS_BATCH_SIZE``, ``STRESS_SEED``).
+    """
     from pipelines.data.macro import load_history
     from pipelines.engine.batches import save_scenario
     from pipelines.engine.scenarios import ScenarioError, rate_shock_scenario, resolve_scenario
@@ -57,6 +61,10 @@ def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float
 
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
+    horizon, n_paths = horizon or settings.horizon_quarters, n_paths or settings.n_paths
+    seed = settings.seed if seed is None else seed
+    if n_paths < 10:
+        raise ValueError(f"n_paths must be at least 10 (got {n_paths})")
     if not scenario_ids and not rate_shock_bp:
         raise ScenarioError("choose at least one scenario or a rate shock")
     log.info("resolving scenarios %s (rate shock %s bp, %s quarters)", scenario_ids, rate_shock_bp, horizon)

@@ -12,7 +12,8 @@ import pytest
 AS_OF = date(2025, 12, 31)
 
 
-def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_history, stress_settings, tmp_path):
+def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_history, stress_settings, tmp_path,
+                                     monkeypatch):
     from pipelines.adapters.loan_store import LoanStore
     from pipelines.adapters.object_store import open_object_store
     from pipelines.adapters.results_store import ResultsStore
@@ -38,11 +39,18 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_histo
     tape = str(tmp_path / "tape.csv")
     write_table(text, tape)
 
+    # Trigger-form fields left at their defaults take the deployment's settings.
+    from pipelines.settings import get_settings
+
+    monkeypatch.setenv("STRESS_SEED", "7")
+    monkeypatch.setenv("STRESS_N_PATHS", "500")
+    get_settings.cache_clear()
     run = dagbag.get_dag("loan_stress_test").test(run_conf={"source_uri": tape, "as_of_date": AS_OF.isoformat()})
 
     assert str(run.state) == "success"
     store = open_object_store(stress_settings.resolved_object_store_uri)
     steps = read_run_steps(store, run.run_id)
+    assert (steps["plan"]["seed"], steps["plan"]["n_paths"], steps["plan"]["horizon"]) == (7, 500, 9)
     snapshot = steps["validate"]
     assert snapshot["input_rows"] == 400
     assert snapshot["accepted_rows"] + snapshot["quarantined_rows"] == 400
