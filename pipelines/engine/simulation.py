@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -209,8 +209,8 @@ class BatchResult:
     aggregates: dict[str, Any]
     loans: pa.Table
     # The same loans binned by (segment, correlation class), for the per-segment path losses the allocation
-    # optimiser needs (segment_path_losses); None only for results built without it.
-    segment_histogram: ExposureHistogram | None = field(default=None)
+    # optimiser needs (segment_path_losses).
+    segment_histogram: ExposureHistogram
 
 
 def loan_keys(loan_id: pa.ChunkedArray | pa.Array) -> np.ndarray:
