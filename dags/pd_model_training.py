@@ -3,8 +3,13 @@
 Ingest the loan performance history, validate it with GX, build the point-in-time 12-month default
 dataset, split out of time, train the challenger (and the benchmark on the same rows), evaluate,
 log and register it in MLflow as ``challenger``, run the promotion gate (``champion`` only if it
-beats the incumbent on the same out-of-time data and is calibrated), and deploy the champion
-(aws: SageMaker endpoint; local: nothing to do, the URI of ``make serve-model`` is recorded).
+beats the incumbent on the same out-of-time data and is calibrated), and deploy the champion.
+
+The deploy step has one branch per serving target and ``STRESS_MODEL_SERVING`` (``sagemaker`` by
+default on ``STRESS_TARGET=aws``) picks one at run time (``choose_serving``), so the DAG's shape is the
+same on both: ``serve_locally`` records the URI of ``make serve-model``; the ``sagemaker`` group creates
+the model and endpoint config and creates or updates the endpoint with the Amazon provider's operators
+(``pipelines/tasks/sagemaker.py``, ``docs/deployment.md``).
 
 Schedule: ``AssetOrTimeSchedule`` = the 1st of every month at 03:00 UTC *or* whenever the
 ``loan_performance_history`` asset gets an event (the process that lands a new history at
@@ -17,9 +22,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, dag, task
 
 from pipelines.tasks.policy import DEFAULT_ARGS
+from pipelines.tasks.sagemaker import sagemaker_deployment
 
 PERFORMANCE_HISTORY = Asset(name="loan_performance_history", uri="file://loanstress/loan_performance_history")
 
@@ -95,15 +101,24 @@ def pd_model_training() -> None:
 
         return training.promotion_gate(registered, run_id)
 
+    @task.branch
+    def choose_serving() -> str:
+        from pipelines.tasks.training import model_serving
+
+        return {"local": "serve_locally", "sagemaker": "sagemaker.deployment_plan"}[model_serving()]
+
     @task
-    def deploy(decision: dict, run_id: str) -> dict:
+    def serve_locally(decision: dict, run_id: str) -> dict:
         from pipelines.tasks import training
 
-        return training.deploy(decision, run_id)
+        return training.serve_locally(decision, run_id)
 
     split_result = split(build_dataset(validate_history(ingest_history())))
     trained = train(split_result)
-    deploy(promotion_gate(register(trained, evaluate(split_result, trained))))
+    decision = promotion_gate(register(trained, evaluate(split_result, trained)))
+    serving = choose_serving()
+    chain(decision, serving, serve_locally(decision))
+    sagemaker_deployment(decision, serving)
 
 
 pd_model_training()

@@ -2,7 +2,11 @@
 
 Ingest and validate today's loan tape (the same steps as the stress test), score it with the PD
 model the stress test would use (the MLflow champion, else the benchmark logistic model: the score
-step records which and why), back-test the model on the latest performance history, measure drift
+step records which and why) in process or, with ``STRESS_MONITORING_SCORER=batch_transform`` (the
+default when the model is served on SageMaker), by a SageMaker batch transform of the whole book
+(``pipelines/tasks/sagemaker.py``); ``choose_scorer`` picks the branch, ``scored_book`` takes whichever
+ran, so both feed the same back-test, drift and compliance steps. Then back-test the model on the
+latest performance history, measure drift
 (PSI of the score and the features against the previous snapshot), judge the compliance rules of
 scope data and model, and publish the metrics. Wiring only: each task is one call into
 ``pipelines.tasks``.
@@ -12,10 +16,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import chain, dag, task
+from airflow.sdk import TriggerRule, chain, dag, task
 
 from pipelines.tasks.groups import loan_tape, loan_tape_params
 from pipelines.tasks.policy import DEFAULT_ARGS
+from pipelines.tasks.sagemaker import sagemaker_batch_scoring
 
 DAG_ID = "portfolio_monitoring"
 
@@ -36,11 +41,24 @@ DAG_ID = "portfolio_monitoring"
     doc_md=__doc__,
 )
 def portfolio_monitoring() -> None:
+    @task.branch
+    def choose_scorer() -> str:
+        from pipelines.tasks.monitoring import monitoring_scorer
+
+        return {"in_process": "score", "batch_transform": "batch_transform.transform_input"}[monitoring_scorer()]
+
     @task
     def score(features: dict, run_id: str) -> dict:
         from pipelines.tasks.monitoring import score as score_book
 
         return score_book(features, run_id)
+
+    # After whichever scorer ran (the other is skipped), never after a failed one.
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def scored_book(in_process: dict | None, batch_transform: dict | None) -> dict:
+        from pipelines.tasks.monitoring import scored_book as whichever_ran
+
+        return whichever_ran(in_process, batch_transform)
 
     @task
     def backtest(scored: dict, run_id: str) -> dict:
@@ -73,7 +91,10 @@ def portfolio_monitoring() -> None:
         return gate(compliance_result)
 
     tape = loan_tape()
-    scored = score(tape["features"])
+    scorer = choose_scorer()
+    in_process = score(tape["features"])
+    chain(tape["features"], scorer, in_process)
+    scored = scored_book(in_process, sagemaker_batch_scoring(tape["features"], scorer))
     judged = compliance(tape["manifest"], scored, backtest(scored), drift(scored))
     chain(emit_metrics(judged), compliance_gate(judged))
 

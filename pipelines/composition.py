@@ -15,7 +15,7 @@ cache             in-process                      Redis / ElastiCache (``STRESS_
 simulation runs   a process running dag.test()    Airflow REST API (``STRESS_AIRFLOW_API_URL``)
 metrics sink      tables in the loan store        CloudWatch PutMetricData and alarms
 model registry    MLflow over SQLite in data_home MLflow server (``STRESS_MLFLOW_TRACKING_URI``)
-deployment        local ``mlflow models serve``   SageMaker endpoint (boto3)
+deployment        local ``mlflow models serve``   SageMaker endpoint, batch transform (provider)
 simulation runner mapped tasks or ``spark-submit`` EMR Serverless (``STRESS_SIMULATION_RUNNER``)
 ================  ==============================  ============================================
 
@@ -30,7 +30,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from pipelines.settings import SimulationRunner, StressSettings, Target, get_settings
+from pipelines.settings import (
+    ModelServing,
+    MonitoringScorer,
+    SimulationRunner,
+    StressSettings,
+    Target,
+    get_settings,
+)
 
 if TYPE_CHECKING:
     from pipelines.adapters.cache import Cache
@@ -66,6 +73,18 @@ def check_configuration(settings: StressSettings) -> None:
         for name in ("emr_execution_role_arn", "emr_code_uri"):
             if not getattr(settings, name):
                 raise ConfigurationError(f"STRESS_SIMULATION_RUNNER=emr_serverless needs STRESS_{name.upper()}")
+    if settings.resolved_model_serving is ModelServing.SAGEMAKER:
+        if not settings.resolved_object_store_uri.startswith("s3://"):
+            raise ConfigurationError("model serving on SageMaker (STRESS_MODEL_SERVING=sagemaker, the aws default) "
+                                     "needs STRESS_OBJECT_STORE_URI=s3://bucket/prefix: the model archive and the "
+                                     "batch-transform files live there")
+        for name in ("sagemaker_image_uri", "sagemaker_execution_role_arn"):
+            if not getattr(settings, name):
+                raise ConfigurationError(f"model serving on SageMaker needs STRESS_{name.upper()} "
+                                         "(docs/deployment.md, the serving container)")
+    elif settings.resolved_monitoring_scorer is MonitoringScorer.BATCH_TRANSFORM:
+        raise ConfigurationError("STRESS_MONITORING_SCORER=batch_transform needs the model served on SageMaker "
+                                 "(STRESS_MODEL_SERVING=sagemaker): the transform runs the deployed SageMaker model")
 
 
 @dataclass

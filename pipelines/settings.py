@@ -35,6 +35,20 @@ class SimulationRunner(StrEnum):
     EMR_SERVERLESS = "emr_serverless"
 
 
+class ModelServing(StrEnum):
+    """Where the champion PD model is served: in process / ``mlflow models serve``, or a SageMaker endpoint."""
+
+    LOCAL = "local"
+    SAGEMAKER = "sagemaker"
+
+
+class MonitoringScorer(StrEnum):
+    """How ``portfolio_monitoring`` scores the book: in the worker, or a SageMaker batch transform."""
+
+    IN_PROCESS = "in_process"
+    BATCH_TRANSFORM = "batch_transform"
+
+
 class CapitalApproach(StrEnum):
     """Rulebook of credit RWA: the US standardized approach (the Fed's stress test) or Basel IRB."""
 
@@ -70,8 +84,11 @@ class StressSettings(BaseSettings):
     loan_tape_uri: str = Field(default="", description="Loan tape ingested when a run names no source; default "
                                "the demo tape in data_home/inputs.")
     aws_region: str = "us-east-1"
+    arrival_queue_url: str = Field(default="", description="SQS queue URL (https://sqs.<region>.amazonaws.com/"
+                                   "<account>/<name>) that the S3 event notifications of the landing prefix go to; "
+                                   "the loan_tape_arrival watcher of STRESS_TARGET=aws (docs/event_driven.md).")
     aws_conn_id: str = Field(default="aws_default", description="Airflow connection the Amazon provider's hooks "
-                             "(SageMaker) use; without it, the standard AWS credential chain.")
+                             "and operators (SageMaker, SQS) use; without it, the standard AWS credential chain.")
 
     # Validation.
     duplicate_id_tolerance: float = Field(
@@ -194,9 +211,19 @@ class StressSettings(BaseSettings):
     promotion_brier_tolerance: float = Field(default=0.0, ge=0, description="How much worse than the incumbent's "
                                              "the challenger's Brier score may be.")
     sagemaker_image_uri: str = Field(default="", description="ECR image serving MLflow pyfunc models (built by "
-                                     "`mlflow sagemaker build-and-push-container`); required for STRESS_TARGET=aws.")
+                                     "`mlflow sagemaker build-and-push-container`, docs/deployment.md); required for "
+                                     "model_serving sagemaker.")
     sagemaker_execution_role_arn: str = Field(default="", description="IAM role SageMaker assumes; required for "
-                                              "STRESS_TARGET=aws.")
+                                              "model_serving sagemaker.")
+    model_serving: ModelServing | None = Field(default=None, description="Where pd_model_training deploys the "
+                                               "champion: sagemaker (endpoint through the Amazon provider's "
+                                               "operators) or local (make serve-model); empty: sagemaker for "
+                                               "STRESS_TARGET=aws, local otherwise.")
+    monitoring_scorer: MonitoringScorer | None = Field(default=None, description="How portfolio_monitoring "
+                                                       "scores the book: batch_transform (SageMaker, needs "
+                                                       "model_serving sagemaker and a champion) or in_process; "
+                                                       "empty: batch_transform when the model is served on "
+                                                       "SageMaker.")
     sagemaker_instance_type: str = "ml.m5.large"
     sagemaker_instance_count: int = Field(default=1, ge=1)
     sagemaker_endpoint_name: str = "loan-pd-champion"
@@ -262,6 +289,19 @@ class StressSettings(BaseSettings):
     @property
     def resolved_require_champion(self) -> bool:
         return self.target is Target.AWS if self.require_champion is None else self.require_champion
+
+    @property
+    def resolved_model_serving(self) -> ModelServing:
+        if self.model_serving is not None:
+            return self.model_serving
+        return ModelServing.SAGEMAKER if self.target is Target.AWS else ModelServing.LOCAL
+
+    @property
+    def resolved_monitoring_scorer(self) -> MonitoringScorer:
+        if self.monitoring_scorer is not None:
+            return self.monitoring_scorer
+        return (MonitoringScorer.BATCH_TRANSFORM if self.resolved_model_serving is ModelServing.SAGEMAKER
+                else MonitoringScorer.IN_PROCESS)
 
     @property
     def resolved_mlflow_tracking_uri(self) -> str:

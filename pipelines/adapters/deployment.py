@@ -1,56 +1,58 @@
 """Serving the champion PD model: a SageMaker endpoint and batch transform (aws), or local HTTP/in-process.
 
-**aws** (``STRESS_TARGET=aws``), through the Amazon provider's ``SageMakerHook`` on the Airflow
-connection ``STRESS_AWS_CONN_ID`` (``aws_default``; a missing connection means the standard AWS
-credential chain), whose ``conn`` is the SageMaker API client (the ``sagemaker`` Python SDK is
-deliberately not a dependency: the versions that install next to Airflow 3.3 fail to import with
-protobuf 7). :func:`deploy_champion_to_sagemaker` packages the champion's MLflow model directory as
-``model.tar.gz`` in the object store (SageMaker unpacks it into ``/opt/ml/model``, where MLflow's
-serving image expects the ``MLmodel`` file), then:
+**SageMaker** (``STRESS_MODEL_SERVING=sagemaker``, the default of ``STRESS_TARGET=aws``). The calls that
+change SageMaker are made by the Amazon provider's operators (``SageMakerModelOperator``,
+``SageMakerEndpointConfigOperator``, ``SageMakerEndpointOperator``, ``SageMakerTransformOperator``; the
+task groups of :mod:`pipelines.tasks.sagemaker`), all on the Airflow connection ``STRESS_AWS_CONN_ID``
+(``aws_default``). This module builds their configuration and decides, from ``describe_*`` calls made
+through the provider's ``SageMakerHook`` on the same connection, which of them a deployment needs
+(:func:`deployment_steps`), so a re-run is idempotent and a half-finished one heals:
 
-1. ``create_model`` ``<endpoint>-v<version>`` with ``sagemaker_image_uri`` (an MLflow pyfunc serving
-   image, e.g. built by ``mlflow sagemaker build-and-push-container``) and ``sagemaker_execution_role_arn``,
-   unless it exists;
-2. ``create_endpoint_config`` of the same name (one production variant), unless it exists;
-3. ``create_endpoint`` when the endpoint does not exist, ``update_endpoint`` to the new config when it
-   serves another version (SageMaker swaps the fleet without downtime), nothing when it already
-   serves this one. Re-running a deployment is therefore idempotent, and a failed one heals.
+1. ``create_model`` ``<endpoint>-v<version>`` unless it exists: image ``STRESS_SAGEMAKER_IMAGE_URI``,
+   the champion's MLflow model directory packaged as ``model.tar.gz`` in the object store
+   (:func:`package_model`; SageMaker unpacks it into ``/opt/ml/model``, where the serving image reads
+   the ``MLmodel`` file), role ``STRESS_SAGEMAKER_EXECUTION_ROLE_ARN``, :data:`CONTAINER_ENVIRONMENT`;
+2. ``create_endpoint_config`` of the same name (one production variant) unless it exists;
+3. ``create_endpoint`` when the endpoint does not exist, ``update_endpoint`` when it serves another
+   configuration (SageMaker swaps the fleet without downtime), nothing when it serves this version.
 
-:func:`start_batch_scoring` scores a CSV in S3 with ``create_transform_job`` on the same SageMaker model.
+The serving container contract (image, entry point, ``/ping``, ``/invocations``, payloads) is stated in
+``docs/deployment.md``. Batch transform (:func:`transform_job_request`) sends each input object whole,
+as Parquet, to the same model and reads back MLflow's JSON response (:func:`read_transform_output`).
 
 **local**: the stress test loads the champion in process
 (:func:`pipelines.adapters.model_registry.load_quarterly_pd_function`);
 ``make serve-model`` (``loanstress serve-model``) serves it over HTTP with
 ``mlflow models serve -m models:/<name>@champion --env-manager local``.
-
-Tested against moto: ``create_model``, ``create_endpoint_config``, ``create_endpoint``, the
-``describe_*`` calls and ``create_transform_job``. moto has no ``update_endpoint`` and completes
-transform jobs instantly without running anything; the update path is tested with botocore's
-Stubber, which checks the request against the SageMaker API model, and what a real container does
-with the model archive and CSV payloads is not exercised by the tests.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import sys
 import tarfile
-from datetime import UTC, datetime
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipelines.adapters.model_registry import ModelRegistry
+import pandas as pd
+
 from pipelines.adapters.object_store import ObjectStore
 from pipelines.settings import StressSettings
 
 VARIANT_NAME = "AllTraffic"
-# The MLflow serving image reads which flavour to serve from this variable.
-CONTAINER_ENVIRONMENT = {"MLFLOW_DEPLOYMENT_FLAVOR_NAME": "python_function"}
+# The MLflow serving image serves the pyfunc flavour and knows it runs on SageMaker from these variables
+# (what `mlflow sagemaker deploy` sets, mlflow.sagemaker._get_deployment_config).
+CONTAINER_ENVIRONMENT = {"MLFLOW_DEPLOYMENT_FLAVOR_NAME": "python_function", "SERVING_ENVIRONMENT": "SageMaker"}
 MAX_NAME_LENGTH = 63  # SageMaker resource names
-# Batch transform: MLflow's scoring server reads a CSV with its header, so each S3 object is sent whole
-# (SplitType None) and must stay under the payload limit.
-TRANSFORM_CONTENT_TYPE = "text/csv"
+# Batch transform: each S3 object is one request (SplitType None), sent as Parquet, which MLflow's scoring
+# server reads with its column types; the response is MLflow's JSON {"predictions": [...]}.
+TRANSFORM_CONTENT_TYPE = "application/vnd.apache.parquet"
+TRANSFORM_ACCEPT = "application/json"
 TRANSFORM_MAX_PAYLOAD_MB = 100
+TRANSFORM_OUTPUT_SUFFIX = ".out"  # SageMaker names each output object <input object name>.out
+PREDICTION_COLUMN = "pd_quarterly"  # of models.pd_pyfunc.OUTPUT_COLUMNS: what the stress engine projects with
 
 
 def versioned_name(endpoint_name: str, version: str) -> str:
@@ -72,6 +74,7 @@ def package_model(model_dir: Path) -> bytes:
 
 def model_request(name: str, image_uri: str, role_arn: str, model_data_url: str,
                   tags: dict[str, str]) -> dict[str, Any]:
+    """CreateModel parameters (the config of ``SageMakerModelOperator``)."""
     return {"ModelName": name, "ExecutionRoleArn": role_arn,
             "PrimaryContainer": {"Image": image_uri, "ModelDataUrl": model_data_url,
                                  "Environment": dict(CONTAINER_ENVIRONMENT)},
@@ -79,22 +82,34 @@ def model_request(name: str, image_uri: str, role_arn: str, model_data_url: str,
 
 
 def endpoint_config_request(name: str, model_name: str, instance_type: str, instance_count: int) -> dict[str, Any]:
+    """CreateEndpointConfig parameters (the config of ``SageMakerEndpointConfigOperator``)."""
     return {"EndpointConfigName": name,
             "ProductionVariants": [{"VariantName": VARIANT_NAME, "ModelName": model_name,
                                     "InstanceType": instance_type, "InitialInstanceCount": instance_count,
                                     "InitialVariantWeight": 1.0}]}
 
 
+def endpoint_request(endpoint_name: str, config_name: str) -> dict[str, Any]:
+    """CreateEndpoint / UpdateEndpoint parameters (the config of ``SageMakerEndpointOperator``)."""
+    return {"EndpointName": endpoint_name, "EndpointConfigName": config_name}
+
+
 def transform_job_request(job_name: str, model_name: str, input_s3_uri: str, output_s3_uri: str,
                           instance_type: str, instance_count: int) -> dict[str, Any]:
-    """CreateTransformJob parameters: every CSV object under ``input_s3_uri`` scored whole."""
+    """CreateTransformJob parameters: every object under ``input_s3_uri`` scored whole, as Parquet."""
     return {"TransformJobName": job_name, "ModelName": model_name, "MaxPayloadInMB": TRANSFORM_MAX_PAYLOAD_MB,
             "BatchStrategy": "SingleRecord", "Environment": dict(CONTAINER_ENVIRONMENT),
             "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_s3_uri}},
                                "ContentType": TRANSFORM_CONTENT_TYPE, "SplitType": "None"},
-            "TransformOutput": {"S3OutputPath": output_s3_uri, "Accept": TRANSFORM_CONTENT_TYPE,
-                                "AssembleWith": "Line"},
+            "TransformOutput": {"S3OutputPath": output_s3_uri, "Accept": TRANSFORM_ACCEPT},
             "TransformResources": {"InstanceType": instance_type, "InstanceCount": instance_count}}
+
+
+def sagemaker_client(aws_conn_id: str, region: str) -> Any:
+    """The SageMaker API client of the Amazon provider's hook on an Airflow connection."""
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    return SageMakerHook(aws_conn_id=aws_conn_id, region_name=region).conn
 
 
 def _describe(describe: Any, **name: str) -> dict[str, Any] | None:
@@ -109,83 +124,58 @@ def _describe(describe: Any, **name: str) -> dict[str, Any] | None:
         raise
 
 
-def deploy_endpoint(client: Any, endpoint_name: str, model: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
-    """Create the model and endpoint config if missing, then create or update the endpoint (idempotent)."""
-    if _describe(client.describe_model, ModelName=model["ModelName"]) is None:
-        client.create_model(**model)
-    config_name = config["EndpointConfigName"]
+def deployment_steps(client: Any, model_name: str, config_name: str, endpoint_name: str) -> list[str]:
+    """Which of ``create_model``, ``create_endpoint_config`` and ``create_endpoint``/``update_endpoint`` a
+    deployment of ``config_name`` to ``endpoint_name`` still needs (empty: the endpoint already serves it)."""
+    steps = []
+    if _describe(client.describe_model, ModelName=model_name) is None:
+        steps.append("create_model")
     if _describe(client.describe_endpoint_config, EndpointConfigName=config_name) is None:
-        client.create_endpoint_config(**config)
+        steps.append("create_endpoint_config")
     endpoint = _describe(client.describe_endpoint, EndpointName=endpoint_name)
     if endpoint is None:
-        client.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name)
-        action = "created"
+        steps.append("create_endpoint")
     elif endpoint["EndpointConfigName"] != config_name:
-        client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name)
-        action = "updated"
-    else:
-        action = "unchanged"
-    return {"endpoint_name": endpoint_name, "endpoint_config": config_name, "model_name": model["ModelName"],
-            "action": action}
+        steps.append("update_endpoint")
+    return steps
 
 
-def sagemaker_client(settings: StressSettings) -> Any:
-    """The SageMaker API client of the Amazon provider's hook on the configured Airflow connection."""
-    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-
-    return SageMakerHook(aws_conn_id=settings.aws_conn_id, region_name=settings.aws_region).conn
-
-
-def _require_aws_settings(settings: StressSettings) -> None:
-    missing = [name for name in ("sagemaker_image_uri", "sagemaker_execution_role_arn") if not getattr(settings, name)]
-    if missing:
-        raise ValueError(f"SageMaker deployment needs STRESS_{', STRESS_'.join(m.upper() for m in missing)}")
-
-
-def deploy_champion_to_sagemaker(settings: StressSettings, registry: ModelRegistry, store: ObjectStore,
-                                 client: Any = None) -> dict[str, str]:
-    """Deploy the registry's champion to the configured endpoint (see the module docstring)."""
-    import tempfile
-
+def upload_model_archive(champion: dict[str, Any], store: ObjectStore) -> str:
+    """Download the champion's MLflow model directory, package it and put it in the object store; its URI."""
     import mlflow
 
-    _require_aws_settings(settings)
-    info = registry.champion_info()
-    if info is None:
-        return {"action": "none", "reason": "no champion in the registry"}
-    client = client or sagemaker_client(settings)
-    name = versioned_name(settings.sagemaker_endpoint_name, info["version"])
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=info["model_uri"], dst_path=tmp,
-                                                    tracking_uri=info["tracking_uri"],
-                                                    registry_uri=info["tracking_uri"])
+        local = mlflow.artifacts.download_artifacts(artifact_uri=champion["model_uri"], dst_path=tmp,
+                                                    tracking_uri=champion["tracking_uri"],
+                                                    registry_uri=champion["tracking_uri"])
         archive = package_model(Path(local))
-    model_data_url = store.put_bytes(f"models/{info['name']}/v{info['version']}/model.tar.gz",
-                                                       archive)
-    tags = {"registered_model": info["name"], "model_version": info["version"]}
-    result = deploy_endpoint(
-        client, settings.sagemaker_endpoint_name,
-        model_request(name, settings.sagemaker_image_uri, settings.sagemaker_execution_role_arn, model_data_url, tags),
-        endpoint_config_request(name, name, settings.sagemaker_instance_type, settings.sagemaker_instance_count),
-    )
-    return result | {"model_data_url": model_data_url, "version": info["version"]}
+    return store.put_bytes(f"models/{champion['name']}/v{champion['version']}/model.tar.gz", archive)
 
 
-def start_batch_scoring(input_s3_uri: str, output_s3_uri: str, settings: StressSettings, registry: ModelRegistry,
-                        client: Any = None) -> dict[str, str]:
-    """Start a SageMaker batch transform of the deployed champion over CSVs (with header) under ``input_s3_uri``."""
-    info = registry.champion_info()
-    if info is None:
-        raise ValueError("no champion in the registry to score with")
-    client = client or sagemaker_client(settings)
-    model_name = versioned_name(settings.sagemaker_endpoint_name, info["version"])
+def require_deployed_model(client: Any, model_name: str) -> None:
+    """Batch transform runs an existing SageMaker model: refuse clearly when the champion was never deployed."""
     if _describe(client.describe_model, ModelName=model_name) is None:
-        raise ValueError(f"SageMaker model {model_name} does not exist: deploy the champion first")
-    job_name = f"{model_name}-{datetime.now(UTC):%Y%m%d%H%M%S}"[:MAX_NAME_LENGTH]
-    request = transform_job_request(job_name, model_name, input_s3_uri, output_s3_uri,
-                                    settings.sagemaker_instance_type, settings.sagemaker_instance_count)
-    arn = client.create_transform_job(**request)["TransformJobArn"]
-    return {"job_name": job_name, "job_arn": arn, "model_name": model_name, "output": output_s3_uri}
+        raise ValueError(f"SageMaker model {model_name} does not exist: run pd_model_training (its SageMaker "
+                         "deployment creates it) before scoring by batch transform")
+
+
+def transform_output_uri(output_s3_uri: str, input_object_key: str) -> str:
+    """Where SageMaker writes the response to one input object: ``<output path>/<object name>.out``."""
+    return f"{output_s3_uri.rstrip('/')}/{input_object_key.rsplit('/', 1)[-1]}{TRANSFORM_OUTPUT_SUFFIX}"
+
+
+def read_transform_output(body: bytes, expected_rows: int) -> pd.DataFrame:
+    """The predictions in MLflow's scoring-server response (``{"predictions": [{column: value}, ...]}``),
+    one row per input row in input order; an error when the row count is not the input's."""
+    document = json.loads(body)
+    if not isinstance(document, dict) or "predictions" not in document:
+        raise ValueError("batch transform output is not MLflow's scoring response (no 'predictions' key): "
+                         f"{body[:200]!r}")
+    predictions = pd.DataFrame(document["predictions"])
+    if len(predictions) != expected_rows or PREDICTION_COLUMN not in predictions:
+        raise ValueError(f"batch transform output has {len(predictions)} rows and columns "
+                         f"{list(predictions.columns)}; expected {expected_rows} rows with {PREDICTION_COLUMN!r}")
+    return predictions
 
 
 def local_serving_uri(settings: StressSettings) -> str:

@@ -63,12 +63,22 @@ def jump_off_pd_features(features: pa.Table, history: pd.DataFrame) -> pd.DataFr
     return frame[list(PD_FEATURES)]
 
 
-def score_book(features: pa.Table, history: pd.DataFrame, pd_function: PDFunction) -> pd.DataFrame:
-    """LoanId, the PD features and the quarterly PD of every loan."""
+def book_to_score(features: pa.Table, history: pd.DataFrame) -> pd.DataFrame:
+    """LoanId and the PD features of every loan: what either scorer (in process or batch transform) scores."""
     frame = jump_off_pd_features(features, history)
     frame.insert(0, "LoanId", features.column("LoanId").to_numpy(zero_copy_only=False))
-    frame[SCORE] = np.clip(pd_function(frame[list(PD_FEATURES)]), 0.0, 1.0)
     return frame
+
+
+def with_score(book: pd.DataFrame, quarterly_pd: np.ndarray) -> pd.DataFrame:
+    """``book`` (of :func:`book_to_score`) with the quarterly PD of every loan as :data:`SCORE`."""
+    return book.assign(**{SCORE: np.clip(np.asarray(quarterly_pd, dtype=np.float64), 0.0, 1.0)})
+
+
+def score_book(features: pa.Table, history: pd.DataFrame, pd_function: PDFunction) -> pd.DataFrame:
+    """LoanId, the PD features and the quarterly PD of every loan, scored in this process."""
+    book = book_to_score(features, history)
+    return with_score(book, pd_function(book[list(PD_FEATURES)]))
 
 
 def backtest(history: pd.DataFrame, pd_function: PDFunction, quarters: int, alpha: float,

@@ -13,26 +13,59 @@ DAG_ID = "portfolio_monitoring"
 
 @task_entry
 def score(features: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Score the validated book with the stress test's PD model (the champion, else the benchmark)."""
-    import pyarrow as pa
-
+    """Score the validated book in this process with the stress test's PD model (the champion, else the
+    benchmark)."""
     from pipelines.data.macro import load_history
-    from pipelines.model.monitoring import SCORE, score_book
-    from pipelines.model.selection import load_pd_function, resolve_stress_model
+    from pipelines.model.monitoring import score_book
+    from pipelines.model.selection import load_pd_function
 
     adapters = current_adapters()
-    settings, store = adapters.settings, adapters.object_store
-    model = resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
-                                 settings.aws_region, store, settings.resolved_require_champion)
-    log.info("scoring %s loans with %s version %s", f"{features['rows']:,}", model["name"], model["version"])
+    model = scoring_model()
+    log.info("scoring %s loans in process with %s version %s", f"{features['rows']:,}", model["name"],
+             model["version"])
+    store = adapters.object_store
     scores = score_book(store.get_parquet(features["features_key"]), load_history(), load_pd_function(model, store))
+    return record_scores(features, model, scores, "in_process", run_id)
+
+
+def scoring_model() -> dict[str, Any]:
+    """The PD model the stress test would use (the champion, else the benchmark; ``require_champion``)."""
+    from pipelines.model.selection import resolve_stress_model
+
+    adapters = current_adapters()
+    settings = adapters.settings
+    return resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
+                                settings.aws_region, adapters.object_store, settings.resolved_require_champion)
+
+
+def record_scores(features: dict[str, Any], model: dict[str, Any], scores: Any, scorer: str,
+                  run_id: str) -> dict[str, Any]:
+    """Keep the scored book (a frame of :func:`pipelines.model.monitoring.with_score`) and record the step."""
+    import pyarrow as pa
+
+    from pipelines.model.monitoring import SCORE
+
+    store = current_adapters().object_store
     key = f"{run_prefix(run_id)}/monitoring/scores.parquet"
     return record_step(store, run_id, "score", {
-        "model": model, "scores_key": key,
+        "model": model, "scorer": scorer, "scores_key": key,
         "scores_uri": store.put_parquet(key, pa.Table.from_pandas(scores, preserve_index=False)),
         "rows": len(scores), "mean_quarterly_pd": float(scores[SCORE].mean()),
         "snapshot_id": features["snapshot_id"], "as_of": features["as_of"], "macro_quarter": features["macro_quarter"],
     })
+
+
+def monitoring_scorer() -> str:
+    """``in_process`` or ``batch_transform`` (``STRESS_MONITORING_SCORER``): the branch the DAG takes."""
+    return current_adapters().settings.resolved_monitoring_scorer.value
+
+
+def scored_book(in_process: dict[str, Any] | None, batch_transform: dict[str, Any] | None) -> dict[str, Any]:
+    """The score step of whichever scorer ran (the other branch was skipped and returned nothing)."""
+    ran = [result for result in (in_process, batch_transform) if result is not None]
+    if len(ran) != 1:
+        raise RuntimeError(f"expected exactly one scorer's result, got {len(ran)}")
+    return ran[0]
 
 
 @task_entry

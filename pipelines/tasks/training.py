@@ -224,20 +224,19 @@ def promotion_gate(registered: dict[str, Any], run_id: str) -> dict[str, Any]:
     })
 
 
+def model_serving() -> str:
+    """``local`` or ``sagemaker`` (``STRESS_MODEL_SERVING``): the deploy branch the DAG takes."""
+    return current_adapters().settings.resolved_model_serving.value
+
+
 @task_entry
-def deploy(decision: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """aws: make the endpoint serve the champion (idempotent); local: record where to serve it."""
-    from pipelines.adapters.deployment import deploy_champion_to_sagemaker, local_serving_uri
-    from pipelines.settings import Target
+def serve_locally(decision: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Local serving: nothing to deploy; record where ``make serve-model`` serves the champion."""
+    from pipelines.adapters.deployment import local_serving_uri
 
     adapters = current_adapters()
-    settings = adapters.settings
-    if settings.target is Target.AWS:
-        payload = {"target": "aws", **deploy_champion_to_sagemaker(settings, adapters.model_registry,
-                                                                   adapters.object_store)}
-    else:
-        champion = adapters.model_registry.champion_info()
-        payload = {"target": "local", "serving_uri": local_serving_uri(settings), "command": "make serve-model",
-                   "champion_version": champion["version"] if champion else None}
-    payload["promoted_this_run"] = decision["promoted"]
+    champion = adapters.model_registry.champion_info()
+    payload = {"target": "local", "serving_uri": local_serving_uri(adapters.settings), "command": "make serve-model",
+               "champion_version": champion["version"] if champion else None,
+               "promoted_this_run": decision["promoted"]}
     return record_step(adapters.object_store, run_id, "pd_deploy", payload)
