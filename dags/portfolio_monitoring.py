@@ -6,10 +6,9 @@ step records which and why) in process or, with ``STRESS_MONITORING_SCORER=batch
 default when the model is served on SageMaker), by a SageMaker batch transform of the whole book
 (``pipelines/tasks/sagemaker.py``); ``choose_scorer`` picks the branch, ``scored_book`` takes whichever
 ran, so both feed the same back-test, drift and compliance steps. Then back-test the model on the
-latest performance history, measure drift
-(PSI of the score and the features against the previous snapshot), judge the compliance rules of
-scope data and model, and publish the metrics. Wiring only: each task is one call into
-``pipelines.tasks``.
+latest performance history, measure drift (PSI of the score and the features against the previous
+snapshot), judge the compliance rules of scope data and model, and publish the metrics.
+Wiring only: each task is one call into ``pipelines.tasks``.
 """
 
 from __future__ import annotations

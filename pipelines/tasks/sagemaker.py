@@ -110,9 +110,11 @@ def plan_deployment(decision: dict[str, Any], run_id: str) -> dict[str, Any]:
 
     adapters = current_adapters()
     settings = adapters.settings
-    plan: dict[str, Any] = {"aws_conn_id": settings.aws_conn_id, "region": settings.aws_region,
-                            "endpoint_name": settings.sagemaker_endpoint_name,
-                            "promoted_this_run": decision["promoted"], "model": {}, "endpoint_config": {}, "endpoint": {}, "steps": [], "version": None}
+    plan: dict[str, Any] = {
+        "aws_conn_id": settings.aws_conn_id, "region": settings.aws_region,
+        "endpoint_name": settings.sagemaker_endpoint_name, "promoted_this_run": decision["promoted"],
+        "model": {}, "endpoint_config": {}, "endpoint": {}, "steps": [], "version": None,
+    }
     champion = adapters.model_registry.champion_info()
     if champion is None:
         return plan | {"reason": "no champion in the registry: nothing to deploy"}
