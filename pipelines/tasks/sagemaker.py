@@ -52,8 +52,10 @@ def sagemaker_deployment(decision: XComArg, serving_choice: XComArg) -> XComArg:
     def deployment_route(steps: list[str]) -> list[str]:
         return [f"{DEPLOYMENT_GROUP}.{step}" for step in [*steps, "record_deployment"]]
 
-    # Each operation after the first runs when the route chose it, whether or not the one before it was needed.
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    # Each operation after the first runs when the route chose it, whether or not the one before it was needed
+    # (the route succeeded, the skipped operation before it does not count); nothing runs when the route was
+    # skipped because local serving was chosen.
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def record_deployment(plan: dict, run_id: str) -> dict:
         return record_sagemaker_deployment(plan, run_id)
 
@@ -61,11 +63,12 @@ def sagemaker_deployment(decision: XComArg, serving_choice: XComArg) -> XComArg:
     connection = {"aws_conn_id": plan["aws_conn_id"], "region_name": plan["region"]}
     route = deployment_route(plan["steps"])
     create_model = SageMakerModelOperator(task_id="create_model", config=plan["model"], **connection)
+    after_route = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     create_config = SageMakerEndpointConfigOperator(task_id="create_endpoint_config", config=plan["endpoint_config"],
-                                                    trigger_rule=TriggerRule.NONE_FAILED, **connection)
+                                                    trigger_rule=after_route, **connection)
     endpoint = {operation: SageMakerEndpointOperator(
         task_id=f"{operation}_endpoint", config=plan["endpoint"], operation=operation, check_interval=30,
-        max_ingestion_time=3600, trigger_rule=TriggerRule.NONE_FAILED, **connection)
+        max_ingestion_time=3600, trigger_rule=after_route, **connection)
         for operation in ("create", "update")}
     recorded = record_deployment(plan)
     chain(serving_choice, plan, route, [create_model, create_config, *endpoint.values(), recorded])

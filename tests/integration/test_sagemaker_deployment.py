@@ -1,14 +1,16 @@
-"""SageMaker deployment against moto (create/describe calls), and botocore's Stubber for update_endpoint.
+"""SageMaker deployment requests and steps against moto, and the provider's update operator with botocore's Stubber.
 
-moto implements create_model, create_endpoint_config, create_endpoint, describe_* and
-create_transform_job (a job it marks Completed at once, running nothing); it has no update_endpoint.
-The update path is therefore checked with Stubber, which validates our request against the SageMaker
-API model. No test runs a serving container.
+moto implements create_model, create_endpoint_config, create_endpoint, the describe_* calls and
+create_transform_job (marked Completed at once, running nothing); it has no update_endpoint. The
+operator's update path is therefore run with Stubber, which checks every request against the
+SageMaker API model. The DAG-level runs are in tests/dags/test_sagemaker_moto.py; no test here runs a
+serving container.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 
 import boto3
@@ -16,17 +18,17 @@ import pytest
 from botocore.stub import Stubber
 
 from pipelines.adapters.deployment import (
-    deploy_champion_to_sagemaker,
-    deploy_endpoint,
+    deployment_steps,
     endpoint_config_request,
+    endpoint_request,
     model_request,
     package_model,
-    start_batch_scoring,
+    read_transform_output,
+    require_deployed_model,
     transform_job_request,
+    transform_output_uri,
     versioned_name,
 )
-from pipelines.adapters.object_store import open_object_store
-from pipelines.settings import Target
 
 REGION = "us-east-1"
 ENDPOINT = "loan-pd-champion"
@@ -45,55 +47,70 @@ def aws(monkeypatch):
         yield boto3.client("sagemaker", region_name=REGION)
 
 
-def _requests(version: str, data_url: str = "s3://models/model.tar.gz") -> tuple[dict, dict]:
+def _create(client, version: str, endpoint: bool = True) -> None:
     name = versioned_name(ENDPOINT, version)
-    return (model_request(name, IMAGE, ROLE, data_url, {"model_version": version}),
-            endpoint_config_request(name, name, "ml.m5.large", 1))
+    client.create_model(**model_request(name, IMAGE, ROLE, "s3://models/model.tar.gz", {"model_version": version}))
+    client.create_endpoint_config(**endpoint_config_request(name, name, "ml.m5.large", 1))
+    if endpoint:
+        client.create_endpoint(**endpoint_request(ENDPOINT, name))
 
 
-def test_first_deployment_creates_model_config_and_endpoint(aws):
-    result = deploy_endpoint(aws, ENDPOINT, *_requests("1"))
-    assert result == {"endpoint_name": ENDPOINT, "endpoint_config": f"{ENDPOINT}-v1", "model_name": f"{ENDPOINT}-v1",
-                      "action": "created"}
-    endpoint = aws.describe_endpoint(EndpointName=ENDPOINT)
-    assert endpoint["EndpointConfigName"] == f"{ENDPOINT}-v1"
+def _steps(client, version: str) -> list[str]:
+    name = versioned_name(ENDPOINT, version)
+    return deployment_steps(client, name, name, ENDPOINT)
+
+
+def test_a_first_deployment_needs_every_resource(aws):
+    assert _steps(aws, "1") == ["create_model", "create_endpoint_config", "create_endpoint"]
+
+
+def test_the_served_version_needs_nothing_and_a_new_one_updates_the_endpoint(aws):
+    _create(aws, "1")
+    assert _steps(aws, "1") == []
+    assert _steps(aws, "2") == ["create_model", "create_endpoint_config", "update_endpoint"]
+
+
+def test_a_half_finished_deployment_resumes_where_it_stopped(aws):
+    name = versioned_name(ENDPOINT, "3")
+    aws.create_model(**model_request(name, IMAGE, ROLE, "s3://models/model.tar.gz", {}))
+    assert _steps(aws, "3") == ["create_endpoint_config", "create_endpoint"]
+
+
+def test_the_model_request_names_the_serving_contract(aws):
+    _create(aws, "1", endpoint=False)
     model = aws.describe_model(ModelName=f"{ENDPOINT}-v1")
-    assert model["PrimaryContainer"]["Image"] == IMAGE
-    assert model["PrimaryContainer"]["Environment"] == {"MLFLOW_DEPLOYMENT_FLAVOR_NAME": "python_function"}
-    assert model["ExecutionRoleArn"] == ROLE
+    assert model["PrimaryContainer"]["Image"] == IMAGE and model["ExecutionRoleArn"] == ROLE
+    assert model["PrimaryContainer"]["Environment"] == {"MLFLOW_DEPLOYMENT_FLAVOR_NAME": "python_function",
+                                                        "SERVING_ENVIRONMENT": "SageMaker"}
     variant = aws.describe_endpoint_config(EndpointConfigName=f"{ENDPOINT}-v1")["ProductionVariants"][0]
-    assert (variant["ModelName"], variant["InstanceType"], variant["InitialInstanceCount"]) == (
-        f"{ENDPOINT}-v1", "ml.m5.large", 1)
+    assert (variant["VariantName"], variant["ModelName"], variant["InitialInstanceCount"]) == (
+        "AllTraffic", f"{ENDPOINT}-v1", 1)
 
 
-def test_redeploying_the_same_version_changes_nothing(aws):
-    deploy_endpoint(aws, ENDPOINT, *_requests("1"))
-    assert deploy_endpoint(aws, ENDPOINT, *_requests("1"))["action"] == "unchanged"
-    assert len(aws.list_models()["Models"]) == 1
-    assert len(aws.list_endpoint_configs()["EndpointConfigs"]) == 1
+def test_the_providers_endpoint_operator_updates_the_endpoint():
+    """Stubber in place of the hook's client: moto has no update_endpoint. Requests are checked against the
+    SageMaker API model, and the operator must call UpdateEndpoint, not CreateEndpoint."""
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
 
-
-def test_a_new_version_updates_the_existing_endpoint():
-    """Stubber: moto has no update_endpoint. Each expected request is checked against the API model."""
+    request = endpoint_request(ENDPOINT, f"{ENDPOINT}-v2")
+    operator = SageMakerEndpointOperator(task_id="update_endpoint", config=dict(request), operation="update",
+                                         wait_for_completion=False, aws_conn_id=None, region_name=REGION)
     client = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    model, config = _requests("2")
+    operator.hook.__dict__["conn"] = client  # the hook's cached client
+    endpoint = {"EndpointName": ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/x",
+                "EndpointConfigName": f"{ENDPOINT}-v2", "EndpointStatus": "Updating",
+                "CreationTime": "2026-01-01T00:00:00Z", "LastModifiedTime": "2026-01-02T00:00:00Z"}
     with Stubber(client) as stub:
-        stub.add_client_error("describe_model", "ValidationException", expected_params={"ModelName": f"{ENDPOINT}-v2"})
-        stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/x"}, model)
-        stub.add_client_error("describe_endpoint_config", "ValidationException",
-                              expected_params={"EndpointConfigName": f"{ENDPOINT}-v2"})
-        stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:::endpoint-config/x"},
-                          config)
-        stub.add_response("describe_endpoint", {
-            "EndpointName": ENDPOINT, "EndpointArn": "arn:aws:sagemaker:::endpoint/x",
-            "EndpointConfigName": f"{ENDPOINT}-v1", "EndpointStatus": "InService",
-            "CreationTime": "2026-01-01T00:00:00Z", "LastModifiedTime": "2026-01-01T00:00:00Z",
-        }, {"EndpointName": ENDPOINT})
-        stub.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:::endpoint/x"},
-                          {"EndpointName": ENDPOINT, "EndpointConfigName": f"{ENDPOINT}-v2"})
-        result = deploy_endpoint(client, ENDPOINT, model, config)
+        stub.add_response("update_endpoint", {"EndpointArn": endpoint["EndpointArn"],
+                                             "ResponseMetadata": {"HTTPStatusCode": 200}}, request)
+        stub.add_response("describe_endpoint_config", {
+            "EndpointConfigName": f"{ENDPOINT}-v2", "EndpointConfigArn": "arn:aws:sagemaker:::endpoint-config/x",
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": f"{ENDPOINT}-v2"}],
+            "CreationTime": "2026-01-02T00:00:00Z"}, {"EndpointConfigName": f"{ENDPOINT}-v2"})
+        stub.add_response("describe_endpoint", endpoint, {"EndpointName": ENDPOINT})
+        result = operator.execute(context={})
         stub.assert_no_pending_responses()
-    assert result["action"] == "updated"
+    assert result["Endpoint"]["EndpointConfigName"] == f"{ENDPOINT}-v2"
 
 
 def test_names_longer_than_sagemaker_allows_are_refused():
@@ -101,94 +118,41 @@ def test_names_longer_than_sagemaker_allows_are_refused():
         versioned_name("x" * 60, "123")
 
 
-class _Registry:
-    """A registry holding one champion, without MLflow (the artifact download is replaced too)."""
-
-    def __init__(self, info: dict | None) -> None:
-        self.info = info
-
-    def champion_info(self) -> dict | None:
-        return self.info
+def test_batch_transform_needs_a_deployed_model(aws):
+    with pytest.raises(ValueError, match="run pd_model_training"):
+        require_deployed_model(aws, f"{ENDPOINT}-v9")
+    _create(aws, "9", endpoint=False)
+    require_deployed_model(aws, f"{ENDPOINT}-v9")
 
 
-def _champion(monkeypatch, tmp_path, version: str = "4") -> _Registry:
-    """A registry champion without MLflow: champion_info and the artifact download are replaced."""
-    model_dir = tmp_path / "model"
-    (model_dir / "artifacts").mkdir(parents=True)
-    (model_dir / "MLmodel").write_text("flavors:\n  python_function: {}\n")
-    (model_dir / "artifacts" / "xgboost_pd.json").write_text("{}")
-    info = {"name": "loan_pd_xgboost", "version": version, "model_uri": f"models:/loan_pd_xgboost/{version}",
-            "tracking_uri": "sqlite:///unused.sqlite"}
-    monkeypatch.setattr("mlflow.artifacts.download_artifacts", lambda **kwargs: str(model_dir))
-    return _Registry(info)
+def test_the_transform_job_request_is_accepted_and_kept(aws):
+    _create(aws, "4", endpoint=False)
+    request = transform_job_request("job-1", f"{ENDPOINT}-v4", "s3://bucket/in/", "s3://bucket/out", "ml.m5.large",
+                                    2)
+    aws.create_transform_job(**request)
+    described = aws.describe_transform_job(TransformJobName="job-1")
+    assert described["TransformInput"] == request["TransformInput"]
+    assert described["TransformInput"]["SplitType"] == "None"  # each object whole, as one Parquet payload
+    assert described["TransformOutput"] == request["TransformOutput"]
+    assert described["TransformResources"] == {"InstanceType": "ml.m5.large", "InstanceCount": 2}
+    assert described["TransformJobStatus"] == "Completed"  # at once, and nothing ran: moto runs no container
 
 
-@pytest.fixture
-def aws_settings(settings):
-    return settings.model_copy(update={
-        "target": Target.AWS, "object_store_uri": "s3://pd-models/loanstress", "aws_region": REGION,
-        "sagemaker_image_uri": IMAGE, "sagemaker_execution_role_arn": ROLE, "sagemaker_endpoint_name": ENDPOINT,
-    })
+def test_the_output_of_an_input_object_is_its_name_with_out():
+    assert transform_output_uri("s3://b/run/output", "stress/run/input/book.parquet") == \
+        "s3://b/run/output/book.parquet.out"
 
 
-def test_champion_is_packaged_to_s3_and_deployed(aws, aws_settings, monkeypatch, tmp_path):
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket="pd-models")
-    registry = _champion(monkeypatch, tmp_path)
-    store = open_object_store(aws_settings.object_store_uri, REGION)
-    result = deploy_champion_to_sagemaker(aws_settings, registry, store, client=aws)
-    assert result["action"] == "created" and result["version"] == "4"
-    assert result["model_data_url"] == "s3://pd-models/loanstress/models/loan_pd_xgboost/v4/model.tar.gz"
-    container = aws.describe_model(ModelName=f"{ENDPOINT}-v4")["PrimaryContainer"]
-    assert container["ModelDataUrl"] == result["model_data_url"]
-    body = boto3.client("s3", region_name=REGION).get_object(
-        Bucket="pd-models", Key="loanstress/models/loan_pd_xgboost/v4/model.tar.gz")["Body"].read()
-    with tarfile.open(fileobj=io.BytesIO(body)) as archive:
-        assert {"MLmodel", "artifacts/xgboost_pd.json"} <= set(archive.getnames())
-
-
-def test_without_a_client_the_deployment_goes_through_the_providers_hook(aws, aws_settings, monkeypatch, tmp_path):
-    """The Amazon provider's SageMakerHook on the aws_default connection (an environment connection here)
-    creates the resources moto records; with another connection id the hook is asked for that one."""
-    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", '{"conn_type": "aws", "extra": {"region_name": "us-east-1"}}')
-    asked = []
-    original = SageMakerHook.__init__
-
-    def recording_init(self, *args, **kwargs):
-        asked.append(kwargs.get("aws_conn_id"))
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SageMakerHook, "__init__", recording_init)
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket="pd-models")
-    result = deploy_champion_to_sagemaker(aws_settings, _champion(monkeypatch, tmp_path, version="5"),
-                                          open_object_store("s3://pd-models/prefix", REGION))
-    assert asked == ["aws_default"] and result["action"] == "created"
-    assert aws.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == f"{ENDPOINT}-v5"
-
-
-def test_deployment_needs_image_and_role(aws_settings):
-    with pytest.raises(ValueError, match="STRESS_SAGEMAKER_IMAGE_URI"):
-        deploy_champion_to_sagemaker(aws_settings.model_copy(update={"sagemaker_image_uri": ""}), _Registry(None),
-                                     open_object_store("file:///tmp/unused"))
-
-
-def test_batch_scoring_job_request(aws, aws_settings, monkeypatch, tmp_path):
-    registry = _champion(monkeypatch, tmp_path, version="4")
-    with pytest.raises(ValueError, match="deploy the champion first"):
-        start_batch_scoring("s3://in/", "s3://out/", aws_settings, registry, client=aws)
-    deploy_endpoint(aws, ENDPOINT, *_requests("4"))
-    job = start_batch_scoring("s3://pd-models/to-score/", "s3://pd-models/scored/", aws_settings, registry,
-                              client=aws)
-    described = aws.describe_transform_job(TransformJobName=job["job_name"])
-    assert described["ModelName"] == f"{ENDPOINT}-v4"
-    assert described["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://pd-models/to-score/"
-    assert described["TransformInput"]["SplitType"] == "None"  # whole CSVs: MLflow needs the header
-    assert described["TransformOutput"]["S3OutputPath"] == "s3://pd-models/scored/"
-    # moto reports "Completed" at once without running anything; only the request is really tested.
-    expected = transform_job_request(job["job_name"], f"{ENDPOINT}-v4", "s3://pd-models/to-score/",
-                                     "s3://pd-models/scored/", "ml.m5.large", 1)
-    assert described["TransformResources"] == expected["TransformResources"]
+def test_the_scoring_response_is_read_in_input_order_and_checked():
+    body = json.dumps({"predictions": [{"pd_horizon": 0.04, "pd_quarterly": 0.0101},
+                                       {"pd_horizon": 0.08, "pd_quarterly": 0.0206}]}).encode()
+    assert read_transform_output(body, expected_rows=2)["pd_quarterly"].tolist() == [0.0101, 0.0206]
+    with pytest.raises(ValueError, match="expected 3 rows"):
+        read_transform_output(body, expected_rows=3)
+    with pytest.raises(ValueError, match="no 'predictions' key"):
+        read_transform_output(b'[{"pd_quarterly": 0.01}]', expected_rows=1)
+    with pytest.raises(ValueError, match="'pd_quarterly'"):
+        read_transform_output(json.dumps({"predictions": [{"label": 1}]}).encode(), expected_rows=1)
 
 
 def test_package_puts_the_model_files_at_the_archive_root(tmp_path):

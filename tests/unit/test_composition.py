@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.composition import ConfigurationError, build_adapters
-from pipelines.settings import Target
+from pipelines.settings import ModelServing, MonitoringScorer, Target
 
 
 def test_local_defaults_build_every_adapter_under_the_data_home(settings):
@@ -27,8 +27,34 @@ def test_aws_target_with_an_embedded_store_fails_naming_the_setting(settings, ov
         build_adapters(settings.model_copy(update={"target": Target.AWS, **overrides}))
 
 
+AWS = {"target": Target.AWS, "object_store_uri": "s3://bank/stress", "loan_store_url": "postgresql+psycopg://u@db/stress",
+       "mlflow_tracking_uri": "https://mlflow.bank.example",
+       "sagemaker_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlflow-pyfunc:3.17.2",
+       "sagemaker_execution_role_arn": "arn:aws:iam::123456789012:role/sagemaker"}
+
+
 def test_a_consistent_aws_configuration_is_accepted(settings):
-    aws = settings.model_copy(update={"target": Target.AWS, "object_store_uri": "s3://bank/stress",
-                                      "loan_store_url": "postgresql+psycopg://u@db/stress",
-                                      "mlflow_tracking_uri": "https://mlflow.bank.example"})
+    aws = settings.model_copy(update=AWS)
     assert build_adapters(aws).settings is aws
+    assert aws.resolved_model_serving is ModelServing.SAGEMAKER
+    assert aws.resolved_monitoring_scorer is MonitoringScorer.BATCH_TRANSFORM
+
+
+def test_local_defaults_serve_and_score_locally(settings):
+    assert settings.resolved_model_serving is ModelServing.LOCAL
+    assert settings.resolved_monitoring_scorer is MonitoringScorer.IN_PROCESS
+    in_process = settings.model_copy(update={**AWS, "monitoring_scorer": MonitoringScorer.IN_PROCESS})
+    assert build_adapters(in_process).settings.resolved_monitoring_scorer is MonitoringScorer.IN_PROCESS
+
+
+@pytest.mark.parametrize(("overrides", "setting"), [
+    ({"sagemaker_image_uri": ""}, "STRESS_SAGEMAKER_IMAGE_URI"),
+    ({"sagemaker_execution_role_arn": ""}, "STRESS_SAGEMAKER_EXECUTION_ROLE_ARN"),
+    ({"target": Target.LOCAL, "object_store_uri": "", "model_serving": ModelServing.SAGEMAKER},
+     "STRESS_OBJECT_STORE_URI"),
+    ({"model_serving": ModelServing.LOCAL, "monitoring_scorer": MonitoringScorer.BATCH_TRANSFORM},
+     "STRESS_MODEL_SERVING=sagemaker"),
+])
+def test_sagemaker_serving_needs_its_settings(settings, overrides, setting):
+    with pytest.raises(ConfigurationError, match=setting):
+        build_adapters(settings.model_copy(update={**AWS, **overrides}))
