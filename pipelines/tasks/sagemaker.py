@@ -2,11 +2,11 @@
 
 * ``pd_model_training`` deploys the champion (:func:`sagemaker_deployment`): ``deployment_plan``
   packages the champion's MLflow model to the object store and works out which resources are missing
-  (:func:`pipelines.adapters.deployment.deployment_steps`); ``deployment_route`` runs only those of
-  ``create_model`` (``SageMakerModelOperator``), ``create_endpoint_config``
-  (``SageMakerEndpointConfigOperator``) and ``create_endpoint`` / ``update_endpoint``
-  (``SageMakerEndpointOperator``, operation ``create`` on the first champion, ``update`` on a new one),
-  then ``record_deployment`` records what was done. A re-run after a partial failure resumes where it
+  (:func:`pipelines.adapters.deployment.deployment_steps`); ``resource_route`` runs only the needed
+  ones of ``create_model`` (``SageMakerModelOperator``) and ``create_endpoint_config``
+  (``SageMakerEndpointConfigOperator``), ``endpoint_route`` then ``create_endpoint`` or ``update_endpoint``
+  (``SageMakerEndpointOperator``, operation ``create`` on the first champion, ``update`` on a new one)
+  or neither, and ``record_deployment`` records what was done. A re-run after a partial failure resumes where it
   stopped; with the champion already served, nothing is called.
 * ``portfolio_monitoring`` scores the whole book by batch transform (:func:`sagemaker_batch_scoring`):
   ``transform_input`` writes the book's PD features as one Parquet object, ``transform``
@@ -30,7 +30,6 @@ from pipelines.tasks.policy import task_entry
 from pipelines.tasks.runs import log, record_step, run_key, run_prefix
 
 DEPLOYMENT_GROUP = "sagemaker"
-DEPLOYMENT_OPERATIONS = ("create_model", "create_endpoint_config", "create_endpoint", "update_endpoint")
 TRANSFORM_GROUP = "batch_transform"
 TRANSFORM_INPUT_NAME = "book.parquet"
 
@@ -48,31 +47,41 @@ def sagemaker_deployment(decision: XComArg, serving_choice: XComArg) -> XComArg:
     def deployment_plan(decision: dict, run_id: str) -> dict:
         return plan_deployment(decision, run_id)
 
+    # Two branch points, because a branch never skips a task downstream of a task it follows: the first
+    # picks the missing model and endpoint config, the second create, update or neither of the endpoint.
     @task.branch
-    def deployment_route(steps: list[str]) -> list[str]:
-        return [f"{DEPLOYMENT_GROUP}.{step}" for step in [*steps, "record_deployment"]]
+    def resource_route(steps: list[str]) -> list[str]:
+        chosen = [step for step in steps if step in ("create_model", "create_endpoint_config")]
+        return [f"{DEPLOYMENT_GROUP}.{step}" for step in [*chosen, "endpoint_route"]]
 
-    # Each operation after the first runs when the route chose it, whether or not the one before it was needed
-    # (the route succeeded, the skipped operation before it does not count); nothing runs when the route was
-    # skipped because local serving was chosen.
-    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    # After the first route: runs when it succeeded, whether or not the step before it was needed; skipped
+    # with it when local serving was chosen (every upstream skipped).
+    after_route = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+
+    @task.branch(trigger_rule=after_route)
+    def endpoint_route(steps: list[str]) -> list[str]:
+        chosen = [step for step in steps if step in ("create_endpoint", "update_endpoint")]
+        return [f"{DEPLOYMENT_GROUP}.{step}" for step in [*chosen, "record_deployment"]]
+
+    @task(trigger_rule=after_route)
     def record_deployment(plan: dict, run_id: str) -> dict:
         return record_sagemaker_deployment(plan, run_id)
 
     plan = deployment_plan(decision)
     connection = {"aws_conn_id": plan["aws_conn_id"], "region_name": plan["region"]}
-    route = deployment_route(plan["steps"])
+    resources = resource_route(plan["steps"])
     create_model = SageMakerModelOperator(task_id="create_model", config=plan["model"], **connection)
-    after_route = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     create_config = SageMakerEndpointConfigOperator(task_id="create_endpoint_config", config=plan["endpoint_config"],
                                                     trigger_rule=after_route, **connection)
-    endpoint = {operation: SageMakerEndpointOperator(
-        task_id=f"{operation}_endpoint", config=plan["endpoint"], operation=operation, check_interval=30,
-        max_ingestion_time=3600, trigger_rule=after_route, **connection)
-        for operation in ("create", "update")}
+    endpoint = endpoint_route(plan["steps"])
+    operations = [SageMakerEndpointOperator(task_id=f"{operation}_endpoint", config=plan["endpoint"],
+                                            operation=operation, check_interval=30, max_ingestion_time=3600,
+                                            **connection)
+                  for operation in ("create", "update")]
     recorded = record_deployment(plan)
-    chain(serving_choice, plan, route, [create_model, create_config, *endpoint.values(), recorded])
-    chain(create_model, create_config, list(endpoint.values()), recorded)
+    chain(serving_choice, plan, resources, [create_model, create_config, endpoint])
+    chain(create_model, create_config, endpoint, [*operations, recorded])
+    chain(operations, recorded)
     return recorded
 
 

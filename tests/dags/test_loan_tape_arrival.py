@@ -81,4 +81,4 @@ def test_ready_without_a_tape_fails_clearly(stress_settings) -> None:
 
     landing_folder().mkdir(parents=True)
     with pytest.raises(Exception, match="without a tape"):
-        claim_tapes("manual__empty")
+        claim_tapes("manual__empty", [])

@@ -119,12 +119,12 @@ def test_training_deploys_with_the_providers_operators_and_monitoring_scores_by_
     assert _seed_champion() == "1"
     training = _dag("pd_model_training.py", "pd_model_training").test(run_conf={
         "history_source_uri": str(small_performance_history), "holdout_quarters": 8, "search_budget": 2})
-    assert str(training.state) == "success"
     states = _states(training)
+    assert str(training.state) == "success", states
     assert states["serve_locally"] == "skipped" and states["sagemaker.update_endpoint"] == "skipped"
-    assert {states[f"sagemaker.{task}"] for task in ("deployment_plan", "deployment_route", "create_model",
-                                                    "create_endpoint_config", "create_endpoint",
-                                                    "record_deployment")} == {"success"}
+    assert {states[f"sagemaker.{task}"] for task in ("deployment_plan", "resource_route", "create_model",
+                                                    "create_endpoint_config", "endpoint_route", "create_endpoint",
+                                                    "record_deployment")} == {"success"}, states
 
     adapters = current_adapters()
     champion = adapters.model_registry.champion_info()  # v1, or v2 if this run's gate promoted its challenger
@@ -150,7 +150,7 @@ def test_training_deploys_with_the_providers_operators_and_monitoring_scores_by_
     monitoring = _dag("portfolio_monitoring.py", "portfolio_monitoring").test(run_conf={
         "as_of_date": AS_OF.isoformat(), "source_uri": _tape(tmp_path / "book.csv")})
     states = _states(monitoring)
-    assert states["score"] == "skipped"
+    assert states["score"] == "skipped", states
     assert {states[f"batch_transform.{t}"] for t in ("transform_input", "transform")} == {"success"}
     assert states["batch_transform.transform_scores"] == "failed"  # moto ran no container: no output
     assert states["scored_book"] == "upstream_failed" and str(monitoring.state) == "failed"
