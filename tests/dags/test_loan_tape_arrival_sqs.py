@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -114,7 +115,7 @@ def _watcher_trigger():
     assert bag.import_errors == {}
     [asset] = bag.dags["loan_tape_arrival"].timetable.asset_condition.objects
     [watcher] = asset.watchers
-    return watcher.name, watcher.trigger
+    return bag.dags["loan_tape_arrival"], asset, watcher.name, watcher.trigger
 
 
 async def _first_event(trigger):
@@ -130,7 +131,7 @@ def test_a_tape_put_in_s3_reaches_the_stress_test_configuration(aws_arrival, mon
 
     from pipelines.tasks.arrival import claim_tapes
 
-    name, trigger = _watcher_trigger()
+    dag, asset, name, trigger = _watcher_trigger()
     assert name == "landing_queue" and isinstance(trigger, MessageQueueTrigger)
     sqs_trigger = trigger.trigger
     assert isinstance(sqs_trigger, SqsSensorTrigger)
@@ -157,5 +158,9 @@ def test_a_tape_put_in_s3_reaches_the_stress_test_configuration(aws_arrival, mon
     assert remaining.get("Messages", []) == []  # the trigger deleted what it received
 
     extra = {"from_trigger": True, "payload": event.payload}  # Airflow's asset event extra for a watcher event
-    assert claim_tapes("asset_triggered__1", [extra]) == [
-        {"source_uri": f"s3://{BUCKET}/incoming/branch book 2025Q4.csv"}]
+    expected = [{"source_uri": f"s3://{BUCKET}/incoming/branch book 2025Q4.csv"}]
+    assert claim_tapes("asset_triggered__1", [extra]) == expected
+    # The DAG's task hands claim_tapes the extras of its triggering asset events (asset -> events with .extra).
+    claim_task = dag.get_task("claim_tapes")
+    assert claim_task.python_callable(run_id="asset_triggered__2",
+                                      triggering_asset_events={asset: [SimpleNamespace(extra=extra)]}) == expected
