@@ -8,6 +8,7 @@
 ``run-simulation`` a loan_stress_test run requested through the services (started by them)
 ``serve-grpc`` the gRPC services (LoanService, SimulationService, ComplianceService, health)
 ``serve-api`` the REST API (FastAPI under /api/v1, OAuth 2.0 bearer tokens)
+``fetch-macro`` Fed scenario tables by URL, validated, cached by content hash, saved where scenarios read them
 """
 
 from __future__ import annotations
@@ -124,27 +125,43 @@ def _cmd_serve_api(args: argparse.Namespace) -> None:
 
     from pipelines.composition import current_adapters
     from pipelines.services.rest import create_configured_app
+    from pipelines.services.tls import server_tls
 
     settings = get_settings()
+    tls = server_tls(settings.tls_cert_path, settings.tls_key_path)
     uvicorn.run(create_configured_app(current_adapters()), host=settings.api_host, port=settings.api_port,
-                log_level="info")
+                log_level="info", **(tls.uvicorn_options() if tls else {}))
 
 
 def _cmd_serve_grpc(args: argparse.Namespace) -> None:
     from pipelines.composition import current_adapters
     from pipelines.services.grpc_server import build_server
+    from pipelines.services.tls import server_tls
 
     settings = get_settings()
-    cert, key = settings.grpc_tls_cert_path, settings.grpc_tls_key_path
-    if bool(cert) != bool(key):
-        raise SystemExit("loanstress serve-grpc: set both STRESS_GRPC_TLS_CERT_PATH and STRESS_GRPC_TLS_KEY_PATH")
-    server, port = build_server(current_adapters(), _token_verifier(), settings.grpc_address,
-                                tls_cert_pem=Path(cert).read_bytes() if cert else None,
-                                tls_key_pem=Path(key).read_bytes() if key else None)
+    own = bool(settings.grpc_tls_cert_path or settings.grpc_tls_key_path)
+    tls = server_tls(settings.grpc_tls_cert_path, settings.grpc_tls_key_path, cert_setting="STRESS_GRPC_TLS_CERT_PATH",
+                     key_setting="STRESS_GRPC_TLS_KEY_PATH") if own else server_tls(settings.tls_cert_path,
+                                                                                     settings.tls_key_path)
+    cert, key = tls.pem_pair() if tls else (None, None)
+    server, port = build_server(current_adapters(), _token_verifier(), settings.grpc_address, tls_cert_pem=cert,
+                                tls_key_pem=key)
     server.start()
-    print(f"gRPC services on {settings.grpc_address.rsplit(':', 1)[0]}:{port} ({'TLS' if cert else 'plaintext'})",
+    print(f"gRPC services on {settings.grpc_address.rsplit(':', 1)[0]}:{port} ({'TLS' if tls else 'plaintext'})",
           flush=True)
     server.wait_for_termination()
+
+
+def _cmd_fetch_macro(args: argparse.Namespace) -> None:
+    from pipelines.composition import current_adapters
+    from pipelines.data.market_data import fetch_fed_table, save_fed_tables
+
+    adapters = current_adapters()
+    downloads = [fetch_fed_table(url, fetcher=adapters.http_fetcher, cache=adapters.http_cache) for url in args.urls]
+    for path, download in zip(save_fed_tables(downloads, Path(args.into)), downloads, strict=True):
+        record = download.record
+        print(f"{path}: {len(download.frame)} quarters {download.frame.index[0]}..{download.frame.index[-1]} from "
+              f"{record.url}, sha256 {record.sha256}{' (cached)' if record.from_cache else ''}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     grpc_server.set_defaults(func=_cmd_serve_grpc)
     api = commands.add_parser("serve-api", help="the REST API under /api/v1 (STRESS_API_HOST/PORT, STRESS_AUTH_*)")
     api.set_defaults(func=_cmd_serve_api)
+    macro = commands.add_parser("fetch-macro", help="Fed scenario tables by URL: validated, cached, saved for the "
+                                "scenarios (STRESS_HTTP_*)")
+    macro.add_argument("urls", nargs="+", help="URLs of the Fed's CSV tables, named as the Fed names them")
+    macro.add_argument("--into", default=str(REPO_ROOT / "scenarios" / "fed"),
+                       help="folder the scenarios read (default scenarios/fed)")
+    macro.set_defaults(func=_cmd_fetch_macro)
     return parser
 
 
