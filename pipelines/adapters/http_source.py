@@ -14,7 +14,8 @@ Macro and market data (the Fed's scenario tables, FRED-style series) and loan ta
 * **Clear errors** whose type tells the task policy what to do: :class:`HttpSourceUnavailable` (a
   ``ConnectionError``: Airflow may retry the task later), :class:`HttpSourceNotFound` (404/410),
   :class:`HttpSourceRefused` (401/403), :class:`HttpSourceRejected` (any other refusal, a body over
-  the size limit). URLs in messages have their signatures and keys redacted.
+  the size limit, a TLS certificate that does not verify: none of these is retried). URLs in
+  messages have their signatures and keys redacted.
 
 :class:`ContentCache` keeps what was fetched in the object store under its SHA-256
 (``<prefix>/sha256/ab/abcd...``) with, per URL, the hash, ``ETag`` and ``Last-Modified`` last seen,
@@ -160,6 +161,7 @@ class HttpFetcher:
             try:
                 response, content = self._attempt(url, headers or {})
             except (httpx.TransportError, _AttemptTimedOut) as error:
+                _refuse_untrusted_certificate(shown, error)
                 failures.append(f"{type(error).__name__}: {redact_credentials(str(error)) or 'no detail'}")
             else:
                 status = response.status_code
@@ -218,6 +220,17 @@ class HttpFetcher:
             raise HttpSourceRefused(f"{shown}: {detail}; check the credentials or API key, or whether the "
                                     "signed URL has expired (sign a new one)")
         raise HttpSourceRejected(f"{shown}: {detail}")
+
+
+def _refuse_untrusted_certificate(shown: str, error: BaseException) -> None:
+    """A TLS certificate that does not verify is a configuration fault, not a transient one: fail at once."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            raise HttpSourceRejected(f"{shown}: the server's TLS certificate does not verify "
+                                     f"({cause.verify_message or cause}); set STRESS_HTTP_CA_BUNDLE to the CA bundle "
+                                     "it chains to, or check the host name") from error
+        cause = cause.__cause__ or cause.__context__
 
 
 @dataclass(frozen=True)

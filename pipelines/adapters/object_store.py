@@ -343,9 +343,10 @@ def read_uri_bytes(uri: str, region: str = "us-east-1", setting: str = "the sour
 
         return (http or HttpFetcher()).get(uri).content
     if parsed.scheme == "http":
+        from pipelines.adapters.http_source import HttpSourceRejected
         from pipelines.data.sources import redact_credentials
 
-        raise ValueError(f"cannot read {redact_credentials(uri)!r} over plaintext http: use https (or s3://)")
+        raise HttpSourceRejected(f"cannot read {redact_credentials(uri)!r} over plaintext http: use https (or s3://)")
     if parsed.scheme in {"", "file"}:
         return Path(unquote(parsed.path) if parsed.scheme else uri).read_bytes()
     if parsed.scheme == "s3":

@@ -139,6 +139,13 @@ def parse_fed_table(data: bytes, name: str) -> pd.DataFrame:
             raise ValueError(f"{name}: non-numeric {header!r} value {text.iloc[first]!r} "
                              f"in {quarters[first]}")
         frame[variable] = values.to_numpy(dtype=float)
+        # Only a series that did not exist yet may be missing: a gap after its first value is a fault (a
+        # truncated download ends in short rows, read as empty cells).
+        observed = values.notna().to_numpy()
+        if observed.any() and not observed[observed.argmax():].all():
+            gap = observed.argmax() + int((~observed[observed.argmax():]).argmax())
+            raise ValueError(f"{name}: {header!r} is missing in {quarters[gap]} after earlier quarters had it "
+                             "(a truncated or corrupt table)")
     check_plausible(frame, name)
     frame.attrs["scenario_name"] = str(names[0])
     return frame
