@@ -36,14 +36,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pipelines.data.sources import redact_credentials
 
 if TYPE_CHECKING:
     import httpx
-
-    from pipelines.adapters.object_store import ObjectStore
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 429, *range(500, 600)})
@@ -242,11 +240,20 @@ class CachedSource:
     last_modified: str | None = None
 
 
+class KeyedStore(Protocol):
+    """What the cache needs of an object store (:class:`pipelines.adapters.object_store.ObjectStore` has it)."""
+
+    def put_bytes(self, key: str, data: bytes) -> str: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def uri(self, key: str) -> str: ...
+
+
 @dataclass
 class ContentCache:
     """Bodies by SHA-256 and, per URL, the last accepted hash, in an object store under ``prefix``."""
 
-    store: ObjectStore
+    store: KeyedStore
     prefix: str = "sources/http"
 
     def blob_key(self, sha256: str) -> str:

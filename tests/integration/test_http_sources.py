@@ -99,7 +99,7 @@ def test_a_second_fetch_is_conditional_and_a_recorded_hash_needs_no_network(serv
 
 def test_a_source_that_changed_since_the_recorded_hash_is_refused(server, fetcher, cache) -> None:
     url = server.route(f"/fed/{SCENARIO_FILE}", Reply(body=SCENARIO_BYTES))
-    with pytest.raises(HttpSourceRejected, match="not the expected 0{64}: the source changed"):
+    with pytest.raises(HttpSourceRejected, match=r"not the expected 0{64}: the source changed"):
         fetch_fed_table(url, fetcher=fetcher, cache=cache, expected_sha256="0" * 64)
     assert cached_blobs(cache) == []
 
@@ -150,7 +150,7 @@ def test_a_trickling_body_is_cut_off_by_the_attempt_timeout(server, sleep, cache
                                   retry=RetryPolicy(max_attempts=2), sleep=sleep)
     path = f"/trickle/{SCENARIO_FILE}"
     url = server.route(path, Reply(body=SCENARIO_BYTES, trickle_seconds=0.05))
-    with pytest.raises(HttpSourceUnavailable, match="body not complete after 0.4 s"):
+    with pytest.raises(HttpSourceUnavailable, match=r"body not complete after 0\.4 s"):
         fetch_fed_table(url, fetcher=trickle_fetcher, cache=cache)
     assert server.hits(path) == 2
 
@@ -235,7 +235,7 @@ def test_accepted_tables_become_scenarios_and_others_are_not_saved(server, fetch
     pd.testing.assert_frame_equal(load_scenario("2026_severely_adverse", folder), download.frame)
 
     odd = fetch_fed_table(server.route("/fed/latest.csv", Reply(body=SCENARIO_BYTES)), fetcher=fetcher, cache=cache)
-    with pytest.raises(ValueError, match="'latest.csv' is not named as the Fed names its tables"):
+    with pytest.raises(ValueError, match=r"'latest\.csv' is not named as the Fed names its tables"):
         save_fed_tables([odd], tmp_path / "other")
     assert not (tmp_path / "other").exists()
 
@@ -286,7 +286,7 @@ def test_backoff_is_full_jitter_under_a_doubling_cap() -> None:
     policy, rng = RetryPolicy(base_seconds=1.0, max_seconds=8.0), random.Random(11)
     for retry, cap in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 8.0), (9, 8.0)):
         draws = [policy.backoff_seconds(retry, rng) for _ in range(400)]
-        assert 0.0 <= min(draws) and max(draws) <= cap
+        assert min(draws) >= 0.0 and max(draws) <= cap
         assert max(draws) > 0.9 * cap and min(draws) < 0.1 * cap  # spread over the whole interval
 
 
