@@ -87,6 +87,9 @@ class StressSettings(BaseSettings):
                                "API, dashboard) serve; with tls_key_path they speak HTTPS only. Also gRPC's when "
                                "grpc_tls_* are empty.")
     tls_key_path: str = Field(default="", description="PEM private key of tls_cert_path.")
+    tls_ca_path: str = Field(default="", description="PEM CA bundle the project's own clients (health probes, "
+                             "a dashboard reading the REST API) trust for the services' certificates; empty: the "
+                             "system's trust store.")
 
     # HTTP sources: macro and market data by URL, loan tapes by (signed) https:// URL
     # (pipelines/adapters/http_source.py, pipelines/data/market_data.py; docs/http_sources.md).

@@ -9,6 +9,8 @@
 ``serve-grpc`` the gRPC services (LoanService, SimulationService, ComplianceService, health)
 ``serve-api`` the REST API (FastAPI under /api/v1, OAuth 2.0 bearer tokens)
 ``fetch-macro`` Fed scenario tables by URL, validated, cached by content hash, saved where scenarios read them
+``probe``     health probe of a server (http(s):// or grpc(s)://), as the compose health checks and Kubernetes run it
+``make-certs`` a development CA and a server certificate for the compose services (TLS overlay, tests)
 """
 
 from __future__ import annotations
@@ -164,6 +166,25 @@ def _cmd_fetch_macro(args: argparse.Namespace) -> None:
               f"{record.url}, sha256 {record.sha256}{' (cached)' if record.from_cache else ''}")
 
 
+def _cmd_probe(args: argparse.Namespace) -> None:
+    from pipelines.services.probe import ProbeFailed, probe
+
+    try:
+        print(probe(args.target, get_settings().tls_ca_path, args.timeout))
+    except ProbeFailed as failure:
+        print(f"unhealthy: {failure}", file=sys.stderr)
+        raise SystemExit(1) from failure
+
+
+def _cmd_make_certs(args: argparse.Namespace) -> None:
+    from pipelines.services.certificates import COMPOSE_NAMES, CertificateAuthority
+
+    authority = CertificateAuthority(Path(args.out), days=args.days)
+    issued = authority.issue("server", tuple(args.names or COMPOSE_NAMES))
+    print(f"wrote {authority.ca_path} (CA), {issued.cert_path} and {issued.key_path} for "
+          f"{', '.join(args.names or COMPOSE_NAMES)}, valid {args.days} days: for development only")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loanstress", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,6 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     macro.add_argument("--into", default=str(REPO_ROOT / "scenarios" / "fed"),
                        help="folder the scenarios read (default scenarios/fed)")
     macro.set_defaults(func=_cmd_fetch_macro)
+    probe = commands.add_parser("probe", help="health probe: exit 0 if TARGET answers healthy (STRESS_TLS_CA_PATH)")
+    probe.add_argument("target", help="http(s)://host:port/path or grpc(s)://host:port")
+    probe.add_argument("--timeout", type=float, default=5.0, help="seconds")
+    probe.set_defaults(func=_cmd_probe)
+    certs = commands.add_parser("make-certs", help="a development CA and server certificate (not for production)")
+    certs.add_argument("--out", default="deploy/tls", help="folder of ca.pem, server.pem, server-key.pem")
+    certs.add_argument("--names", nargs="*", help="DNS names / IPs of the certificate (default: the compose "
+                       "services and localhost)")
+    certs.add_argument("--days", type=int, default=90)
+    certs.set_defaults(func=_cmd_make_certs)
     return parser
 
 

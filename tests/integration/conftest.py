@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from services_support import adapters_fixture, fresh_postgres_database_fixture
-from tls_support import CertificateAuthority
 
+from pipelines.services.certificates import CertificateAuthority
 from pipelines.services.local_issuer import ALL_SCOPES, OAuthIssuer
 
 fresh_postgres_database = pytest.fixture(fresh_postgres_database_fixture)
