@@ -208,3 +208,54 @@ def test_server_tls_settings_that_cannot_serve_name_the_setting(certificate_auth
         server_tls(str(tmp_path / "junk.pem"), str(one.key_path))
     checked = server_tls(str(one.cert_path), str(one.key_path))
     assert checked.pem_pair() == (one.cert_path.read_bytes(), one.key_path.read_bytes())
+
+
+@pytest.mark.parametrize("adapters", ["embedded"], indirect=True)
+def test_the_http_probe_verifies_the_certificate_it_is_served(https_api, certificate_authority) -> None:
+    from pipelines.services.probe import ProbeFailed, probe
+
+    healthy = f"https://localhost:{https_api}/api/v1/health"
+    assert probe(healthy, str(certificate_authority.ca_path)) == f"{healthy}: HTTP 200"
+    with pytest.raises(ProbeFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        probe(healthy)  # the system trust store does not know the test CA
+    with pytest.raises(ProbeFailed, match="HTTP 404"):
+        probe(f"https://localhost:{https_api}/api/v1/nothing-here", str(certificate_authority.ca_path))
+    with pytest.raises(ValueError, match="use http"):
+        probe(f"localhost:{https_api}")
+
+
+@pytest.mark.parametrize("adapters", ["embedded"], indirect=True)
+def test_the_grpc_probe_checks_health_over_tls(adapters, token_verifier, certificate_authority) -> None:
+    from pipelines.services.grpc_server import build_server
+    from pipelines.services.probe import ProbeFailed, probe
+    from pipelines.services.tls import server_tls
+
+    certificate = certificate_authority.issue("grpc")
+    cert, key = server_tls(str(certificate.cert_path), str(certificate.key_path)).pem_pair()
+    server, port = build_server(adapters, token_verifier, "127.0.0.1:0", tls_cert_pem=cert, tls_key_pem=key)
+    server.start()
+    try:
+        assert probe(f"grpcs://localhost:{port}", str(certificate_authority.ca_path)).endswith(": SERVING")
+        with pytest.raises(ProbeFailed, match="UNAVAILABLE"):
+            probe(f"grpc://localhost:{port}", timeout_seconds=3)  # plaintext to a TLS-only server
+    finally:
+        server.stop(grace=None)
+
+
+def test_make_certs_issues_a_server_certificate_for_the_compose_services(tmp_path: Path, capsys) -> None:
+    from cryptography import x509
+
+    from pipelines.cli.main import main
+    from pipelines.services.certificates import COMPOSE_NAMES
+    from pipelines.services.tls import server_tls
+
+    main(["make-certs", "--out", str(tmp_path / "tls"), "--days", "30"])
+    assert "for development only" in capsys.readouterr().out
+    ca = x509.load_pem_x509_certificate((tmp_path / "tls" / "ca.pem").read_bytes())
+    leaf = x509.load_pem_x509_certificate((tmp_path / "tls" / "server.pem").read_bytes())
+    leaf.verify_directly_issued_by(ca)
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(names.get_values_for_type(x509.DNSName)) == {n for n in COMPOSE_NAMES if not n[0].isdigit()}
+    assert (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days == 30
+    assert (tmp_path / "tls" / "server-key.pem").stat().st_mode & 0o077 == 0
+    assert server_tls(str(tmp_path / "tls" / "server.pem"), str(tmp_path / "tls" / "server-key.pem")) is not None
