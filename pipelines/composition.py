@@ -188,7 +188,8 @@ class Adapters:
         from pipelines.adapters.compute import SparkSubmitRunner
 
         return SparkSubmitRunner(master=self.settings.spark_master, spark_submit=self.settings.spark_submit,
-                                 python=self.settings.spark_python or sys.executable, conf=self.settings.spark_conf)
+                                 python=self.settings.spark_python or sys.executable, conf=self.settings.spark_conf,
+                                 kms_key_id=self.settings.object_store_kms_key_id)
 
     @cached_property
     def emr_serverless_job(self) -> EmrServerlessJob:
@@ -199,7 +200,7 @@ class Adapters:
                                 execution_role_arn=self.settings.emr_execution_role_arn,
                                 code_uri=self.settings.emr_code_uri,
                                 log_uri=self.settings.emr_log_uri or f"{store_uri}/emr-logs/",
-                                region=self.settings.aws_region)
+                                region=self.settings.aws_region, kms_key_id=self.settings.object_store_kms_key_id)
 
 
 def build_adapters(settings: StressSettings) -> Adapters:
