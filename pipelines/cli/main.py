@@ -21,10 +21,14 @@ import sys
 import uuid
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.data.sources import redact_credentials, redact_text
-from pipelines.settings import REPO_ROOT, get_settings
+from pipelines.settings import REPO_ROOT, StressSettings, get_settings
 from pipelines.tasks.policy import PERMANENT_ERRORS
+
+if TYPE_CHECKING:
+    from pipelines.services.tls import ServerTls
 
 CONTRACT_DOC = REPO_ROOT / "docs" / "loan_contract.md"
 DEMO_LOANS = 20_000
@@ -135,16 +139,22 @@ def _cmd_serve_api(args: argparse.Namespace) -> None:
                 log_level="info", **(tls.uvicorn_options() if tls else {}))
 
 
+def grpc_server_tls(settings: StressSettings) -> ServerTls | None:
+    """gRPC's own certificate (STRESS_GRPC_TLS_*) when either path is set, else the shared STRESS_TLS_* pair."""
+    from pipelines.services.tls import server_tls
+
+    if settings.grpc_tls_cert_path or settings.grpc_tls_key_path:
+        return server_tls(settings.grpc_tls_cert_path, settings.grpc_tls_key_path,
+                          cert_setting="STRESS_GRPC_TLS_CERT_PATH", key_setting="STRESS_GRPC_TLS_KEY_PATH")
+    return server_tls(settings.tls_cert_path, settings.tls_key_path)
+
+
 def _cmd_serve_grpc(args: argparse.Namespace) -> None:
     from pipelines.composition import current_adapters
     from pipelines.services.grpc_server import build_server
-    from pipelines.services.tls import server_tls
 
     settings = get_settings()
-    own = bool(settings.grpc_tls_cert_path or settings.grpc_tls_key_path)
-    tls = server_tls(settings.grpc_tls_cert_path, settings.grpc_tls_key_path, cert_setting="STRESS_GRPC_TLS_CERT_PATH",
-                     key_setting="STRESS_GRPC_TLS_KEY_PATH") if own else server_tls(settings.tls_cert_path,
-                                                                                     settings.tls_key_path)
+    tls = grpc_server_tls(settings)
     cert, key = tls.pem_pair() if tls else (None, None)
     server, port = build_server(current_adapters(), _token_verifier(), settings.grpc_address, tls_cert_pem=cert,
                                 tls_key_pem=key)

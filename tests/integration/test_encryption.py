@@ -259,3 +259,18 @@ def test_make_certs_issues_a_server_certificate_for_the_compose_services(tmp_pat
     assert (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days == 30
     assert (tmp_path / "tls" / "server-key.pem").stat().st_mode & 0o077 == 0
     assert server_tls(str(tmp_path / "tls" / "server.pem"), str(tmp_path / "tls" / "server-key.pem")) is not None
+
+
+def test_grpc_serves_its_own_certificate_else_the_shared_one(settings, certificate_authority) -> None:
+    from pipelines.cli.main import grpc_server_tls
+    from pipelines.services.tls import TlsSettingsError
+
+    shared, own = certificate_authority.issue("shared"), certificate_authority.issue("own-grpc")
+    both = settings.model_copy(update={"tls_cert_path": str(shared.cert_path), "tls_key_path": str(shared.key_path)})
+    assert grpc_server_tls(settings) is None
+    assert grpc_server_tls(both).cert_path == shared.cert_path
+    with_own = both.model_copy(update={"grpc_tls_cert_path": str(own.cert_path),
+                                       "grpc_tls_key_path": str(own.key_path)})
+    assert grpc_server_tls(with_own).cert_path == own.cert_path
+    with pytest.raises(TlsSettingsError, match="STRESS_GRPC_TLS_KEY_PATH is empty"):
+        grpc_server_tls(both.model_copy(update={"grpc_tls_cert_path": str(own.cert_path)}))

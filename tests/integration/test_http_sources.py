@@ -5,6 +5,7 @@ validation before anything reaches a scenario. Nothing here leaves 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
 from datetime import UTC, date, datetime, timedelta
@@ -296,3 +297,30 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30.0
     assert retry_after_seconds(format_datetime(now - timedelta(seconds=30), usegmt=True), now) == 0.0
     assert retry_after_seconds("soon", now) is None and retry_after_seconds(None, now) is None
+
+
+def test_fetch_macro_saves_validated_tables_where_the_scenarios_read_them(server, tmp_path, monkeypatch, capsys):
+    from pipelines.cli.main import main
+    from pipelines.settings import get_settings
+
+    for name in [n for n in os.environ if n.startswith("STRESS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("STRESS_DATA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STRESS_HTTP_MAX_ATTEMPTS", "1")
+    get_settings.cache_clear()
+    try:
+        good = server.route(f"/fed/{SCENARIO_FILE}", Reply(body=SCENARIO_BYTES))
+        main(["fetch-macro", good, "--into", str(tmp_path / "fed")])
+        assert f"13 quarters 2026Q1..2029Q1 from {good}, sha256 " in capsys.readouterr().out
+        assert (tmp_path / "fed" / SCENARIO_FILE).read_bytes() == SCENARIO_BYTES
+        assert list(list_scenarios(tmp_path / "fed")) == ["2026_severely_adverse"]
+        assert cached_blobs(ContentCache(LocalObjectStore(tmp_path / "home" / "objects")))  # cached in the store
+
+        bad = server.route("/bad/2026_Proposed_Supervisory_Baseline_Domestic.csv",
+                           Reply(body=MALFORMED["unemployment_in_basis_points"][0]))
+        with pytest.raises(SystemExit) as stop:
+            main(["fetch-macro", bad, "--into", str(tmp_path / "fed")])
+        assert stop.value.code == 2 and "outside the plausible range" in capsys.readouterr().err
+        assert sorted(p.name for p in (tmp_path / "fed").iterdir()) == [SCENARIO_FILE]
+    finally:
+        get_settings.cache_clear()
