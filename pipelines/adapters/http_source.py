@@ -314,16 +314,16 @@ def fetch_validated(url: str, parse: Callable[[bytes], T], *, fetcher: HttpFetch
         cached_body = cache.get(expected_sha256)
         if cached_body is not None:
             return parse(cached_body), FetchRecord(shown, expected_sha256, len(cached_body), True, 0)
-    known = cache.recall(url)
-    conditional = {}
-    if known is not None and not expected_sha256 and cache.get(known.sha256) is not None:
-        conditional = {name: value for name, value in (("If-None-Match", known.etag),
-                                                       ("If-Modified-Since", known.last_modified)) if value}
+    known = None if expected_sha256 else cache.recall(url)
+    known_body = cache.get(known.sha256) if known is not None else None
+    conditional = {} if known is None or known_body is None else {
+        name: value for name, value in (("If-None-Match", known.etag), ("If-Modified-Since", known.last_modified))
+        if value}
     result = fetcher.get(url, conditional)
     if result.status == 304:
-        if known is None or not conditional:
+        if not conditional or known_body is None:
             raise HttpSourceRejected(f"{shown}: HTTP 304 Not Modified to an unconditional request")
-        content, from_cache = cache.get(known.sha256) or b"", True
+        content, from_cache = known_body, True
     else:
         content, from_cache = result.content, False
     sha256 = hashlib.sha256(content).hexdigest()
