@@ -1,12 +1,13 @@
-# The loanstress image: every Airflow component, the MLflow tracking server and the Spark job's driver.
+# The loanstress image: every Airflow component, the MLflow tracking server, the Spark job's driver and the
+# project's own servers (gRPC, REST, dashboard).
 #   docker build -t loanstress:latest .
-# Dependencies come from the pinned lock (requirements.txt), installed with uv exactly as `make install`
-# does. The Celery provider (CeleryExecutor of docker-compose.yaml) is not in the lock: it is added with
-# the lock as constraints, so it cannot move any pinned package.
+# Dependencies come from the pinned lock (requirements.txt, the Celery provider of the CeleryExecutor
+# included), installed with uv exactly as `make install` does. Entry points: `airflow` (the default, for
+# every Airflow component) and `python -m pipelines.cli` (the compose file's and the manifests' own
+# services set it as their entrypoint: serve-grpc, serve-api, serve-dashboard, probe).
 FROM python:3.11-slim-bookworm
 
 ARG UV_VERSION=0.8.22
-ARG DEPLOY_EXTRAS="apache-airflow-providers-celery"
 ENV AIRFLOW_HOME=/opt/airflow \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/loanstress/.venv/bin:$PATH \
@@ -22,13 +23,14 @@ WORKDIR /opt/loanstress
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 COPY requirements.txt pyproject.toml ./
 RUN uv venv --python python3.11 .venv \
-    && uv pip sync --python .venv/bin/python --compile-bytecode requirements.txt \
-    && uv pip install --python .venv/bin/python --constraint requirements.txt ${DEPLOY_EXTRAS}
+    && uv pip sync --python .venv/bin/python --compile-bytecode requirements.txt
 
 COPY models/ models/
 COPY pipelines/ pipelines/
 COPY dags/ dags/
+COPY plugins/ plugins/
 COPY compliance/ compliance/
+COPY risk_appetite/ risk_appetite/
 COPY expectations/ expectations/
 COPY scenarios/ scenarios/
 RUN uv pip install --python .venv/bin/python --no-deps -e . \

@@ -17,7 +17,12 @@ metrics sink      tables in the loan store        CloudWatch PutMetricData and a
 model registry    MLflow over SQLite in data_home MLflow server (``STRESS_MLFLOW_TRACKING_URI``)
 deployment        local ``mlflow models serve``   SageMaker endpoint, batch transform (provider)
 simulation runner mapped tasks or ``spark-submit`` EMR Serverless (``STRESS_SIMULATION_RUNNER``)
+HTTP sources      retried GETs, cache in the      the same, cache in the S3 object store
+                  object store                    (``STRESS_HTTP_*``)
 ================  ==============================  ============================================
+
+Encryption is decided here too: S3 writes ask for SSE-KMS or SSE-S3 (``STRESS_OBJECT_STORE_KMS_KEY_ID``)
+and PostgreSQL connections carry the TLS settings (``STRESS_LOAN_STORE_SSLMODE``, ``..._SSLROOTCERT``).
 
 Adapters are built lazily (a task that only reads the object store never imports MLflow or boto3's
 CloudWatch client), and an inconsistent configuration fails at start with a message naming the
@@ -42,10 +47,11 @@ from pipelines.settings import (
 if TYPE_CHECKING:
     from pipelines.adapters.cache import Cache
     from pipelines.adapters.compute import EmrServerlessJob, SparkSubmitRunner
+    from pipelines.adapters.http_source import ContentCache, HttpFetcher
     from pipelines.adapters.loan_store import LoanStore
     from pipelines.adapters.metrics_sink import MetricsSink
     from pipelines.adapters.model_registry import ModelRegistry
-    from pipelines.adapters.object_store import ObjectStore
+    from pipelines.adapters.object_store import ObjectStore, ServerSideEncryption
     from pipelines.adapters.results_store import ResultsStore
     from pipelines.adapters.service_store import ServiceStore
     from pipelines.adapters.simulation_launcher import SimulationLauncher
@@ -66,6 +72,17 @@ def check_configuration(settings: StressSettings) -> None:
         if settings.resolved_mlflow_tracking_uri.startswith("sqlite"):
             raise ConfigurationError("STRESS_TARGET=aws needs STRESS_MLFLOW_TRACKING_URI to name an MLflow "
                                      "tracking server (http(s)://...), not the embedded SQLite store")
+    if settings.object_store_require_bucket_encryption and not settings.resolved_object_store_uri.startswith("s3://"):
+        raise ConfigurationError("STRESS_OBJECT_STORE_REQUIRE_BUCKET_ENCRYPTION applies to an s3:// object store; a "
+                                 "local folder is as encrypted as its disk (docs/encryption.md): unset it")
+    if settings.loan_store_sslmode or settings.loan_store_sslrootcert:
+        from pipelines.adapters.sql import PostgresTls, TlsConfigurationError
+
+        try:
+            PostgresTls(settings.loan_store_sslmode, settings.loan_store_sslrootcert).apply(
+                settings.resolved_loan_store_url)
+        except TlsConfigurationError as error:
+            raise ConfigurationError(str(error)) from error
     if settings.simulation_runner is SimulationRunner.EMR_SERVERLESS:
         if not settings.resolved_object_store_uri.startswith("s3://"):
             raise ConfigurationError("STRESS_SIMULATION_RUNNER=emr_serverless needs STRESS_OBJECT_STORE_URI="
@@ -97,25 +114,61 @@ class Adapters:
     def object_store(self) -> ObjectStore:
         from pipelines.adapters.object_store import open_object_store
 
-        return open_object_store(self.settings.resolved_object_store_uri, self.settings.aws_region)
+        return open_object_store(self.settings.resolved_object_store_uri, self.settings.aws_region,
+                                 self.object_store_encryption)
+
+    @cached_property
+    def object_store_encryption(self) -> ServerSideEncryption:
+        from pipelines.adapters.object_store import ServerSideEncryption
+
+        return ServerSideEncryption(self.settings.object_store_kms_key_id,
+                                    self.settings.object_store_require_bucket_encryption)
+
+    @cached_property
+    def loan_store_url(self) -> str:
+        """The loan store's URL with the configured TLS parameters (what every store connects with)."""
+        from pipelines.adapters.sql import PostgresTls
+
+        url = self.settings.resolved_loan_store_url
+        if not (self.settings.loan_store_sslmode or self.settings.loan_store_sslrootcert):
+            return url
+        return PostgresTls(self.settings.loan_store_sslmode, self.settings.loan_store_sslrootcert).apply(url)
+
+    @cached_property
+    def http_fetcher(self) -> HttpFetcher:
+        from pipelines.adapters.http_source import HttpFetcher, HttpTimeouts, RetryPolicy
+
+        settings = self.settings
+        return HttpFetcher(
+            timeouts=HttpTimeouts(settings.http_connect_timeout_seconds, settings.http_read_timeout_seconds,
+                                  settings.http_attempt_timeout_seconds),
+            retry=RetryPolicy(settings.http_max_attempts, settings.http_backoff_base_seconds,
+                              settings.http_backoff_max_seconds, settings.http_max_retry_after_seconds),
+            ca_bundle=settings.http_ca_bundle, max_bytes=settings.http_max_bytes)
+
+    @cached_property
+    def http_cache(self) -> ContentCache:
+        from pipelines.adapters.http_source import ContentCache
+
+        return ContentCache(self.object_store)
 
     @cached_property
     def loan_store(self) -> LoanStore:
         from pipelines.adapters.loan_store import LoanStore
 
-        return LoanStore(self.settings.resolved_loan_store_url)
+        return LoanStore(self.loan_store_url)
 
     @cached_property
     def results_store(self) -> ResultsStore:
         from pipelines.adapters.results_store import ResultsStore
 
-        return ResultsStore(self.settings.resolved_loan_store_url)
+        return ResultsStore(self.loan_store_url)
 
     @cached_property
     def service_store(self) -> ServiceStore:
         from pipelines.adapters.service_store import ServiceStore
 
-        return ServiceStore(self.settings.resolved_loan_store_url)
+        return ServiceStore(self.loan_store_url)
 
     @cached_property
     def cache(self) -> Cache:
@@ -135,7 +188,7 @@ class Adapters:
     def metrics_sink(self) -> MetricsSink:
         from pipelines.adapters.metrics_sink import open_metrics_sink
 
-        return open_metrics_sink(self.settings)
+        return open_metrics_sink(self.settings, self.loan_store_url)
 
     @cached_property
     def model_registry(self) -> ModelRegistry:
@@ -154,7 +207,8 @@ class Adapters:
         from pipelines.adapters.compute import SparkSubmitRunner
 
         return SparkSubmitRunner(master=self.settings.spark_master, spark_submit=self.settings.spark_submit,
-                                 python=self.settings.spark_python or sys.executable, conf=self.settings.spark_conf)
+                                 python=self.settings.spark_python or sys.executable, conf=self.settings.spark_conf,
+                                 kms_key_id=self.settings.object_store_kms_key_id)
 
     @cached_property
     def emr_serverless_job(self) -> EmrServerlessJob:
@@ -165,7 +219,7 @@ class Adapters:
                                 execution_role_arn=self.settings.emr_execution_role_arn,
                                 code_uri=self.settings.emr_code_uri,
                                 log_uri=self.settings.emr_log_uri or f"{store_uri}/emr-logs/",
-                                region=self.settings.aws_region)
+                                region=self.settings.aws_region, kms_key_id=self.settings.object_store_kms_key_id)
 
 
 def build_adapters(settings: StressSettings) -> Adapters:

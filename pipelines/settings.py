@@ -87,6 +87,43 @@ class StressSettings(BaseSettings):
     arrival_queue_url: str = Field(default="", description="SQS queue URL (https://sqs.<region>.amazonaws.com/"
                                    "<account>/<name>) that the S3 event notifications of the landing prefix go to; "
                                    "the loan_tape_arrival watcher of STRESS_TARGET=aws (docs/event_driven.md).")
+
+    # Encryption at rest and in transit (pipelines/adapters/object_store.py, sql.py, services/tls.py;
+    # docs/encryption.md).
+    object_store_kms_key_id: str = Field(default="", description="KMS key (id, ARN or alias) the S3 object "
+                                         "store encrypts every object with (SSE-KMS); empty: SSE-S3 (AES256).")
+    object_store_require_bucket_encryption: bool = Field(default=False, description="Refuse to start against an "
+                                                         "S3 bucket without default encryption (with a KMS key "
+                                                         "configured: without an aws:kms default).")
+    loan_store_sslmode: str = Field(default="", pattern="^(|disable|allow|prefer|require|verify-ca|verify-full)$",
+                                    description="libpq sslmode of a PostgreSQL loan store; empty: what the URL "
+                                    "says (libpq's default, prefer). verify-full needs loan_store_sslrootcert.")
+    loan_store_sslrootcert: str = Field(default="", description="PEM CA bundle the PostgreSQL server certificate "
+                                        "must chain to (e.g. the RDS global bundle).")
+    tls_cert_path: str = Field(default="", description="PEM certificate chain the project's HTTP services (REST "
+                               "API, dashboard) serve; with tls_key_path they speak HTTPS only. Also gRPC's when "
+                               "grpc_tls_* are empty.")
+    tls_key_path: str = Field(default="", description="PEM private key of tls_cert_path.")
+    tls_ca_path: str = Field(default="", description="PEM CA bundle the project's own clients (health probes, "
+                             "a dashboard reading the REST API) trust for the services' certificates; empty: the "
+                             "system's trust store.")
+
+    # HTTP sources: macro and market data by URL, loan tapes by (signed) https:// URL
+    # (pipelines/adapters/http_source.py, pipelines/data/market_data.py; docs/http_sources.md).
+    http_connect_timeout_seconds: float = Field(default=10.0, gt=0, description="Seconds to open a connection.")
+    http_read_timeout_seconds: float = Field(default=30.0, gt=0, description="Longest wait for the next bytes.")
+    http_attempt_timeout_seconds: float = Field(default=600.0, gt=0, description="Longest one attempt may take "
+                                                "from request to last byte (a server that trickles is cut off).")
+    http_max_attempts: int = Field(default=5, ge=1, le=20, description="Attempts on transient errors (connect "
+                                   "errors, timeouts, 408, 429, 5xx) before the fetch fails.")
+    http_backoff_base_seconds: float = Field(default=0.5, ge=0, description="First retry waits up to this; the "
+                                             "cap doubles each attempt (full jitter).")
+    http_backoff_max_seconds: float = Field(default=30.0, ge=0, description="Largest wait between two attempts.")
+    http_max_retry_after_seconds: float = Field(default=120.0, ge=0, description="Longest Retry-After a 429/503 "
+                                                "is honoured for; a server asking for more fails the fetch.")
+    http_max_bytes: int = Field(default=8 * 2**30, ge=1, description="Largest response body accepted.")
+    http_ca_bundle: str = Field(default="", description="PEM CA bundle HTTPS sources must chain to; empty: the "
+                                "system's trust store (certifi).")
     aws_conn_id: str = Field(default="aws_default", description="Airflow connection the Amazon provider's hooks "
                              "and operators (SageMaker, SQS) use; without it, the standard AWS credential chain.")
 

@@ -27,6 +27,12 @@ class SparkJobError(RuntimeError):
     """spark-submit failed; the message carries the end of its log."""
 
 
+def job_arguments(store_uri: str, job_key: str, region: str, kms_key_id: str = "") -> list[str]:
+    """The arguments of :mod:`pipelines.engine.spark_job` (the SSE-KMS key only when one is configured)."""
+    return ["--object-store-uri", store_uri, "--job-key", job_key, "--region", region,
+            *(["--kms-key-id", kms_key_id] if kms_key_id else [])]
+
+
 @dataclass(frozen=True)
 class SparkSubmitRunner:
     """Run the Spark job with ``spark-submit`` and wait for it (its log goes to the task's log)."""
@@ -35,11 +41,12 @@ class SparkSubmitRunner:
     spark_submit: str = "spark-submit"
     python: str = sys.executable
     conf: dict[str, str] = field(default_factory=dict)
+    kms_key_id: str = ""  # the object store's SSE-KMS key: the job's own writes use it too
 
     def command(self, store_uri: str, job_key: str, region: str) -> list[str]:
         conf = [arg for key, value in sorted(self.conf.items()) for arg in ("--conf", f"{key}={value}")]
         return [self.spark_submit, "--master", self.master, "--name", "loanstress-simulate", *conf,
-                str(SPARK_JOB), "--object-store-uri", store_uri, "--job-key", job_key, "--region", region]
+                str(SPARK_JOB), *job_arguments(store_uri, job_key, region, self.kms_key_id)]
 
     def environment(self) -> dict[str, str]:
         """The submitting process's environment, with the project importable by the driver and the workers."""
@@ -73,6 +80,7 @@ class EmrServerlessJob:
     code_uri: str
     log_uri: str
     region: str
+    kms_key_id: str = ""  # the object store's SSE-KMS key: the job's writes and its logs use it
 
     def job_driver(self, store_uri: str, job_key: str) -> dict[str, Any]:
         code = self.code_uri.rstrip("/")
@@ -86,9 +94,10 @@ class EmrServerlessJob:
         ])
         return {"sparkSubmit": {
             "entryPoint": f"{code}/spark_job.py",
-            "entryPointArguments": ["--object-store-uri", store_uri, "--job-key", job_key, "--region", self.region],
+            "entryPointArguments": job_arguments(store_uri, job_key, self.region, self.kms_key_id),
             "sparkSubmitParameters": parameters,
         }}
 
     def configuration_overrides(self) -> dict[str, Any]:
-        return {"monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": self.log_uri}}}
+        logs = {"logUri": self.log_uri, **({"encryptionKeyArn": self.kms_key_id} if self.kms_key_id else {})}
+        return {"monitoringConfiguration": {"s3MonitoringConfiguration": logs}}

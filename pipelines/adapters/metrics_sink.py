@@ -261,8 +261,9 @@ class LocalMetricsSink:
                 METRIC_ALARMS.c.namespace == self.namespace)).scalars())
 
 
-def open_metrics_sink(settings: StressSettings) -> MetricsSink:
-    """CloudWatch on ``STRESS_TARGET=aws``, the local tables otherwise."""
+def open_metrics_sink(settings: StressSettings, loan_store_url: str | None = None) -> MetricsSink:
+    """CloudWatch on ``STRESS_TARGET=aws``, the local tables otherwise (in ``loan_store_url``, by default the
+    settings' own; the composition root passes it with its TLS parameters)."""
     if settings.target is Target.AWS:
         import boto3
         from botocore.config import Config
@@ -270,7 +271,7 @@ def open_metrics_sink(settings: StressSettings) -> MetricsSink:
         client = boto3.client("cloudwatch", region_name=settings.aws_region,
                               config=Config(retries={"total_max_attempts": 1}))
         return CloudWatchSink(client, settings.cloudwatch_namespace, settings.cloudwatch_alarm_actions)
-    return LocalMetricsSink(settings.resolved_loan_store_url, settings.cloudwatch_namespace)
+    return LocalMetricsSink(loan_store_url or settings.resolved_loan_store_url, settings.cloudwatch_namespace)
 
 
 def publish_compliance(records: Sequence[ComplianceRecord], rules: Sequence[Rule], settings: StressSettings,

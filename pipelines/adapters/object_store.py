@@ -3,6 +3,12 @@
 Every write is atomic: a local write goes to a temporary file in the same folder and is renamed
 into place; an S3 PUT is atomic by nature. A re-run therefore replaces its own output and a reader
 never sees half a file.
+
+Every S3 PUT asks for server-side encryption (:class:`ServerSideEncryption`): SSE-KMS with the
+configured key, or SSE-S3 (AES256) when none is configured; with ``require_bucket_default`` the store
+refuses to open a bucket that has no default encryption (no aws:kms default, when a key is
+configured), so an object written by anything else (a console upload, another tool) is encrypted too.
+A local folder is as encrypted as the disk it is on (docs/encryption.md).
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from pipelines.adapters.http_source import HttpFetcher
 
 
 OBJECT_STORE_SETTING = "STRESS_OBJECT_STORE_URI"
@@ -28,7 +37,9 @@ _NO_BUCKET = frozenset({"NoSuchBucket"})
 _BAD_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
                               "TokenRefreshRequired", "InvalidToken", "RequestExpired", "InvalidClientTokenId"})
 _IAM_ACTIONS = {"get": "s3:GetObject", "head": "s3:GetObject", "put": "s3:PutObject", "list": "s3:ListBucket",
-                "delete": "s3:DeleteObject"}
+                "delete": "s3:DeleteObject", "check encryption of": "s3:GetEncryptionConfiguration"}
+_NO_DEFAULT_ENCRYPTION = "ServerSideEncryptionConfigurationNotFoundError"
+_KMS_ALGORITHMS = frozenset({"aws:kms", "aws:kms:dsse"})
 _CREDENTIAL_SETTINGS = (
     "AWS_PROFILE, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, or the instance role")
 
@@ -50,6 +61,24 @@ def checked_key(key: str) -> str:
     if key.startswith("/") or ".." in key.split("/"):
         raise ValueError(f"object key {key!r} is not allowed: keys are relative paths without '..' segments")
     return key
+
+
+class BucketEncryptionError(ObjectStoreAccessError):
+    """The bucket's default encryption is missing or weaker than the settings require."""
+
+
+@dataclass(frozen=True)
+class ServerSideEncryption:
+    """How S3 objects are encrypted at rest: SSE-KMS with ``kms_key_id`` (id, ARN or alias), else SSE-S3."""
+
+    kms_key_id: str = ""
+    require_bucket_default: bool = False
+
+    def put_arguments(self) -> dict[str, str]:
+        """The PutObject parameters that ask for this encryption."""
+        if self.kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        return {"ServerSideEncryption": "AES256"}
 
 
 class ObjectStore(ABC):
@@ -147,7 +176,8 @@ class S3ObjectStore(ObjectStore):
     refused request (the object store's own setting, or the URI of a loan tape or history).
     """
 
-    def __init__(self, bucket: str, prefix: str, region: str, setting: str = OBJECT_STORE_SETTING) -> None:
+    def __init__(self, bucket: str, prefix: str, region: str, setting: str = OBJECT_STORE_SETTING,
+                 encryption: ServerSideEncryption = ServerSideEncryption()) -> None:
         import boto3
 
         self.bucket = bucket
@@ -155,7 +185,35 @@ class S3ObjectStore(ObjectStore):
         self.root_uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.region = region
         self.setting = setting
+        self.encryption = encryption
         self._client = boto3.client("s3", region_name=region)
+        if encryption.require_bucket_default:
+            self.check_bucket_encryption()
+
+    def check_bucket_encryption(self) -> str:
+        """The bucket's default encryption algorithm, or :class:`BucketEncryptionError` if it has none (none of
+        aws:kms when a KMS key is configured)."""
+        from botocore.exceptions import ClientError
+
+        with self._refusals_explained("check encryption of", ""):
+            try:
+                rules = self._client.get_bucket_encryption(Bucket=self.bucket)[
+                    "ServerSideEncryptionConfiguration"]["Rules"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != _NO_DEFAULT_ENCRYPTION:
+                    raise
+                rules = []
+        algorithms = {rule.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for rule in rules} - {None}
+        fix = ("set the bucket's default encryption (aws s3api put-bucket-encryption), or unset "
+               "STRESS_OBJECT_STORE_REQUIRE_BUCKET_ENCRYPTION")
+        if not algorithms:
+            raise BucketEncryptionError(f"S3 bucket {self.bucket!r} ({self.setting}) has no default encryption and "
+                                        f"STRESS_OBJECT_STORE_REQUIRE_BUCKET_ENCRYPTION is on: {fix}")
+        if self.encryption.kms_key_id and not algorithms & _KMS_ALGORITHMS:
+            raise BucketEncryptionError(f"S3 bucket {self.bucket!r} ({self.setting}) encrypts by default with "
+                                        f"{sorted(algorithms)}, not aws:kms, while STRESS_OBJECT_STORE_KMS_KEY_ID is "
+                                        f"set and STRESS_OBJECT_STORE_REQUIRE_BUCKET_ENCRYPTION is on: {fix}")
+        return sorted(algorithms)[0]
 
     def _key(self, key: str) -> str:
         key = checked_key(key)
@@ -163,7 +221,8 @@ class S3ObjectStore(ObjectStore):
 
     def put_bytes(self, key: str, data: bytes) -> str:
         with self._refusals_explained("put", key):
-            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
+                                    **self.encryption.put_arguments())
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
@@ -221,8 +280,15 @@ class S3ObjectStore(ObjectStore):
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             detail = f"{code}: {error.response.get('Error', {}).get('Message', '')}"
+            if code.startswith("KMS.") or (code in _DENIED and "kms" in detail.lower()):
+                raise ObjectStoreAccessError(
+                    f"KMS refused {action} of {target} ({detail}): the key of STRESS_OBJECT_STORE_KMS_KEY_ID="
+                    f"{self.encryption.kms_key_id!r} (or the bucket's default key) must be enabled in {self.region} "
+                    "and its policy must let the credentials in use kms:GenerateDataKey (writes) and kms:Decrypt "
+                    "(reads)") from error
             if code in _DENIED:
-                arn = f"arn:aws:s3:::{self.bucket}" + ("" if action == "list" else f"/{self._key(key)}")
+                bucket_level = action in ("list", "check encryption of")
+                arn = f"arn:aws:s3:::{self.bucket}" + ("" if bucket_level else f"/{self._key(key)}")
                 raise ObjectStoreAccessError(
                     f"S3 denied {action} of {target} ({detail}): the AWS credentials in use "
                     f"({_CREDENTIAL_SETTINGS}) need {_IAM_ACTIONS[action]} on {arn}, and the bucket policy of "
@@ -249,27 +315,41 @@ def _is_missing(error: Exception) -> bool:
     return error.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}
 
 
-def open_object_store(uri: str, region: str = "us-east-1") -> ObjectStore:
-    """The store behind ``file:///path`` or ``s3://bucket/prefix``."""
+def open_object_store(uri: str, region: str = "us-east-1",
+                      encryption: ServerSideEncryption = ServerSideEncryption()) -> ObjectStore:
+    """The store behind ``file:///path`` or ``s3://bucket/prefix`` (``encryption`` applies to S3)."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         return LocalObjectStore(Path(unquote(parsed.path)))
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ValueError(f"S3 URI {uri!r} names no bucket")
-        return S3ObjectStore(parsed.netloc, parsed.path, region)
+        return S3ObjectStore(parsed.netloc, parsed.path, region, encryption=encryption)
     raise ValueError(f"unsupported object store URI {uri!r}: use file:///path or s3://bucket/prefix")
 
 
-def read_uri_bytes(uri: str, region: str = "us-east-1", setting: str = "the source URI") -> bytes:
-    """The bytes of one object named by a full ``file://`` / ``s3://`` URI or a plain path.
+def read_uri_bytes(uri: str, region: str = "us-east-1", setting: str = "the source URI",
+                   http: HttpFetcher | None = None) -> bytes:
+    """The bytes of one object named by a full ``file://`` / ``s3://`` / ``https://`` URI or a plain path.
 
-    ``setting`` names where ``uri`` came from, for the error of a refused S3 request.
+    ``setting`` names where ``uri`` came from, for the error of a refused S3 request. An ``https://``
+    URL (an S3 presigned URL, a signed download link) is read through ``http`` (timeouts, retries; a
+    fetcher with the defaults when none is given); plain ``http://`` is refused, since a loan tape or
+    history holds personal data.
     """
     parsed = urlparse(uri)
+    if parsed.scheme == "https":
+        from pipelines.adapters.http_source import HttpFetcher
+
+        return (http or HttpFetcher()).get(uri).content
+    if parsed.scheme == "http":
+        from pipelines.adapters.http_source import HttpSourceRejected
+        from pipelines.data.sources import redact_credentials
+
+        raise HttpSourceRejected(f"cannot read {redact_credentials(uri)!r} over plaintext http: use https (or s3://)")
     if parsed.scheme in {"", "file"}:
         return Path(unquote(parsed.path) if parsed.scheme else uri).read_bytes()
     if parsed.scheme == "s3":
         parent, _, name = parsed.path.rpartition("/")
         return S3ObjectStore(parsed.netloc, parent, region, setting).get_bytes(name)
-    raise ValueError(f"cannot read {uri!r}: use a path, file:// or s3://")
+    raise ValueError(f"cannot read {uri!r}: use a path, file://, s3:// or https://")

@@ -8,6 +8,9 @@
 ``run-simulation`` a loan_stress_test run requested through the services (started by them)
 ``serve-grpc`` the gRPC services (LoanService, SimulationService, ComplianceService, health)
 ``serve-api`` the REST API (FastAPI under /api/v1, OAuth 2.0 bearer tokens)
+``fetch-macro`` Fed scenario tables by URL, validated, cached by content hash, saved where scenarios read them
+``probe``     health probe of a server (http(s):// or grpc(s)://), as the compose health checks and Kubernetes run it
+``make-certs`` a development CA and a server certificate for the compose services (TLS overlay, tests)
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import sys
 import uuid
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.data.sources import redact_credentials, redact_text
-from pipelines.settings import REPO_ROOT, get_settings
+from pipelines.settings import REPO_ROOT, StressSettings, get_settings
 from pipelines.tasks.policy import PERMANENT_ERRORS
+
+if TYPE_CHECKING:
+    from pipelines.services.tls import ServerTls
 
 CONTRACT_DOC = REPO_ROOT / "docs" / "loan_contract.md"
 DEMO_LOANS = 20_000
@@ -124,10 +131,22 @@ def _cmd_serve_api(args: argparse.Namespace) -> None:
 
     from pipelines.composition import current_adapters
     from pipelines.services.rest import create_configured_app
+    from pipelines.services.tls import server_tls
 
     settings = get_settings()
+    tls = server_tls(settings.tls_cert_path, settings.tls_key_path)
     uvicorn.run(create_configured_app(current_adapters()), host=settings.api_host, port=settings.api_port,
-                log_level="info")
+                log_level="info", **(tls.uvicorn_options() if tls else {}))
+
+
+def grpc_server_tls(settings: StressSettings) -> ServerTls | None:
+    """gRPC's own certificate (STRESS_GRPC_TLS_*) when either path is set, else the shared STRESS_TLS_* pair."""
+    from pipelines.services.tls import server_tls
+
+    if settings.grpc_tls_cert_path or settings.grpc_tls_key_path:
+        return server_tls(settings.grpc_tls_cert_path, settings.grpc_tls_key_path,
+                          cert_setting="STRESS_GRPC_TLS_CERT_PATH", key_setting="STRESS_GRPC_TLS_KEY_PATH")
+    return server_tls(settings.tls_cert_path, settings.tls_key_path)
 
 
 def _cmd_serve_grpc(args: argparse.Namespace) -> None:
@@ -135,16 +154,45 @@ def _cmd_serve_grpc(args: argparse.Namespace) -> None:
     from pipelines.services.grpc_server import build_server
 
     settings = get_settings()
-    cert, key = settings.grpc_tls_cert_path, settings.grpc_tls_key_path
-    if bool(cert) != bool(key):
-        raise SystemExit("loanstress serve-grpc: set both STRESS_GRPC_TLS_CERT_PATH and STRESS_GRPC_TLS_KEY_PATH")
-    server, port = build_server(current_adapters(), _token_verifier(), settings.grpc_address,
-                                tls_cert_pem=Path(cert).read_bytes() if cert else None,
-                                tls_key_pem=Path(key).read_bytes() if key else None)
+    tls = grpc_server_tls(settings)
+    cert, key = tls.pem_pair() if tls else (None, None)
+    server, port = build_server(current_adapters(), _token_verifier(), settings.grpc_address, tls_cert_pem=cert,
+                                tls_key_pem=key)
     server.start()
-    print(f"gRPC services on {settings.grpc_address.rsplit(':', 1)[0]}:{port} ({'TLS' if cert else 'plaintext'})",
+    print(f"gRPC services on {settings.grpc_address.rsplit(':', 1)[0]}:{port} ({'TLS' if tls else 'plaintext'})",
           flush=True)
     server.wait_for_termination()
+
+
+def _cmd_fetch_macro(args: argparse.Namespace) -> None:
+    from pipelines.composition import current_adapters
+    from pipelines.data.market_data import fetch_fed_table, save_fed_tables
+
+    adapters = current_adapters()
+    downloads = [fetch_fed_table(url, fetcher=adapters.http_fetcher, cache=adapters.http_cache) for url in args.urls]
+    for path, download in zip(save_fed_tables(downloads, Path(args.into)), downloads, strict=True):
+        record = download.record
+        print(f"{path}: {len(download.frame)} quarters {download.frame.index[0]}..{download.frame.index[-1]} from "
+              f"{record.url}, sha256 {record.sha256}{' (cached)' if record.from_cache else ''}")
+
+
+def _cmd_probe(args: argparse.Namespace) -> None:
+    from pipelines.services.probe import ProbeFailed, probe
+
+    try:
+        print(probe(args.target, get_settings().tls_ca_path, args.timeout))
+    except ProbeFailed as failure:
+        print(f"unhealthy: {failure}", file=sys.stderr)
+        raise SystemExit(1) from failure
+
+
+def _cmd_make_certs(args: argparse.Namespace) -> None:
+    from pipelines.services.certificates import COMPOSE_NAMES, CertificateAuthority
+
+    authority = CertificateAuthority(Path(args.out), days=args.days)
+    issued = authority.issue("server", tuple(args.names or COMPOSE_NAMES))
+    print(f"wrote {authority.ca_path} (CA), {issued.cert_path} and {issued.key_path} for "
+          f"{', '.join(args.names or COMPOSE_NAMES)}, valid {args.days} days: for development only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
     grpc_server.set_defaults(func=_cmd_serve_grpc)
     api = commands.add_parser("serve-api", help="the REST API under /api/v1 (STRESS_API_HOST/PORT, STRESS_AUTH_*)")
     api.set_defaults(func=_cmd_serve_api)
+    macro = commands.add_parser("fetch-macro", help="Fed scenario tables by URL: validated, cached, saved for the "
+                                "scenarios (STRESS_HTTP_*)")
+    macro.add_argument("urls", nargs="+", help="URLs of the Fed's CSV tables, named as the Fed names them")
+    macro.add_argument("--into", default=str(REPO_ROOT / "scenarios" / "fed"),
+                       help="folder the scenarios read (default scenarios/fed)")
+    macro.set_defaults(func=_cmd_fetch_macro)
+    probe = commands.add_parser("probe", help="health probe: exit 0 if TARGET answers healthy (STRESS_TLS_CA_PATH)")
+    probe.add_argument("target", help="http(s)://host:port/path or grpc(s)://host:port")
+    probe.add_argument("--timeout", type=float, default=5.0, help="seconds")
+    probe.set_defaults(func=_cmd_probe)
+    certs = commands.add_parser("make-certs", help="a development CA and server certificate (not for production)")
+    certs.add_argument("--out", default="deploy/tls", help="folder of ca.pem, server.pem, server-key.pem")
+    certs.add_argument("--names", nargs="*", help="DNS names / IPs of the certificate (default: the compose "
+                       "services and localhost)")
+    certs.add_argument("--days", type=int, default=90)
+    certs.set_defaults(func=_cmd_make_certs)
     return parser
 
 

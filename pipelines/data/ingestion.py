@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from difflib import get_close_matches
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import numpy as np
@@ -38,6 +39,9 @@ import pyarrow.compute as pc
 
 from pipelines.data.contract import COLUMN_NAMES, FIELD_BY_NAME, FIELDS, REQUIRED_COLUMNS, Field
 from pipelines.data.sources import redact_credentials, redact_text
+
+if TYPE_CHECKING:
+    from pipelines.adapters.http_source import HttpFetcher
 
 ROW_NUMBER = "row_number"
 # Plain or scientific notation (writers print tiny decimals as 1.1E-7), at most 18 integer digits.
@@ -96,12 +100,14 @@ class TypedTape:
         return self.table.num_rows + len(self.malformed)
 
 
-def ingest(source: str, aws_region: str = "us-east-1") -> TypedTape:
+def ingest(source: str, aws_region: str = "us-east-1", http: HttpFetcher | None = None) -> TypedTape:
     """Read ``source`` and cast it to the canonical loan table.
 
-    ``source`` is a path or ``file://``/``s3://`` URI of a ``.csv``/``.parquet`` file, or a
-    SQLAlchemy URL with a ``table`` query parameter, e.g.
-    ``postgresql://user@host:5432/db?table=loan_tape`` or ``sqlite:////path/book.db?table=loans``.
+    ``source`` is a path or ``file://``/``s3://``/``https://`` URI of a ``.csv``/``.parquet`` file
+    (an S3 presigned URL included: the format is the suffix of its path), or a SQLAlchemy URL with a
+    ``table`` query parameter, e.g. ``postgresql://user@host:5432/db?table=loan_tape`` or
+    ``sqlite:////path/book.db?table=loans``. ``https://`` is read through ``http`` (timeouts,
+    retries); a source that stays unreachable raises its ``ConnectionError``, which a task retry may heal.
     """
     # The real URI only connects; the tape, its messages and everything recorded from it carry the
     # redacted one, so a password in a database URL is never shown or stored.
@@ -111,10 +117,15 @@ def ingest(source: str, aws_region: str = "us-east-1") -> TypedTape:
         text_table, malformed = _read_sql(source, shown)
     else:
         suffix = Path(urlparse(source).path).suffix.lower()
+        from pipelines.adapters.http_source import HttpSourceRejected, HttpSourceUnavailable
         from pipelines.adapters.object_store import read_uri_bytes
 
         try:
-            data = read_uri_bytes(source, aws_region, setting=LOAN_TAPE_SETTING)
+            data = read_uri_bytes(source, aws_region, setting=LOAN_TAPE_SETTING, http=http)
+        except HttpSourceUnavailable:
+            raise
+        except HttpSourceRejected as error:  # a 4xx, a redirect to plaintext, a body over the size limit
+            raise TableContractError(f"cannot read loan tape {shown!r}: {error}") from error
         except FileNotFoundError as error:
             raise TableContractError(f"loan tape {shown!r} does not exist") from error
         except OSError as error:  # a directory, no permission, an I/O error: retrying will not help

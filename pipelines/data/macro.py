@@ -14,6 +14,7 @@ index and VIX before they existed) stays ``NaN``.
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -48,6 +49,18 @@ FED_COLUMNS: dict[str, str] = {
     "Market Volatility Index (Level)": "vix",
 }
 MACRO_VARIABLES: tuple[str, ...] = tuple(FED_COLUMNS.values())
+# Bounds no published history or supervisory scenario comes near (the 2020 quarters reached -28 % and +65 %
+# annualised growth, 13 % unemployment, 20 % prime rate): they catch a unit mistake or a corrupt download
+# before it reaches a scenario, without second-guessing a severe scenario.
+_GROWTH = (-100.0, 200.0)
+_RATE = (-5.0, 50.0)
+PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {
+    "real_gdp_growth": _GROWTH, "nominal_gdp_growth": _GROWTH, "real_disposable_income_growth": _GROWTH,
+    "nominal_disposable_income_growth": _GROWTH, "unemployment_rate": (0.0, 50.0), "cpi_inflation": (-50.0, 100.0),
+    "treasury_3m": _RATE, "treasury_5y": _RATE, "treasury_10y": _RATE, "bbb_yield": _RATE, "mortgage_rate": _RATE,
+    "prime_rate": _RATE, "equity_index": (1e-6, 1e9), "house_price_index": (1e-6, 1e6),
+    "cre_price_index": (1e-6, 1e6), "vix": (1.0, 200.0),
+}
 # Index levels change in percent; everything else is already a percentage and changes in points.
 LEVEL_VARIABLES = frozenset(name for header, name in FED_COLUMNS.items() if header.endswith("(Level)"))
 
@@ -74,52 +87,89 @@ def parse_quarter(text: str) -> pd.Period:
 
 
 def load_fed_table(path: str | Path) -> pd.DataFrame:
-    """Read one Fed CSV table (history or scenario) into the canonical quarterly frame.
+    """Read one Fed CSV table (history or scenario) into the canonical quarterly frame (:func:`parse_fed_table`)."""
+    path = Path(path)
+    return parse_fed_table(path.read_bytes(), path.name)
+
+
+def parse_fed_table(data: bytes, name: str) -> pd.DataFrame:
+    """Parse the bytes of one Fed CSV table (a shipped file or a download) into the canonical quarterly frame.
 
     The Fed's layout is checked strictly (exact column set, unique consecutive quarters, numeric
-    values) because a silently misread column would flow into every stress result. The Fed's
+    values within :data:`PLAUSIBLE_RANGES`) because a silently misread column would flow into every
+    stress result. ``name`` (the file name or URL) starts every error message. The Fed's
     ``Scenario Name`` is kept in ``frame.attrs["scenario_name"]``.
     """
-    path = Path(path)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        raw = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"{path.name}: empty file") from exc
+        raise ValueError(f"{name}: empty file") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{name}: not a readable CSV table ({exc})") from exc
     raw.columns = [str(c).strip() for c in raw.columns]
 
     expected = {SCENARIO_NAME_COLUMN, DATE_COLUMN, *FED_COLUMNS}
     unknown = [c for c in raw.columns if c not in expected]
     missing = [c for c in (SCENARIO_NAME_COLUMN, DATE_COLUMN, *FED_COLUMNS) if c not in raw.columns]
     if unknown or missing:
-        raise ValueError(f"{path.name}: unknown columns {unknown}, missing columns {missing}")
+        raise ValueError(f"{name}: unknown columns {unknown}, missing columns {missing}")
     if raw.empty:
-        raise ValueError(f"{path.name}: no rows")
+        raise ValueError(f"{name}: no rows")
 
     try:
         quarters = pd.PeriodIndex([parse_quarter(d) for d in raw[DATE_COLUMN]], name="quarter")
     except ValueError as exc:
-        raise ValueError(f"{path.name}: {exc}") from exc
+        raise ValueError(f"{name}: {exc}") from exc
     steps = np.diff(quarters.asi8)
     if (steps != 1).any():
         bad = quarters[1:][steps != 1][0]
-        raise ValueError(f"{path.name}: quarters must be consecutive and unique, broken at {bad}")
+        raise ValueError(f"{name}: quarters must be consecutive and unique, broken at {bad}")
 
     names = raw[SCENARIO_NAME_COLUMN].str.strip().unique()
     if len(names) != 1:
-        raise ValueError(f"{path.name}: expected one scenario name, found {list(names)}")
+        raise ValueError(f"{name}: expected one scenario name, found {list(names)}")
 
     frame = pd.DataFrame(index=quarters)
-    for header, name in FED_COLUMNS.items():
+    for header, variable in FED_COLUMNS.items():
         text = raw[header].str.strip()
         values = pd.to_numeric(text.where(text != ""), errors="coerce")
         bad_cells = values.isna() & (text != "")
         if bad_cells.any():
             first = bad_cells.to_numpy().argmax()
-            raise ValueError(f"{path.name}: non-numeric {header!r} value {text.iloc[first]!r} "
+            raise ValueError(f"{name}: non-numeric {header!r} value {text.iloc[first]!r} "
                              f"in {quarters[first]}")
-        frame[name] = values.to_numpy(dtype=float)
+        frame[variable] = values.to_numpy(dtype=float)
+        # Only a series that did not exist yet may be missing: a gap after its first value is a fault (a
+        # truncated download ends in short rows, read as empty cells).
+        observed = values.notna().to_numpy()
+        if observed.any() and not observed[observed.argmax():].all():
+            gap = observed.argmax() + int((~observed[observed.argmax():]).argmax())
+            raise ValueError(f"{name}: {header!r} is missing in {quarters[gap]} after earlier quarters had it "
+                             "(a truncated or corrupt table)")
+    check_plausible(frame, name)
     frame.attrs["scenario_name"] = str(names[0])
     return frame
+
+
+def check_plausible(frame: pd.DataFrame, name: str) -> None:
+    """Every value of the canonical columns within its :data:`PLAUSIBLE_RANGES`, else a ValueError naming the cell.
+
+    Missing values pass (early history has none for some series); infinities do not.
+    """
+    for variable in frame.columns.intersection(list(PLAUSIBLE_RANGES)):
+        low, high = PLAUSIBLE_RANGES[variable]
+        values = frame[variable].to_numpy(dtype=float)
+        outside = ~np.isnan(values) & ((values < low) | (values > high))
+        if outside.any():
+            first = int(outside.argmax())
+            raise ValueError(f"{name}: {variable} = {values[first]:g} in {frame.index[first]} is outside the "
+                             f"plausible range [{low:g}, {high:g}] (a unit mistake, basis points or a fraction "
+                             "for a percentage, or a corrupt table)")
+
+
+def is_fed_table_name(file_name: str) -> bool:
+    """Whether :func:`load_history` or :func:`list_scenarios` would read a file of this name."""
+    return bool(_HISTORY_FILE.match(file_name) or _SCENARIO_FILE.match(file_name))
 
 
 def _tables_by_id(directory: Path, pattern: re.Pattern[str]) -> dict[str, Path]:

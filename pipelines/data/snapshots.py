@@ -32,6 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipelines.adapters.http_source import HttpFetcher
 from pipelines.adapters.loan_store import LoanStore
 from pipelines.adapters.object_store import ObjectStore
 from pipelines.data.amendments import apply_amendments
@@ -67,15 +68,16 @@ def input_hash(tape: TypedTape) -> str:
 
 
 def stage_tape(source: str, run_key: str, store: ObjectStore, aws_region: str, *, loan_store: LoanStore,
-               as_of: date | None = None, airflow_run_id: str | None = None) -> dict[str, Any]:
+               as_of: date | None = None, airflow_run_id: str | None = None,
+               http: HttpFetcher | None = None) -> dict[str, Any]:
     """Ingest ``source`` and stage the typed tape for the validate step; returns where it is.
 
     The staged ``source`` (what XCom and the step records carry) has its credentials redacted. A tape
     that cannot be read or breaks a table rule while read is recorded as a rejected ingestion, then
-    its :class:`TableContractError` goes on.
+    its :class:`TableContractError` goes on. ``http`` reads an ``https://`` source (a signed URL).
     """
     try:
-        tape = ingest(source, aws_region)
+        tape = ingest(source, aws_region, http)
     except TableContractError as error:
         _record_rejection(error, {"ingestion_id": uuid.uuid4().hex, "source": redact_credentials(source),
                                   "as_of": as_of.isoformat() if as_of else None, "airflow_run_id": airflow_run_id},

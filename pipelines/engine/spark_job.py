@@ -9,8 +9,9 @@ The driver then writes the batches' outputs beside the job (``outputs.json``) fo
 that waits on the job.
 
 Arguments: ``--object-store-uri`` (``file://`` or ``s3://``), ``--job-key`` (the job's key in that
-store) and ``--region``. No settings are read here: everything comes from the job document, so an
-EMR Serverless driver needs no ``STRESS_*`` environment.
+store), ``--region`` and, when the store encrypts with SSE-KMS, ``--kms-key-id``. No settings are
+read here: everything comes from the job document, so an EMR Serverless driver needs no ``STRESS_*``
+environment.
 """
 
 from __future__ import annotations
@@ -27,25 +28,29 @@ def outputs_key(job_key: str) -> str:
     return f"{job_key.rpartition('/')[0]}/outputs.json"
 
 
-def _simulate_partition(store_uri: str, region: str, job_json: bytes, items: list[dict[str, Any]]):
+def _open_store(store_uri: str, region: str, kms_key_id: str):
+    from pipelines.adapters.object_store import ServerSideEncryption, open_object_store
+
+    return open_object_store(store_uri, region, ServerSideEncryption(kms_key_id))
+
+
+def _simulate_partition(store_uri: str, region: str, kms_key_id: str, job_json: bytes, items: list[dict[str, Any]]):
     """Run on an executor: simulate this partition's work items (one store client per partition)."""
-    from pipelines.adapters.object_store import open_object_store
     from pipelines.engine.batches import SimulationJob, WorkItem, simulate_work_item
 
-    store = open_object_store(store_uri, region)
+    store = _open_store(store_uri, region, kms_key_id)
     job = SimulationJob.from_json(job_json)
     for item in items:
         yield simulate_work_item(store, job.features_key, job.pd_model, job.config, WorkItem(**item))
 
 
-def run(store_uri: str, job_key: str, region: str) -> list[dict[str, Any]]:
+def run(store_uri: str, job_key: str, region: str, kms_key_id: str = "") -> list[dict[str, Any]]:
     """Simulate every work item of the job on the active Spark cluster; returns the outputs in job order."""
     from pyspark.sql import SparkSession
 
-    from pipelines.adapters.object_store import open_object_store
     from pipelines.engine.batches import SimulationJob, check_job_outputs
 
-    store = open_object_store(store_uri, region)
+    store = _open_store(store_uri, region, kms_key_id)
     job_json = store.get_bytes(job_key)
     job = SimulationJob.from_json(job_json)
     spark = SparkSession.builder.appName(f"loanstress-simulate {job_key}").getOrCreate()
@@ -53,7 +58,8 @@ def run(store_uri: str, job_key: str, region: str) -> list[dict[str, Any]]:
         items = [dataclasses.asdict(item) for item in job.items]
         # One partition per batch: a batch is the unit of work, as a mapped task is locally.
         rdd = spark.sparkContext.parallelize(items, numSlices=len(items))
-        outputs = rdd.mapPartitions(lambda part: _simulate_partition(store_uri, region, job_json, list(part)))
+        outputs = rdd.mapPartitions(
+            lambda part: _simulate_partition(store_uri, region, kms_key_id, job_json, list(part)))
         checked = check_job_outputs(job, outputs.collect())
     finally:
         spark.stop()
@@ -66,8 +72,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--object-store-uri", required=True)
     parser.add_argument("--job-key", required=True)
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--kms-key-id", default="", help="SSE-KMS key of the store's writes; empty: SSE-S3")
     args = parser.parse_args(argv)
-    outputs = run(args.object_store_uri, args.job_key, args.region)
+    outputs = run(args.object_store_uri, args.job_key, args.region, args.kms_key_id)
     print(f"simulated {len(outputs)} batches of {args.job_key}")
 
 

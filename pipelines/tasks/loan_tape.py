@@ -24,7 +24,8 @@ def ingest(source_uri: str | None, as_of: str, run_id: str) -> dict[str, Any]:
     source = source_uri or adapters.settings.resolved_loan_tape_uri
     log.info("ingesting the loan tape %s (as of %s)", redact_credentials(source), as_of)
     staged = stage_tape(source, run_key(run_id), adapters.object_store, adapters.settings.aws_region,
-                        loan_store=adapters.loan_store, as_of=date.fromisoformat(as_of), airflow_run_id=run_id)
+                        loan_store=adapters.loan_store, as_of=date.fromisoformat(as_of), airflow_run_id=run_id,
+                        http=adapters.http_fetcher)
     log.info("ingested %s rows (%s malformed, %s with type errors)", f"{staged['input_rows']:,}",
              staged["malformed_rows"], staged["rows_with_type_errors"])
     return record_step(adapters.object_store, run_id, "ingest", {**staged, "as_of": as_of})

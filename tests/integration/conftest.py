@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from services_support import adapters_fixture, fresh_postgres_database_fixture
 
+from pipelines.services.certificates import CertificateAuthority
 from pipelines.services.local_issuer import ALL_SCOPES, OAuthIssuer
 
 fresh_postgres_database = pytest.fixture(fresh_postgres_database_fixture)
@@ -37,3 +38,9 @@ def client_credentials_token(issuer: OAuthIssuer, client_id: str, scope: str | N
     response = httpx.post(issuer.token_url, data=form, auth=(client_id, CLIENTS[client_id][0]))
     response.raise_for_status()
     return response.json()["access_token"]
+
+
+@pytest.fixture(scope="session")
+def certificate_authority(tmp_path_factory) -> CertificateAuthority:
+    """A CA made for this test run; its server certificates name localhost and 127.0.0.1."""
+    return CertificateAuthority(tmp_path_factory.mktemp("tls"))

@@ -58,3 +58,23 @@ def test_local_defaults_serve_and_score_locally(settings):
 def test_sagemaker_serving_needs_its_settings(settings, overrides, setting):
     with pytest.raises(ConfigurationError, match=setting):
         build_adapters(settings.model_copy(update={**AWS, **overrides}))
+
+
+def test_the_http_settings_build_the_fetcher_and_its_cache_in_the_object_store(settings):
+    adapters = build_adapters(settings.model_copy(update={
+        "http_connect_timeout_seconds": 3, "http_read_timeout_seconds": 7, "http_attempt_timeout_seconds": 90,
+        "http_max_attempts": 4, "http_backoff_base_seconds": 0.25, "http_backoff_max_seconds": 9,
+        "http_max_retry_after_seconds": 45, "http_max_bytes": 1234}))
+    fetcher = adapters.http_fetcher
+    assert (fetcher.timeouts.connect, fetcher.timeouts.read, fetcher.timeouts.attempt) == (3, 7, 90)
+    assert (fetcher.retry.max_attempts, fetcher.retry.base_seconds, fetcher.retry.max_seconds,
+            fetcher.retry.max_retry_after_seconds) == (4, 0.25, 9, 45)
+    assert fetcher.max_bytes == 1234
+    assert adapters.http_cache.store is adapters.object_store
+
+
+def test_encryption_settings_reach_the_object_store(settings):
+    adapters = build_adapters(settings.model_copy(update={"object_store_kms_key_id": "alias/loanstress"}))
+    assert adapters.object_store_encryption.put_arguments() == {"ServerSideEncryption": "aws:kms",
+                                                                 "SSEKMSKeyId": "alias/loanstress"}
+    assert build_adapters(settings).object_store_encryption.put_arguments() == {"ServerSideEncryption": "AES256"}

@@ -94,7 +94,7 @@ def test_permission_denied_is_a_table_error(tmp_path: Path, monkeypatch: pytest.
     # Tests may run as root, which reads any file: the adapter's error is simulated.
     from pipelines.adapters import object_store
 
-    def denied(uri: str, region: str = "us-east-1", setting: str = "") -> bytes:
+    def denied(uri: str, region: str = "us-east-1", setting: str = "", http: object = None) -> bytes:
         raise PermissionError(13, "Permission denied", uri)
 
     monkeypatch.setattr(object_store, "read_uri_bytes", denied)

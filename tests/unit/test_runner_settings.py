@@ -41,3 +41,18 @@ def test_the_spark_runner_follows_the_settings(tmp_path) -> None:
     assert command[-6:] == ["--object-store-uri", "file:///store", "--job-key", "runs/r/job.json", "--region",
                             "us-east-1"]
     assert runner.environment()["PYSPARK_PYTHON"] == "/opt/venv/bin/python"
+
+
+def test_the_spark_job_writes_with_the_object_store_kms_key(tmp_path) -> None:
+    key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    adapters = build_adapters(StressSettings(data_home=tmp_path, **EMR, object_store_kms_key_id=key))
+    submit = adapters.emr_serverless_job.job_driver("s3://bank-risk/stress", "runs/r/job.json")["sparkSubmit"]
+    assert submit["entryPointArguments"][-2:] == ["--kms-key-id", key]
+    logs = adapters.emr_serverless_job.configuration_overrides()["monitoringConfiguration"]["s3MonitoringConfiguration"]
+    assert logs["encryptionKeyArn"] == key
+    spark = build_adapters(StressSettings(data_home=tmp_path, simulation_runner="spark", object_store_kms_key_id=key))
+    assert spark.spark_runner.command("file:///s", "runs/r/job.json", "us-east-1")[-2:] == ["--kms-key-id", key]
+    plain = build_adapters(StressSettings(data_home=tmp_path, **EMR)).emr_serverless_job
+    assert "--kms-key-id" not in plain.job_driver("s3://bank-risk/stress", "k")["sparkSubmit"]["entryPointArguments"]
+    assert "encryptionKeyArn" not in plain.configuration_overrides()["monitoringConfiguration"][
+        "s3MonitoringConfiguration"]

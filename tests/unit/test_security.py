@@ -78,6 +78,18 @@ def test_the_stress_report_escapes_and_redacts(stress_result) -> None:
     ("sqlite:////data/book.db?table=loans", "sqlite:////data/book.db?table=loans"),
     ("s3://bucket/tapes/2025-12-31.csv", "s3://bucket/tapes/2025-12-31.csv"),
     ("/data/tape.csv", "/data/tape.csv"),
+    ("https://bank.s3.amazonaws.com/tapes/b.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20260630"
+     "&X-Amz-Date=20260630T120000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Security-Token=IQoJ"
+     "&X-Amz-Signature=5ec7",
+     "https://bank.s3.amazonaws.com/tapes/b.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***"
+     "&X-Amz-Date=20260630T120000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Security-Token=***"
+     "&X-Amz-Signature=***"),
+    ("https://bank.s3.amazonaws.com/b.csv?AWSAccessKeyId=AKIA&Expires=1751284800&Signature=abc%3D",
+     "https://bank.s3.amazonaws.com/b.csv?AWSAccessKeyId=AKIA&Expires=1751284800&Signature=***"),
+    ("https://api.stlouisfed.org/fred/series/observations?series_id=UNRATE&api_key=abcd1234&file_type=json",
+     "https://api.stlouisfed.org/fred/series/observations?series_id=UNRATE&api_key=***&file_type=json"),
+    ("https://acct.blob.core.windows.net/c/b.csv?sv=2022-11-02&sig=xyz%2B", "https://acct.blob.core.windows.net/c/b.csv?"
+     "sv=2022-11-02&sig=***"),
 ])
 def test_redact_credentials(uri: str, expected: str) -> None:
     from pipelines.data.sources import redact_credentials
