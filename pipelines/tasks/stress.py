@@ -171,6 +171,7 @@ def emr_serverless_job(plan: dict[str, Any], run_id: str) -> dict[str, Any]:
     log.info("EMR Serverless job %s on %s (code %s)", job_key, emr.release_label, emr.code_uri)
     return {"release_label": emr.release_label, "application_name": f"loanstress-{run_key(run_id)}"[:64],
             "execution_role_arn": emr.execution_role_arn, "region": emr.region,
+            "aws_conn_id": adapters.settings.aws_conn_id,
             "job_driver": emr.job_driver(store_uri, job_key), "configuration_overrides": emr.configuration_overrides(),
             "job_key": job_key}
 
