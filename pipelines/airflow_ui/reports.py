@@ -33,9 +33,10 @@ def create_reports_app() -> FastAPI:
              dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))])
     def run_report(dag_id: str, run_id: str, report_format: Literal["html", "pdf"]) -> Response:
         output = task_output(dag_id, run_id, REPORT_TASK_ID) if dag_id == STRESS_DAG_ID else None
-        if output is None:
-            raise HTTPException(404, f"no report of {dag_id} run {run_id!r} (its report task has not written one)")
-        document = output["report"][report_format]
+        document = (output or {}).get("report", {}).get(report_format)
+        if document is None:
+            raise HTTPException(404, f"no {report_format} report of {dag_id} run {run_id!r} (its report task "
+                                     "has not written one)")
         body = current_adapters().object_store.get_bytes(document["key"])
         filename = document["key"].rsplit("/", 1)[-1]
         return Response(body, media_type=MEDIA_TYPES[report_format],
