@@ -33,8 +33,11 @@ test: install  ## the whole test suite
 bench: install  ## benchmarks: prints figures, writes .bench/results.json
 	$(PY) -m benchmarks.run $(BENCH)
 
-airflow: install  ## Airflow UI on http://localhost:8080 with this repo's DAGs (embedded SQLite metadata)
-	$(VENV)/bin/airflow standalone
+AIRFLOW_PORT ?= 8080
+# `airflow standalone` starts its scheduler, DAG processor, triggerer and API server as `airflow ...` found on
+# PATH: the venv's bin goes first, or they do not start (or another Airflow without this repo's plugin does).
+airflow: install  ## Airflow UI on http://localhost:$(AIRFLOW_PORT) with this repo's DAGs and plugin (embedded SQLite metadata)
+	PATH="$(abspath $(VENV))/bin:$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) $(VENV)/bin/airflow standalone
 
 mlflow: install  ## MLflow UI on http://localhost:5000 over the local tracking store
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DATA_HOME)/mlflow.sqlite --port 5000

@@ -7,8 +7,10 @@ the scheduler parses this file in milliseconds.
 reduce[scenario] -> check_results -> publish -> attribution (against the previous published run),
 optimise and compliance -> emit_metrics -> report -> compliance_gate, and the teardown ``clean_up``
 after everything, whatever happened. Results reach the results store only in ``publish``, after the
-checks passed. ``optimise`` (on by the ``optimise`` parameter) recommends the book's allocation under
-the severely adverse scenario for the report.
+checks passed. ``validate`` and ``publish`` emit events of the ``validated_loan_snapshot`` and
+``stress_test_results`` assets, whose metadata (rows and hash; each scenario's loss and capital
+figures) the UI's asset pages show. ``optimise`` (on by the ``optimise`` parameter) recommends the
+book's allocation under the severely adverse scenario for the report.
 
 The simulate step has one branch per runner and ``STRESS_SIMULATION_RUNNER`` picks one at run time
 (``choose_runner``), so the DAG's shape is the same whatever the runner: ``local`` maps one task per
@@ -31,6 +33,8 @@ from pipelines.tasks.policy import DEFAULT_ARGS
 SCENARIOS = ["2026_baseline", "2026_severely_adverse", "2025_baseline", "2025_severely_adverse", "rate_hike_300bp"]
 DAG_ID = "loan_stress_test"
 VALIDATED_LOAN_SNAPSHOT = Asset(name="validated_loan_snapshot", uri="file://loanstress/validated_loan_snapshot")
+# An event per published run: its inputs and each scenario's loss and capital figures (the UI's asset events).
+STRESS_TEST_RESULTS = Asset(name="stress_test_results", uri="file://loanstress/stress_test_results")
 
 
 @dag(
@@ -118,11 +122,14 @@ def loan_stress_test() -> None:
 
         return check(reduced, run_id)
 
-    @task
-    def publish(checked: dict, plan: dict, run_id: str) -> dict:
+    @task(outlets=[STRESS_TEST_RESULTS])
+    def publish(checked: dict, plan: dict, run_id: str, outlet_events=None) -> dict:
         from pipelines.tasks.stress import publish as publish_results
+        from pipelines.tasks.stress import results_event_extra
 
-        return publish_results(checked, plan, run_id)
+        published = publish_results(checked, plan, run_id)
+        outlet_events[STRESS_TEST_RESULTS].extra = results_event_extra(published, run_id)
+        return published
 
     @task
     def attribution(plan: dict, published: dict, run_id: str) -> dict:

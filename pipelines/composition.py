@@ -31,6 +31,7 @@ setting (:func:`check_configuration`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -231,13 +232,30 @@ def build_adapters(settings: StressSettings) -> Adapters:
     return Adapters(settings)
 
 
+SettingsResolver = Callable[[StressSettings], StressSettings]
+
 _current: Adapters | None = None
+_current_source: StressSettings | None = None  # the environment's settings _current was resolved from
+_resolver: SettingsResolver | None = None
+
+
+def resolve_settings_with(resolver: SettingsResolver | None) -> None:
+    """Have :func:`current_adapters` pass the environment's settings through ``resolver`` before building.
+
+    The task layer installs the resolver of the Airflow deployment's Variables and Connections
+    (:mod:`pipelines.tasks.airflow_config`) when a task runs; the command line and the services
+    build from the environment alone. Installing another resolver rebuilds the adapters.
+    """
+    global _resolver, _current
+    if resolver is not _resolver:
+        _resolver, _current = resolver, None
 
 
 def current_adapters() -> Adapters:
     """The adapters of this process's settings (rebuilt when the settings are re-read, as tests do)."""
-    global _current
+    global _current, _current_source
     settings = get_settings()
-    if _current is None or _current.settings is not settings:
-        _current = build_adapters(settings)
+    if _current is None or _current_source is not settings:
+        _current = build_adapters(_resolver(settings) if _resolver else settings)
+        _current_source = settings
     return _current

@@ -300,6 +300,8 @@ class StressSettings(BaseSettings):
     auth_jwks_url: str = Field(default="", description="JWKS URL of the identity provider (RS256 signing keys).")
     auth_jwks_cache_seconds: int = Field(default=300, ge=1, description="How long fetched signing keys are kept; "
                                          "an unknown key id refetches at most once per this period.")
+    dashboard_url: str = Field(default="", description="Base URL of the stress-test dashboard; the Airflow UI "
+                               "links each loan_stress_test run to <dashboard_url>/runs/<run id>. Empty: no link.")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of `make api` (REST).")
     grpc_address: str = Field(default="127.0.0.1:50051", description="host:port the gRPC server listens on.")

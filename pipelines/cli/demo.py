@@ -11,9 +11,12 @@ import subprocess
 import sys
 import time
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.settings import REPO_ROOT, StressSettings, get_settings
+
+if TYPE_CHECKING:
+    from pipelines.adapters.object_store import ObjectStore
 
 DEMO_AS_OF = date(2025, 12, 31)
 
@@ -84,9 +87,11 @@ def run_demo(n_loans: int, seed: int) -> None:
 
 def print_summary(run_id: str, seconds: float) -> None:
     from pipelines.composition import current_adapters
+    from pipelines.tasks.optimisation import load_allocation
     from pipelines.tasks.runs import read_run_steps
 
-    steps = read_run_steps(current_adapters().object_store, run_id)
+    store = current_adapters().object_store
+    steps = read_run_steps(store, run_id)
     snapshot = steps["validate"]
     print()
     print(f"loan_stress_test run {run_id} succeeded in {seconds:.0f} s")
@@ -131,8 +136,8 @@ def print_summary(run_id: str, seconds: float) -> None:
               f"{check['el_analytic']:,.0f} (z {check['z']:+.2f}, limit {check['max_abs_z']:g}): "
               f"{'passed' if check['passed'] else 'FAILED'}")
     print_attribution(steps["attribution"])
-    print_compliance(steps)
-    print_allocation(steps.get("optimise"))
+    print_compliance(steps, store)
+    print_allocation(load_allocation(store, steps["optimise"]) if "optimise" in steps else None)
 
 
 def print_allocation(optimisation: dict[str, Any] | None) -> None:
@@ -211,25 +216,28 @@ def print_attribution(attribution: dict[str, Any]) -> None:
         print(f"  {scenario_id} not attributed: {reason}")
 
 
-def print_compliance(steps: dict[str, Any]) -> None:
+def print_compliance(steps: dict[str, Any], store: ObjectStore) -> None:
     """The run's compliance table and where its report is (after the simulation summary)."""
     from pipelines.compliance.rules import format_measure
+    from pipelines.tasks.compliance import load_compliance_records
 
     compliance = steps["compliance"]
+    records = [record.to_dict() for record in load_compliance_records(store, compliance)]
     print()
     print("  compliance         " + ", ".join(f"{count} {status}" for status, count in compliance["status"].items()))
     for line in compliance["breaches"]:
         print(f"  NON-COMPLIANT      {line}")
     print(f"  {'MetricId':<26} {'MetricName':<46} {'applies to':<44} {'threshold':>9} {'actual':>9}  Status")
-    for record in compliance["records"]:
+    for record in records:
         where = " / ".join(filter(None, (record["Scenario"], record["Segment"], record["Feature"])))
         print(f"  {record['MetricId']:<26} {record['MetricName'][:46]:<46} {where[:44]:<44} "
               f"{format_measure(record['Metric'], record['ComplianceThreshold']):>9} "
               f"{format_measure(record['Metric'], record['ActualValue']):>9}  {record['Status']}")
-    for note in dict.fromkeys(r["Note"] for r in compliance["records"] if r["Status"] == "Not Evaluated"):
+    for note in dict.fromkeys(r["Note"] for r in records if r["Status"] == "Not Evaluated"):
         print(f"    Not Evaluated: {note}")
     metrics = steps["metrics"]
     print(f"  metrics            {metrics['datapoints']} data points, {metrics['alarms']} alarms "
           f"({metrics['target']} target, namespace {metrics['namespace']})")
-    print(f"  report             {steps['report']['pdf_uri']} ({steps['report']['pdf_pages']} pages)")
-    print(f"                     {steps['report']['html_uri']}")
+    report = steps["report"]["report"]
+    print(f"  report             {report['pdf']['uri']} ({report['pdf']['pages']} pages)")
+    print(f"                     {report['html']['uri']}")

@@ -4,12 +4,14 @@ the records, publish them as metrics with their alarms, and the gate that makes 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from pipelines.adapters.object_store import ObjectStore
 from pipelines.compliance.rules import ComplianceRecord, Status, format_measure, status_counts
 from pipelines.composition import Adapters, current_adapters
 from pipelines.tasks.policy import task_entry
-from pipelines.tasks.runs import log, record_step
+from pipelines.tasks.runs import log, record_step, run_prefix
 
 
 def breach_lines(records: list[ComplianceRecord]) -> list[str]:
@@ -25,7 +27,11 @@ def breach_lines(records: list[ComplianceRecord]) -> list[str]:
 
 def compliance_outcome(adapters: Adapters, records: list[ComplianceRecord], run_id: str,
                        dag_id: str) -> dict[str, Any]:
-    """Store a run's records beside earlier runs', log the breaches, return the records (the task's XCom)."""
+    """Store a run's records beside earlier runs', log the breaches, return their counts, breaches and key.
+
+    The records themselves (a few hundred bytes each, dozens per run) go to
+    ``runs/<run>/compliance/records.json``; the task's XCom stays a few hundred bytes.
+    """
     adapters.results_store.save_compliance(run_id, dag_id, records)
     adapters.cache.invalidate()  # the services' cached compliance status now shows this run
     counts = status_counts(records)
@@ -35,8 +41,16 @@ def compliance_outcome(adapters: Adapters, records: list[ComplianceRecord], run_
                     run_id, "\n  ".join(breaches))
     else:
         log.info("compliance: %s", counts)
-    return record_step(adapters.object_store, run_id, "compliance", {
-        "status": counts, "breaches": breaches, "records": [record.to_dict() for record in records]})
+    store = adapters.object_store
+    key = f"{run_prefix(run_id)}/compliance/records.json"
+    uri = store.put_bytes(key, json.dumps([record.to_dict() for record in records], indent=2).encode())
+    return record_step(store, run_id, "compliance", {
+        "status": counts, "breaches": breaches, "records_key": key, "records_uri": uri})
+
+
+def load_compliance_records(store: ObjectStore, compliance_result: dict[str, Any]) -> list[ComplianceRecord]:
+    """The records a compliance task stored (``compliance_result`` is its output)."""
+    return [ComplianceRecord.from_dict(r) for r in json.loads(store.get_bytes(compliance_result["records_key"]))]
 
 
 @task_entry
@@ -47,7 +61,7 @@ def emit_metrics(compliance_result: dict[str, Any], run_id: str) -> dict[str, An
 
     adapters = current_adapters()
     settings = adapters.settings
-    records = [ComplianceRecord.from_dict(r) for r in compliance_result["records"]]
+    records = load_compliance_records(adapters.object_store, compliance_result)
     published = publish_compliance(records, load_rules(settings.compliance_rules_path), settings,
                                    adapters.metrics_sink)
     log.info("published %s data points and %s alarms (%s)", published["datapoints"], published["alarms"],

@@ -1,5 +1,8 @@
 """The EMR Serverless branch of the simulate step: the Amazon provider's operators and sensors.
 
+Every operator and sensor uses the Airflow connection ``STRESS_AWS_CONN_ID`` (``aws_default``), which
+the configuration task hands them as a templated ``aws_conn_id``.
+
 Follows the provider's own system test (``example_emr_serverless``): the job's configuration is built
 in one task (:func:`pipelines.tasks.stress.emr_serverless_job`), then create application -> wait for
 it -> start job run -> wait for the job -> read the batches' outputs, with stop and delete of the
@@ -47,23 +50,24 @@ def emr_serverless_simulation(plan: XComArg, runner_choice: XComArg) -> XComArg:
         return cluster_job_outputs(run_id)
 
     config = job_config(plan)
+    aws = {"region_name": config["region"], "aws_conn_id": config["aws_conn_id"]}  # templated on every operator
     create = CreateApplication(task_id="create_application", release_label=config["release_label"],
                                job_type="SPARK", config={"name": config["application_name"]},
-                               region_name=config["region"], wait_for_completion=False)
+                               **aws, wait_for_completion=False)
     application_id = create.output
     application_ready = EmrServerlessApplicationSensor(task_id="wait_for_application", application_id=application_id,
-                                                       region_name=config["region"], poke_interval=15)
+                                                       **aws, poke_interval=15)
     start = EmrServerlessStartJobOperator(task_id="start_job", application_id=application_id,
                                           execution_role_arn=config["execution_role_arn"],
                                           job_driver=config["job_driver"],
                                           configuration_overrides=config["configuration_overrides"],
-                                          region_name=config["region"], wait_for_completion=False)
+                                          **aws, wait_for_completion=False)
     job_done = EmrServerlessJobSensor(task_id="wait_for_job", application_id=application_id, job_run_id=start.output,
-                                      region_name=config["region"], poke_interval=30)
+                                      **aws, poke_interval=30)
     stop = EmrServerlessStopApplicationOperator(task_id="stop_application", application_id=application_id,
-                                                force_stop=True, region_name=config["region"])
+                                                force_stop=True, **aws)
     delete = EmrServerlessDeleteApplicationOperator(task_id="delete_application", application_id=application_id,
-                                                    region_name=config["region"])
+                                                    **aws)
     outputs = job_outputs()
     chain(runner_choice, config, create, application_ready, start, job_done, outputs)
     chain(job_done, stop.as_teardown(setups=create), delete.as_teardown(setups=create))

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipelines.adapters.object_store import ObjectStore
 from pipelines.composition import current_adapters
 from pipelines.settings import StressSettings
 from pipelines.tasks.policy import task_entry
@@ -61,4 +62,15 @@ def optimise(published: dict[str, Any], enabled: bool, run_id: str) -> dict[str,
     uri = store.put_bytes(key, json.dumps(document, indent=2).encode())
     recommendation = document["recommendation"]
     log.info("recommended allocation (%s): %s", document["recommended_strategy"], recommendation["status"])
-    return record_step(store, run_id, "optimise", {**document, "allocation_key": key, "allocation_uri": uri})
+    # The document (strategies, frontier, per-segment allocation: tens of KB) stays in the object store.
+    return record_step(store, run_id, "optimise", {
+        "status": "done", "scenario_id": document["scenario_id"], "baseline_scenario": document["baseline_scenario"],
+        "recommended_strategy": document["recommended_strategy"], "recommendation_status": recommendation["status"],
+        "allocation_key": key, "allocation_uri": uri})
+
+
+def load_allocation(store: ObjectStore, optimisation: dict[str, Any]) -> dict[str, Any]:
+    """The optimise step's full document from its output (a skipped step's output is its own document)."""
+    if optimisation.get("status") != "done":
+        return optimisation
+    return json.loads(store.get_bytes(optimisation["allocation_key"]))

@@ -32,6 +32,9 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 def task_entry(function: Callable[P, R]) -> Callable[P, R]:
     """Mark a task function's permanent errors as non-retryable (the error and its cause stay in the log).
 
+    Before the call, the composition root is told to read the Airflow deployment's Variables
+    (:mod:`pipelines.tasks.airflow_config`), so a task's adapters follow what Airflow configures.
+
     Its ``run_id`` argument, if it has one, is bound to every log record of the call (JSON logs).
     """
 
@@ -39,8 +42,11 @@ def task_entry(function: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from pipelines.composition import resolve_settings_with
         from pipelines.observability.logs import bound_run_id
+        from pipelines.tasks.airflow_config import airflow_settings
 
+        resolve_settings_with(airflow_settings)  # the deployment's Airflow Variables before STRESS_* settings
         try:
             with bound_run_id(signature.bind_partial(*args, **kwargs).arguments.get("run_id")):
                 return function(*args, **kwargs)

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from pipelines.composition import Adapters, current_adapters
+from pipelines.engine.headline import headline_by_scenario, headline_figures
 from pipelines.tasks.policy import task_entry
 from pipelines.tasks.runs import log, record_step, run_key, run_prefix
 
@@ -170,6 +171,7 @@ def emr_serverless_job(plan: dict[str, Any], run_id: str) -> dict[str, Any]:
     log.info("EMR Serverless job %s on %s (code %s)", job_key, emr.release_label, emr.code_uri)
     return {"release_label": emr.release_label, "application_name": f"loanstress-{run_key(run_id)}"[:64],
             "execution_role_arn": emr.execution_role_arn, "region": emr.region,
+            "aws_conn_id": adapters.settings.aws_conn_id,
             "job_driver": emr.job_driver(store_uri, job_key), "configuration_overrides": emr.configuration_overrides(),
             "job_key": job_key}
 
@@ -232,9 +234,11 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
     store.put_bytes(f"{result_prefix}/simulation_result.json", json.dumps(result, indent=2).encode())
     summary = {k: v for k, v in result.items() if k != "scenario"}
     record_step(store, run_id, f"result_{scenario_id}", summary)
+    # Keys of what it wrote and the headline figures: the loss distribution stays in the object store.
     return {"scenario_id": scenario_id, "SimulationId": sim_id,
             "result_key": f"{result_prefix}/simulation_result.json",
-            "loans_key": f"{result_prefix}/affected_loans.parquet", "segment_losses_key": segment_losses_key}
+            "loans_key": f"{result_prefix}/affected_loans.parquet", "segment_losses_key": segment_losses_key,
+            "figures": headline_figures(result)}
 
 
 def _results(store, reduced: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -281,7 +285,15 @@ def publish(checked: dict[str, Any], plan: dict[str, Any], run_id: str) -> dict[
     adapters.cache.invalidate()  # the services' cached reads now show this run
     log.info("published %d simulation results of run %s", len(results), run_id)
     return record_step(adapters.object_store, run_id, "publish", {
-        "simulation_ids": [r["SimulationId"] for r in results], "reduced": checked["reduced"]})
+        "simulation_ids": [r["SimulationId"] for r in results], "reduced": checked["reduced"],
+        "snapshot_id": plan["snapshot_id"], "as_of": plan["as_of"], "pd_model_version": plan["pd_model"]["version"]})
+
+
+def results_event_extra(published: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """What the ``stress_test_results`` asset event carries: the run, its inputs and each scenario's figures."""
+    return {"airflow_run_id": run_id, "snapshot_id": published["snapshot_id"], "as_of": published["as_of"],
+            "pd_model_version": published["pd_model_version"], "simulation_ids": published["simulation_ids"],
+            "scenarios": {r["scenario_id"]: r["figures"] for r in published["reduced"]}}
 
 
 @task_entry
@@ -341,20 +353,28 @@ def report(manifest: dict[str, Any], published: dict[str, Any], compliance_resul
     from datetime import UTC, datetime
 
     from pipelines.compliance.report import ReportData, capital_lines, render
-    from pipelines.compliance.rules import ComplianceRecord, load_rules
+    from pipelines.compliance.rules import load_rules
+    from pipelines.tasks.compliance import load_compliance_records
+    from pipelines.tasks.optimisation import load_allocation
 
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
-    data = ReportData(run_id=run_id, manifest=manifest, results=_results(store, published["reduced"]),
-                      records=[ComplianceRecord.from_dict(r) for r in compliance_result["records"]],
+    results = _results(store, published["reduced"])
+    data = ReportData(run_id=run_id, manifest=manifest, results=results,
+                      records=load_compliance_records(store, compliance_result),
                       capital_lines=capital_lines(load_rules(settings.compliance_rules_path), settings),
-                      generated_at=datetime.now(UTC), attribution=attributed, optimisation=optimisation)
+                      generated_at=datetime.now(UTC), attribution=attributed,
+                      optimisation=load_allocation(store, optimisation) if optimisation is not None else None)
     log.info("rendering the HTML and PDF report")
     rendered = render(data)
     prefix = f"{run_prefix(run_id)}/report"
+    html_key, pdf_key = f"{prefix}/stress_test_report.html", f"{prefix}/stress_test_report.pdf"
+    # Where the report is (object-store keys and URIs) and what it says in a few figures: what the
+    # task's XCom and the run's report link show in the Airflow UI.
     return record_step(store, run_id, "report", {
-        "html_uri": store.put_bytes(f"{prefix}/stress_test_report.html", rendered.html.encode()),
-        "pdf_uri": store.put_bytes(f"{prefix}/stress_test_report.pdf", rendered.pdf), "pdf_pages": rendered.pages,
+        "report": {"html": {"key": html_key, "uri": store.put_bytes(html_key, rendered.html.encode())},
+                   "pdf": {"key": pdf_key, "uri": store.put_bytes(pdf_key, rendered.pdf), "pages": rendered.pages}},
+        "scenarios": headline_by_scenario(results), "compliance": compliance_result["status"],
     })
 
 

@@ -88,10 +88,11 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_histo
     assert {s.labels["scenario"] for s in samples if s.name == "loanstress_scenario_loss_rate"} == set(
         steps["plan"]["scenarios"])
     # The allocation under the severely adverse scenario: every strategy has an outcome, the report shows it.
-    optimisation = steps["optimise"]
-    assert optimisation["status"] == "done" and optimisation["scenario_id"] == "2026_severely_adverse"
+    optimised = steps["optimise"]
+    assert optimised["status"] == "done" and optimised["scenario_id"] == "2026_severely_adverse"
+    optimisation = json.loads(store.get_bytes(optimised["allocation_key"]))
+    assert optimisation["recommended_strategy"] == optimised["recommended_strategy"]
     assert set(optimisation["strategies"]) >= {"min_cvar", "max_return", "max_raroc", "risk_parity"}
-    assert store.get_bytes(optimisation["allocation_key"])
     report = store.get_bytes(f"runs/{run_key(run.run_id)}/report/stress_test_report.html").decode()
     assert "<h2>Recommended allocation</h2>" in report
 
@@ -129,7 +130,8 @@ def assert_compliance_metrics_and_report(run_id: str, steps: dict, settings) -> 
 
     records = ResultsStore(settings.resolved_loan_store_url).compliance_of_run(run_id)
     assert steps["compliance"]["status"] == status_counts(records)
-    assert [r.to_dict() for r in records] == steps["compliance"]["records"]
+    stored = open_object_store(settings.resolved_object_store_uri).get_bytes(steps["compliance"]["records_key"])
+    assert [r.to_dict() for r in records] == json.loads(stored)
     scenarios = steps["plan"]["scenarios"]
     cet1 = {r.scenario: r for r in records if r.metric_id == "CET1_MIN_RATIO"}
     assert sorted(cet1) == sorted(scenarios)
@@ -155,9 +157,11 @@ def assert_compliance_metrics_and_report(run_id: str, steps: dict, settings) -> 
 
     store = open_object_store(settings.resolved_object_store_uri)
     prefix = f"runs/{run_key(run_id)}/report"
-    assert steps["report"]["pdf_uri"] == store.uri(f"{prefix}/stress_test_report.pdf")
+    report = steps["report"]["report"]
+    pdf_key = f"{prefix}/stress_test_report.pdf"
+    assert (report["pdf"]["key"], report["pdf"]["uri"]) == (pdf_key, store.uri(pdf_key))
     pdf = store.get_bytes(f"{prefix}/stress_test_report.pdf")
-    assert pdf.startswith(b"%PDF-") and steps["report"]["pdf_pages"] >= 7
+    assert pdf.startswith(b"%PDF-") and report["pdf"]["pages"] >= 7
     html = store.get_bytes(f"{prefix}/stress_test_report.html").decode()
     assert steps["validate"]["content_sha256"] in html
     assert all(f"<td>{r.metric_id}</td>" in html for r in records)
