@@ -238,6 +238,9 @@ class StressSettings(BaseSettings):
                                          "an unknown key id refetches at most once per this period.")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of `make api` (REST).")
+    api_access_log: bool = Field(default=False, description="Whether `make api` writes uvicorn's access line per "
+                                 "request; off by default, as the gRPC server writes none: a line costs about a "
+                                 "tenth of a cached read (docs/services.md).")
     grpc_address: str = Field(default="127.0.0.1:50051", description="host:port the gRPC server listens on.")
     grpc_tls_cert_path: str = Field(default="", description="PEM certificate chain of the gRPC server; with "
                                     "grpc_tls_key_path the server speaks TLS only.")

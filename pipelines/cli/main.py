@@ -127,7 +127,7 @@ def _cmd_serve_api(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     uvicorn.run(create_configured_app(current_adapters()), host=settings.api_host, port=settings.api_port,
-                log_level="info")
+                log_level="info", access_log=settings.api_access_log)
 
 
 def _cmd_serve_grpc(args: argparse.Namespace) -> None:

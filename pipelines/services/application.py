@@ -143,13 +143,16 @@ def loan_history(adapters: Adapters, loan_id: str) -> list[dict[str, Any]]:
 # Simulations -------------------------------------------------------------------------------------
 
 def run_simulation(adapters: Adapters, scenario_description: str, interest_rate_scenario: str, *,
-                   requested_by: str, scenario_ids: list[str] | None = None, horizon_quarters: int = 9,
-                   n_paths: int = 1000, seed: int = 20260101, as_of_date: str | None = None) -> dict[str, Any]:
+                   requested_by: str, scenario_ids: list[str] | None = None, horizon_quarters: int = 0,
+                   n_paths: int = 0, seed: int | None = None, as_of_date: str | None = None) -> dict[str, Any]:
     """Start a ``loan_stress_test`` run and return its simulation id at once (status ``queued``).
 
     ``interest_rate_scenario`` is the parallel shock on every interest rate as a decimal fraction
     (``0.03`` = +300 bp, whole basis points, -0.05 .. 0.10), added to the 2026 baseline (or to the first
     ``*_baseline`` of ``scenario_ids``); ``0`` with no ``scenario_ids`` runs the 2026 baseline itself.
+    ``horizon_quarters`` and ``n_paths`` of 0 and a ``seed`` of None are passed on unset, as the DAG's
+    trigger form does, so the run's ``plan`` takes the deployment's STRESS_HORIZON_QUARTERS,
+    STRESS_N_PATHS and STRESS_SEED.
     """
     from pipelines.engine.scenarios import available_scenarios
 
@@ -168,10 +171,10 @@ def run_simulation(adapters: Adapters, scenario_description: str, interest_rate_
     unknown = [s for s in scenario_ids or [] if s not in known]
     if unknown:
         reasons.append(f"scenario_ids: unknown {unknown}; available: {sorted(known)}")
-    if not 1 <= horizon_quarters <= 13:
-        reasons.append("horizon_quarters: between 1 and 13")
-    if not 10 <= n_paths <= 100_000:
-        reasons.append("n_paths: between 10 and 100000")
+    if not 0 <= horizon_quarters <= 13:
+        reasons.append("horizon_quarters: between 1 and 13, or 0 for the deployment's setting")
+    if n_paths != 0 and not 10 <= n_paths <= 100_000:
+        reasons.append("n_paths: between 10 and 100000, or 0 for the deployment's setting")
     if as_of_date is not None:
         from datetime import date
 
