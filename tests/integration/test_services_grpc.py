@@ -118,7 +118,7 @@ def test_results_runs_and_compliance_over_grpc(grpc_channel, bearer, adapters):
     assert "Non-Compliant in 1 of 1 checks" in status.message
 
 
-def test_run_and_get_simulation_over_grpc(grpc_channel, bearer):
+def test_run_and_get_simulation_over_grpc(grpc_channel, bearer, adapters):
     simulations = pb_grpc.SimulationServiceStub(grpc_channel)
     for request in (pb.SimulationRequest(scenario_description="up", interest_rate_scenario="NaN"),
                     pb.SimulationRequest(scenario_description="up", interest_rate_scenario="0.03015"),
@@ -132,6 +132,9 @@ def test_run_and_get_simulation_over_grpc(grpc_channel, bearer):
                                                              interest_rate_scenario="0.03"), metadata=bearer)
     assert started.status == "queued" and started.simulation_id.startswith("svc__")
     assert started.scenario_description == "Rates +300 bp" and started.interest_rate_scenario == "0.03"
+    # Horizon, paths and seed left unset travel unset, so the run's plan takes the STRESS_* settings.
+    conf = adapters.service_store.simulation_request(started.simulation_id)["conf"]
+    assert (conf["horizon_quarters"], conf["n_paths"], conf["seed"]) == (0, 0, None)
     deadline = time.monotonic() + GIVE_UP_SECONDS
     view = started
     while view.status not in ("succeeded", "failed") and time.monotonic() < deadline:
@@ -139,6 +142,16 @@ def test_run_and_get_simulation_over_grpc(grpc_channel, bearer):
         view = simulations.GetSimulation(pb.GetSimulationRequest(simulation_id=started.simulation_id),
                                          metadata=bearer)
     assert view.status == "failed" and "loan_stress_test" in view.error
+    # A seed of 0 set on the wire is a seed, not "unset" (proto3 presence); started once the first run ended,
+    # as two runs of one data home would migrate its Airflow database at once.
+    chosen = simulations.RunSimulation(pb.SimulationRequest(scenario_description="seed 0", interest_rate_scenario="0",
+                                                            horizon_quarters=4, n_paths=50, seed=0), metadata=bearer)
+    conf = adapters.service_store.simulation_request(chosen.simulation_id)["conf"]
+    assert (conf["horizon_quarters"], conf["n_paths"], conf["seed"]) == (4, 50, 0)
+    while chosen.status not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(1)
+        chosen = simulations.GetSimulation(pb.GetSimulationRequest(simulation_id=chosen.simulation_id),
+                                           metadata=bearer)
 
 
 def test_tokens_and_scopes(grpc_channel, oauth_issuer):
@@ -172,6 +185,23 @@ def test_health_checks_need_no_token(grpc_channel):
     assert code_of(health.Check, health_pb2.HealthCheckRequest(service="nope"))[0] == grpc.StatusCode.NOT_FOUND
     first = next(iter(health.Watch(health_pb2.HealthCheckRequest(service="nope"))))
     assert first.status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+
+def test_reflection_lists_the_services_without_a_token(grpc_channel):
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    database = ProtoReflectionDescriptorDatabase(grpc_channel)
+    assert set(database.get_services()) == {"loanstress.v1.LoanService", "loanstress.v1.SimulationService",
+                                            "loanstress.v1.ComplianceService", "grpc.health.v1.Health",
+                                            "grpc.reflection.v1alpha.ServerReflection"}
+    # A reflection client resolves the methods and messages from the server alone, as grpcurl does.
+    pool = DescriptorPool(database)
+    compliance = pool.FindServiceByName("loanstress.v1.ComplianceService")
+    assert [m.name for m in compliance.methods] == ["CheckCompliance"]
+    assert compliance.methods_by_name["CheckCompliance"].output_type.fields_by_name["actual_value"].type == \
+        compliance.methods_by_name["CheckCompliance"].output_type.fields_by_name["actual_value"].TYPE_STRING
+    assert "GetLoanDetails" in pool.FindServiceByName("loanstress.v1.LoanService").methods_by_name
 
 
 def self_signed_certificate() -> tuple[bytes, bytes]:

@@ -93,7 +93,7 @@ def test_results_runs_and_compliance_over_rest(api, auth, adapters):
     assert api.get("/runs", headers=auth, params={"limit": 0}).status_code == 422
 
 
-def test_run_and_get_simulation_over_rest(api, auth):
+def test_run_and_get_simulation_over_rest(api, auth, adapters):
     bad = api.post("/simulations", headers=auth, json={"scenario_description": "x", "interest_rate_scenario": "NaN"})
     assert bad.status_code == 422 and "not a decimal" in bad.json()["message"]
     assert api.get("/simulations/svc__none", headers=auth).status_code == 404
@@ -101,6 +101,9 @@ def test_run_and_get_simulation_over_rest(api, auth):
                                                             "interest_rate_scenario": "-0.01"})
     assert started.status_code == 202 and started.json()["status"] == "queued"
     simulation_id = started.json()["simulation_id"]
+    # Horizon, paths and seed left out travel unset, so the run's plan takes the STRESS_* settings.
+    conf = adapters.service_store.simulation_request(simulation_id)["conf"]
+    assert (conf["horizon_quarters"], conf["n_paths"], conf["seed"]) == (0, 0, None)
     deadline = time.monotonic() + GIVE_UP_SECONDS
     view = started.json()
     while view["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
