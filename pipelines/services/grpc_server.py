@@ -55,7 +55,7 @@ STATUS_OF_ERROR: dict[type[ServiceError], grpc.StatusCode] = {
 SCOPE_OF_METHOD = {
     "/loanstress.v1.LoanService/GetLoanDetails": LOANS_READ, "/loanstress.v1.LoanService/UpdateLoan": LOANS_WRITE,
     **{f"/loanstress.v1.SimulationService/{name}": SIMULATIONS_RUN
-       for name in ("RunSimulation", "GetSimulation", "ListRuns", "GetResults")},
+       for name in ("RunSimulation", "GetSimulation", "ListRuns", "GetResults", "GetAllocation")},
     "/loanstress.v1.ComplianceService/CheckCompliance": COMPLIANCE_READ,
 }
 # Calls that need no token: health checks (probes of load balancers and orchestrators) and reflection,
@@ -185,6 +185,29 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
         found = application.get_results(self.adapters, run_id=request.run_id, scenario_id=request.scenario_id,
                                         segment=request.segment, loan_id=request.loan_id)
         return pb.ResultsResponse(run_id=found["run_id"], results=[_scenario_result(r) for r in found["results"]])
+
+
+    @_translated
+    def GetAllocation(self, request: pb.AllocationRequest, context: grpc.ServicerContext) -> pb.Allocation:
+        return _allocation(application.get_allocation(self.adapters, request.run_id, request.strategy))
+
+
+def _measures(measures: dict[str, Any] | None) -> pb.PortfolioMeasures | None:
+    """Measures without their unset (None) values; None for a book the strategy did not produce."""
+    return None if measures is None else pb.PortfolioMeasures(**{k: v for k, v in measures.items() if v is not None})
+
+
+def _allocation(view: dict[str, Any]) -> pb.Allocation:
+    limits = view["limits"]
+    return pb.Allocation(
+        run_id=view["run_id"], scenario_id=view["scenario_id"], baseline_scenario=view["baseline_scenario"] or "",
+        strategy=view["strategy"], recommended_strategy=view["recommended_strategy"], status=view["status"],
+        message=view["message"], conflicting=view["conflicting"],
+        assets=[pb.AllocationAsset(**asset) for asset in view["assets"]],
+        current=_measures(view["current"]), recommended=_measures(view["recommended"]),
+        change=_measures(view["change"]), binding=[pb.BindingConstraint(**b) for b in view["binding"]],
+        frontier=[pb.FrontierPoint(**point) for point in view["frontier"]],
+        limits=pb.AllocationLimits(**{k: v for k, v in limits.items() if v is not None}))
 
 
 class ComplianceServicer(pb_grpc.ComplianceServiceServicer):

@@ -179,6 +179,13 @@ def create_app(adapters: Adapters, verifier: TokenVerifier) -> FastAPI:
         return _json(application.get_results(adapters, run_id=run_id, scenario_id=scenario_id, segment=segment,
                                              loan_id=loan_id))
 
+    @app.get(f"{PREFIX}/allocation", tags=["results"],
+             summary="The allocation a run's optimise step recommends under stress, beside the current book "
+                     "(simulations:run)")
+    def get_allocation(_: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))], run_id: str = "",
+                       strategy: str = "") -> JSONResponse:
+        return _json(application.get_allocation(adapters, run_id, strategy))
+
     @app.get(f"{PREFIX}/compliance/{{metric_id}}", tags=["compliance"],
              summary="The latest status of a compliance metric (compliance:read)")
     def check_compliance(metric_id: str, _: Annotated[Principal, Depends(scoped(COMPLIANCE_READ))]) -> JSONResponse:

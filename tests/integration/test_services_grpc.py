@@ -154,6 +154,32 @@ def test_run_and_get_simulation_over_grpc(grpc_channel, bearer, adapters):
                                            metadata=bearer)
 
 
+def test_allocation_over_grpc(grpc_channel, bearer, adapters, oauth_issuer):
+    from services_support import publish_known_allocation
+
+    simulations = pb_grpc.SimulationServiceStub(grpc_channel)
+    assert code_of(simulations.GetAllocation, pb.AllocationRequest(), metadata=bearer)[0] == grpc.StatusCode.NOT_FOUND
+    publish_known_results(adapters)
+    code, details = code_of(simulations.GetAllocation, pb.AllocationRequest(run_id=RUN_ID), metadata=bearer)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "optimise step" in details
+    publish_known_allocation(adapters)
+    allocation = simulations.GetAllocation(pb.AllocationRequest(), metadata=bearer)
+    assert (allocation.run_id, allocation.strategy, allocation.status) == (RUN_ID, "max_return", "optimal")
+    assert [(a.name, a.current, a.recommended) for a in allocation.assets] == [("auto", "100.00", "130.00"),
+                                                                               ("heloc", "100.00", "120.00")]
+    assert (allocation.current.expected_return, allocation.recommended.expected_return,
+            allocation.change.expected_return) == ("-1.50", "-1.80", "-0.30")
+    assert not allocation.current.HasField("min_cet1_ratio")  # no capital path in this run: unset, not "NaN"
+    assert {b.name: b.shadow_price for b in allocation.binding}["growth bound auto"] == "0.015000000000"
+    assert allocation.limits.budget == "250.00" and not allocation.limits.HasField("cvar_limit")
+    assert len(allocation.frontier) == 3 and allocation.frontier[0].cvar == "25.00"
+    assert code_of(simulations.GetAllocation, pb.AllocationRequest(strategy="max_luck"), metadata=bearer)[0] == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    viewer = [("authorization", f"Bearer {oauth_issuer.mint('viewer', {'loans:read'})}")]
+    assert code_of(simulations.GetAllocation, pb.AllocationRequest(), metadata=viewer)[0] == \
+        grpc.StatusCode.PERMISSION_DENIED
+
+
 def test_tokens_and_scopes(grpc_channel, oauth_issuer):
     loans = pb_grpc.LoanServiceStub(grpc_channel)
     compliance = pb_grpc.ComplianceServiceStub(grpc_channel)

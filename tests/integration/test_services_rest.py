@@ -114,6 +114,30 @@ def test_run_and_get_simulation_over_rest(api, auth, adapters):
     assert api.get(f"/simulations/{simulation_id}", headers=auth, params={"page_size": 0}).status_code == 422
 
 
+def test_allocation_over_rest(api, auth, adapters, oauth_issuer):
+    from services_support import publish_known_allocation
+
+    assert api.get("/allocation", headers=auth).status_code == 404
+    publish_known_results(adapters)
+    pending = api.get("/allocation", headers=auth, params={"run_id": RUN_ID})
+    assert pending.status_code == 409 and "optimise step" in pending.json()["message"]
+    publish_known_allocation(adapters)
+    response = api.get("/allocation", headers=auth)
+    assert response.status_code == 200, response.text
+    allocation = response.json()
+    assert (allocation["run_id"], allocation["strategy"], allocation["status"]) == (RUN_ID, "max_return", "optimal")
+    assert [a["recommended"] for a in allocation["assets"]] == ["130.00", "120.00"]
+    assert allocation["change"]["expected_return"] == "-0.30" and allocation["current"]["min_cet1_ratio"] is None
+    assert {b["name"] for b in allocation["binding"]} == {"total budget", "minimum budget use", "growth bound auto"}
+    chosen = api.get("/allocation", headers=auth, params={"run_id": RUN_ID, "strategy": "min_cvar"}).json()
+    assert chosen["strategy"] == "min_cvar"
+    bad = api.get("/allocation", headers=auth, params={"strategy": "max_luck"})
+    assert bad.status_code == 422 and "max_luck" in bad.json()["message"]
+    assert api.get("/allocation", headers=auth, params={"run_id": "nope"}).status_code == 404
+    viewer = {"Authorization": f"Bearer {oauth_issuer.mint('viewer', {'loans:read'})}"}
+    assert api.get("/allocation", headers=viewer).status_code == 403
+
+
 def test_tokens_and_scopes_over_rest(api, oauth_issuer):
     good = oauth_issuer.mint("risk-engine", {"loans:read"})
     header, payload, signature = good.split(".")
@@ -145,7 +169,7 @@ def test_unknown_key_ids_refetch_the_jwks_at_most_once_per_cooldown(api, oauth_i
 def test_openapi_documents_every_operation(api):
     document = api.get("/openapi.json").json()
     assert {"/api/v1/loans/{loan_id}", "/api/v1/loans/{loan_id}/amendments", "/api/v1/simulations",
-            "/api/v1/simulations/{simulation_id}", "/api/v1/runs", "/api/v1/results",
+            "/api/v1/simulations/{simulation_id}", "/api/v1/runs", "/api/v1/results", "/api/v1/allocation",
             "/api/v1/compliance/{metric_id}"} <= set(document["paths"])
     assert set(document["paths"]["/api/v1/loans/{loan_id}"]) == {"get", "patch"}
     assert "HTTPBearer" in document["components"]["securitySchemes"]

@@ -171,6 +171,11 @@ class SimulationServiceStub:
                 request_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsRequest.SerializeToString,
                 response_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsResponse.FromString,
                 _registered_method=True)
+        self.GetAllocation = channel.unary_unary(
+                '/loanstress.v1.SimulationService/GetAllocation',
+                request_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.AllocationRequest.SerializeToString,
+                response_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.Allocation.FromString,
+                _registered_method=True)
 
 
 class SimulationServiceServicer:
@@ -204,6 +209,15 @@ class SimulationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAllocation(self, request, context):
+        """The allocation a run's optimise step recommends under its stress scenario, beside the current
+        book: measures and their change, binding constraints with shadow prices, the efficient frontier.
+        NOT_FOUND for an unknown run, FAILED_PRECONDITION when the run has not optimised. Scope simulations:run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -226,6 +240,11 @@ def add_SimulationServiceServicer_to_server(servicer, server):
                     servicer.GetResults,
                     request_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsRequest.FromString,
                     response_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsResponse.SerializeToString,
+            ),
+            'GetAllocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAllocation,
+                    request_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.AllocationRequest.FromString,
+                    response_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.Allocation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -336,6 +355,33 @@ class SimulationService:
             '/loanstress.v1.SimulationService/GetResults',
             pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsRequest.SerializeToString,
             pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAllocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loanstress.v1.SimulationService/GetAllocation',
+            pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.AllocationRequest.SerializeToString,
+            pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.Allocation.FromString,
             options,
             channel_credentials,
             insecure,
