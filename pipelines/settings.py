@@ -230,7 +230,11 @@ class StressSettings(BaseSettings):
     airflow_api_url: str = Field(default="", description="Base URL of the Airflow API server "
                                  "(http://airflow:8080); empty: a simulation runs in a process of its own next "
                                  "to the service, through dag.test() as the demo does.")
-    airflow_api_token: str = Field(default="", description="Bearer token for the Airflow REST API.")
+    airflow_api_token: str = Field(default="", repr=False, description="Fixed bearer token for the Airflow REST "
+                                   "API (kept out of the settings' repr, as the password is).")
+    airflow_api_username: str = Field(default="", description="User the services obtain Airflow API tokens for "
+                                      "(POST /auth/token); instead of a fixed airflow_api_token.")
+    airflow_api_password: str = Field(default="", repr=False, description="Password of airflow_api_username.")
     auth_issuer: str = Field(default="", description="Issuer (iss) the bearer tokens of the services must carry.")
     auth_audience: str = Field(default="", description="Audience (aud) the bearer tokens must name.")
     auth_jwks_url: str = Field(default="", description="JWKS URL of the identity provider (RS256 signing keys).")
