@@ -55,7 +55,7 @@ STATUS_OF_ERROR: dict[type[ServiceError], grpc.StatusCode] = {
 SCOPE_OF_METHOD = {
     "/loanstress.v1.LoanService/GetLoanDetails": LOANS_READ, "/loanstress.v1.LoanService/UpdateLoan": LOANS_WRITE,
     **{f"/loanstress.v1.SimulationService/{name}": SIMULATIONS_RUN
-       for name in ("RunSimulation", "GetSimulation", "ListRuns", "GetResults", "GetAllocation")},
+       for name in ("RunSimulation", "GetSimulation", "WatchSimulation", "ListRuns", "GetResults", "GetAllocation")},
     "/loanstress.v1.ComplianceService/CheckCompliance": COMPLIANCE_READ,
 }
 # Calls that need no token: health checks (probes of load balancers and orchestrators) and reflection,
@@ -64,6 +64,7 @@ UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/", f"/{reflection.SERVICE_NA
 SERVICE_NAMES = ("loanstress.v1.LoanService", "loanstress.v1.SimulationService", "loanstress.v1.ComplianceService")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 WATCH_INTERVAL_SECONDS = 5
+SIMULATION_POLL_SECONDS = 1
 
 
 def _snake(name: str) -> str:
@@ -172,6 +173,24 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
         return _simulation_result(application.get_simulation(
             self.adapters, request.simulation_id, request.page_size or application.DEFAULT_PAGE_SIZE,
             request.page_token))
+
+    def WatchSimulation(self, request: pb.GetSimulationRequest, context: grpc.ServicerContext
+                        ) -> Iterator[pb.SimulationResult]:
+        """Polls the request's status (the launcher's, as GetSimulation does) and sends each change."""
+        last = None
+        while context.is_active():
+            try:
+                view = application.get_simulation(self.adapters, request.simulation_id,
+                                                  request.page_size or application.DEFAULT_PAGE_SIZE,
+                                                  request.page_token)
+            except ServiceError as error:
+                context.abort(STATUS_OF_ERROR.get(type(error), grpc.StatusCode.INTERNAL), str(error))
+            if view["status"] != last:
+                last = view["status"]
+                yield _simulation_result(view)
+            if last in application.TERMINAL:
+                return
+            time.sleep(SIMULATION_POLL_SECONDS)
 
     @_translated
     def ListRuns(self, request: pb.ListRunsRequest, context: grpc.ServicerContext) -> pb.ListRunsResponse:

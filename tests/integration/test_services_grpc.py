@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import filecmp
 import ipaddress
+import itertools
 import time
 from pathlib import Path
 
@@ -148,10 +149,17 @@ def test_run_and_get_simulation_over_grpc(grpc_channel, bearer, adapters):
                                                             horizon_quarters=4, n_paths=50, seed=0), metadata=bearer)
     conf = adapters.service_store.simulation_request(chosen.simulation_id)["conf"]
     assert (conf["horizon_quarters"], conf["n_paths"], conf["seed"]) == (4, 50, 0)
-    while chosen.status not in ("succeeded", "failed") and time.monotonic() < deadline:
-        time.sleep(1)
-        chosen = simulations.GetSimulation(pb.GetSimulationRequest(simulation_id=chosen.simulation_id),
-                                           metadata=bearer)
+    # The progress stream sends each status once, from the first, and ends by itself with the outcome.
+    watched = [view.status for view in simulations.WatchSimulation(
+        pb.GetSimulationRequest(simulation_id=chosen.simulation_id), metadata=bearer, timeout=GIVE_UP_SECONDS)]
+    assert watched[0] in ("queued", "running") and watched[-1] == "failed"
+    assert all(a != b for a, b in itertools.pairwise(watched)) and set(watched) <= {"queued", "running", "failed"}
+    assert [view.status for view in simulations.WatchSimulation(
+        pb.GetSimulationRequest(simulation_id=chosen.simulation_id), metadata=bearer)] == ["failed"]
+    assert code_of(lambda: list(simulations.WatchSimulation(pb.GetSimulationRequest(simulation_id="svc__none"),
+                                                            metadata=bearer)))[0] == grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: list(simulations.WatchSimulation(
+        pb.GetSimulationRequest(simulation_id=chosen.simulation_id))))[0] == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_allocation_over_grpc(grpc_channel, bearer, adapters, oauth_issuer):

@@ -161,6 +161,11 @@ class SimulationServiceStub:
                 request_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.SerializeToString,
                 response_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.FromString,
                 _registered_method=True)
+        self.WatchSimulation = channel.unary_stream(
+                '/loanstress.v1.SimulationService/WatchSimulation',
+                request_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.SerializeToString,
+                response_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.FromString,
+                _registered_method=True)
         self.ListRuns = channel.unary_unary(
                 '/loanstress.v1.SimulationService/ListRuns',
                 request_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ListRunsRequest.SerializeToString,
@@ -190,6 +195,14 @@ class SimulationServiceServicer:
 
     def GetSimulation(self, request, context):
         """Status and, once succeeded, the results (affected loans paged). Scope simulations:run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchSimulation(self, request, context):
+        """The simulation's status now and at each change until it succeeds or fails (then the results, as
+        GetSimulation gives them), after which the stream ends. Scope simulations:run.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -228,6 +241,11 @@ def add_SimulationServiceServicer_to_server(servicer, server):
             ),
             'GetSimulation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSimulation,
+                    request_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.FromString,
+                    response_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.SerializeToString,
+            ),
+            'WatchSimulation': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSimulation,
                     request_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.FromString,
                     response_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.SerializeToString,
             ),
@@ -299,6 +317,33 @@ class SimulationService:
             request,
             target,
             '/loanstress.v1.SimulationService/GetSimulation',
+            pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.SerializeToString,
+            pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSimulation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/loanstress.v1.SimulationService/WatchSimulation',
             pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.SerializeToString,
             pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.FromString,
             options,
