@@ -205,7 +205,6 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
                                         segment=request.segment, loan_id=request.loan_id)
         return pb.ResultsResponse(run_id=found["run_id"], results=[_scenario_result(r) for r in found["results"]])
 
-
     @_translated
     def GetAllocation(self, request: pb.AllocationRequest, context: grpc.ServicerContext) -> pb.Allocation:
         return _allocation(application.get_allocation(self.adapters, request.run_id, request.strategy))
@@ -293,7 +292,7 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         return guarded
 
     def _authenticated(self, method: str, context: grpc.ServicerContext) -> Any:
-        """The call's principal, set as :data:`current_principal`; the call is aborted when it has none."""
+        """Set the call's principal as :data:`current_principal` (returns the token that resets it), or abort."""
         authorization = next((value for key, value in context.invocation_metadata() if key == "authorization"),
                              None)
         scope = SCOPE_OF_METHOD.get(method)
