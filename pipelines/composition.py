@@ -182,7 +182,8 @@ class Adapters:
         from pipelines.adapters.simulation_launcher import AirflowApiLauncher, ProcessLauncher
 
         if self.settings.airflow_api_url:
-            return AirflowApiLauncher(self.settings.airflow_api_url, self.settings.airflow_api_token)
+            return AirflowApiLauncher(self.settings.airflow_api_url, self.settings.airflow_api_token,
+                                      self.settings.airflow_api_username, self.settings.airflow_api_password)
         return ProcessLauncher(self.settings.data_home / "logs" / "simulations", lambda _: self.cache.invalidate())
 
     @cached_property

@@ -294,7 +294,11 @@ class StressSettings(BaseSettings):
     airflow_api_url: str = Field(default="", description="Base URL of the Airflow API server "
                                  "(http://airflow:8080); empty: a simulation runs in a process of its own next "
                                  "to the service, through dag.test() as the demo does.")
-    airflow_api_token: str = Field(default="", description="Bearer token for the Airflow REST API.")
+    airflow_api_token: str = Field(default="", repr=False, description="Fixed bearer token for the Airflow REST "
+                                   "API (kept out of the settings' repr, as the password is).")
+    airflow_api_username: str = Field(default="", description="User the services obtain Airflow API tokens for "
+                                      "(POST /auth/token); instead of a fixed airflow_api_token.")
+    airflow_api_password: str = Field(default="", repr=False, description="Password of airflow_api_username.")
     auth_issuer: str = Field(default="", description="Issuer (iss) the bearer tokens of the services must carry.")
     auth_audience: str = Field(default="", description="Audience (aud) the bearer tokens must name.")
     auth_jwks_url: str = Field(default="", description="JWKS URL of the identity provider (RS256 signing keys).")
@@ -304,6 +308,9 @@ class StressSettings(BaseSettings):
                                "links each loan_stress_test run to <dashboard_url>/runs/<run id>. Empty: no link.")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of `make api` (REST).")
+    api_access_log: bool = Field(default=False, description="Whether `make api` writes uvicorn's access line per "
+                                 "request; off by default, as the gRPC server writes none: a line costs about a "
+                                 "tenth of a cached read (docs/services.md).")
     grpc_address: str = Field(default="127.0.0.1:50051", description="host:port the gRPC server listens on.")
     grpc_tls_cert_path: str = Field(default="", description="PEM certificate chain of the gRPC server; with "
                                     "grpc_tls_key_path the server speaks TLS only.")

@@ -2,7 +2,10 @@
 
 - :class:`AirflowApiLauncher` (``STRESS_AIRFLOW_API_URL`` set): triggers a DAG run through Airflow's
   REST API (``POST /api/v2/dags/loan_stress_test/dagRuns``) with the simulation id as its run id, and
-  reads the run's state back; Airflow is the task queue of long work.
+  reads the run's state back (``GET .../dagRuns/{run id}``); Airflow is the task queue of long work. It
+  authenticates with a fixed bearer token (``STRESS_AIRFLOW_API_TOKEN``) or, with a user name and
+  password, with a token from Airflow's own token endpoint (``POST /auth/token`` of the simple auth
+  manager and of the other auth managers that offer it), renewed once when Airflow refuses it.
 - :class:`ProcessLauncher` (embedded default): starts ``python -m pipelines.cli run-simulation ID`` in
   a new session, which runs the DAG with ``dag.test()`` exactly as ``make demo`` does and records the
   request's status itself, so a service restart never loses a run's outcome. A thread of the service
@@ -18,6 +21,7 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -67,22 +71,44 @@ class ProcessLauncher(SimulationLauncher):
 
 
 class AirflowApiLauncher(SimulationLauncher):
-    """DAG runs through the Airflow 3 REST API (``/api/v2``) with a bearer token."""
+    """DAG runs through the Airflow 3 REST API (``/api/v2``) with a bearer token, fixed or obtained."""
 
     name = "airflow"
 
-    def __init__(self, base_url: str, token: str) -> None:
+    def __init__(self, base_url: str, token: str = "", username: str = "", password: str = "") -> None:
+        if token and username:
+            raise ValueError("set either STRESS_AIRFLOW_API_TOKEN or STRESS_AIRFLOW_API_USERNAME/PASSWORD, not both")
         self.base_url = base_url.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.username, self.password = username, password
+        self._token = token
+        self._lock = threading.Lock()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _send(self, method: str, url: str, **kwargs: Any):
         import httpx
 
         try:
-            response = httpx.request(method, f"{self.base_url}/api/v2/dags/{DAG_ID}/dagRuns{path}",
-                                     headers=self.headers, timeout=30, **kwargs)
+            return httpx.request(method, url, timeout=30, **kwargs)
         except httpx.HTTPError as error:
             raise LaunchError(f"Airflow API at {self.base_url} unreachable: {error}") from error
+
+    def _bearer(self, renew: bool = False) -> dict[str, str]:
+        """The Authorization header: the fixed token, or one from ``/auth/token`` (fetched once, renewed on 401)."""
+        with self._lock:
+            if self.username and (renew or not self._token):
+                response = self._send("POST", f"{self.base_url}/auth/token",
+                                      json={"username": self.username, "password": self.password})
+                if response.status_code != HTTPStatus.CREATED:
+                    raise LaunchError(f"Airflow API refused a token for {self.username!r}: "
+                                      f"{response.status_code} {response.text[:300]}")
+                self._token = response.json()["access_token"]
+            return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = f"{self.base_url}/api/v2/dags/{DAG_ID}/dagRuns{path}"
+        response = self._send(method, url, headers=self._bearer(), **kwargs)
+        # Airflow 3.3 answers an expired or unknown token with 403 "Invalid JWT token" (not 401): a new token, once.
+        if response.status_code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN) and self.username:
+            response = self._send(method, url, headers=self._bearer(renew=True), **kwargs)
         if response.status_code >= 400:
             raise LaunchError(f"Airflow API answered {response.status_code} to {method} {path or '/'}: "
                               f"{response.text[:500]}")

@@ -136,7 +136,7 @@ def _cmd_serve_api(args: argparse.Namespace) -> None:
     settings = get_settings()
     tls = server_tls(settings.tls_cert_path, settings.tls_key_path)
     uvicorn.run(create_configured_app(current_adapters()), host=settings.api_host, port=settings.api_port,
-                log_level="info", **(tls.uvicorn_options() if tls else {}))
+                log_level="info", access_log=settings.api_access_log, **(tls.uvicorn_options() if tls else {}))
 
 
 def grpc_server_tls(settings: StressSettings) -> ServerTls | None:

@@ -10,12 +10,15 @@ Every function takes the :class:`~pipelines.composition.Adapters` of the deploym
 - A simulation request starts a real ``loan_stress_test`` run through the deployment's launcher and
   returns its id at once; its status and, once done, its Simulation Results Schema are read back.
 - Compliance status, runs and results are hot reads served through the cache.
+- The allocation a run's ``optimise`` step recommended under stress is read back from the run's
+  objects (cached once it exists), with every strategy's outcome and the efficient frontier.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -36,6 +39,7 @@ from pipelines.services.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ServiceError,
     StaleVersion,
     Unavailable,
 )
@@ -143,13 +147,16 @@ def loan_history(adapters: Adapters, loan_id: str) -> list[dict[str, Any]]:
 # Simulations -------------------------------------------------------------------------------------
 
 def run_simulation(adapters: Adapters, scenario_description: str, interest_rate_scenario: str, *,
-                   requested_by: str, scenario_ids: list[str] | None = None, horizon_quarters: int = 9,
-                   n_paths: int = 1000, seed: int = 20260101, as_of_date: str | None = None) -> dict[str, Any]:
+                   requested_by: str, scenario_ids: list[str] | None = None, horizon_quarters: int = 0,
+                   n_paths: int = 0, seed: int | None = None, as_of_date: str | None = None) -> dict[str, Any]:
     """Start a ``loan_stress_test`` run and return its simulation id at once (status ``queued``).
 
     ``interest_rate_scenario`` is the parallel shock on every interest rate as a decimal fraction
     (``0.03`` = +300 bp, whole basis points, -0.05 .. 0.10), added to the 2026 baseline (or to the first
     ``*_baseline`` of ``scenario_ids``); ``0`` with no ``scenario_ids`` runs the 2026 baseline itself.
+    ``horizon_quarters`` and ``n_paths`` of 0 and a ``seed`` of None are passed on unset, as the DAG's
+    trigger form does, so the run's ``plan`` takes the deployment's STRESS_HORIZON_QUARTERS,
+    STRESS_N_PATHS and STRESS_SEED.
     """
     from pipelines.engine.scenarios import available_scenarios
 
@@ -168,10 +175,10 @@ def run_simulation(adapters: Adapters, scenario_description: str, interest_rate_
     unknown = [s for s in scenario_ids or [] if s not in known]
     if unknown:
         reasons.append(f"scenario_ids: unknown {unknown}; available: {sorted(known)}")
-    if not 1 <= horizon_quarters <= 13:
-        reasons.append("horizon_quarters: between 1 and 13")
-    if not 10 <= n_paths <= 100_000:
-        reasons.append("n_paths: between 10 and 100000")
+    if not 0 <= horizon_quarters <= 13:
+        reasons.append("horizon_quarters: between 1 and 13, or 0 for the deployment's setting")
+    if n_paths != 0 and not 10 <= n_paths <= 100_000:
+        reasons.append("n_paths: between 10 and 100000, or 0 for the deployment's setting")
     if as_of_date is not None:
         from datetime import date
 
@@ -391,3 +398,98 @@ def _compliance(adapters: Adapters, metric_id: str) -> dict[str, Any] | None:
             "Records": [{"Status": r.status.value, "ComplianceThreshold": number(r.threshold),
                          "ActualValue": number(r.actual), "Scenario": r.scenario, "Segment": r.segment,
                          "Feature": r.feature, "Note": r.note} for r in records]}
+
+
+# Allocation under stress ---------------------------------------------------------------------------
+
+MEASURE_PLACES = {"exposure": 2, "expected_return": 2, "expected_loss": 2, "cvar": 2, "economic_capital": 2,
+                  "raroc": 8, "min_cet1_ratio": 8}
+SHADOW_PRICE_PLACES = 12
+
+
+def get_allocation(adapters: Adapters, run_id: str = "", strategy: str = "") -> dict[str, Any]:
+    """The allocation a run's ``optimise`` step recommends under its stress scenario, beside the current one.
+
+    ``run_id`` defaults to the latest published run, ``strategy`` to the lending appetite's own
+    (``recommended_strategy``). Gives each asset's current and recommended exposure, the measures of
+    both books and their change (return, EL, CVaR, economic capital, RAROC, minimum stressed CET1), the
+    binding constraints with their shadow prices and the efficient frontier; an infeasible strategy
+    gives its conflicting constraints instead. Money in USD (2 decimals), ratios with 8, shadow prices
+    with 12; a measure the run could not define (no capital path, no economic capital) is None.
+    """
+    if strategy:
+        from models.optimisation import Strategy
+
+        if strategy not in set(Strategy):
+            raise InvalidArgument([f"strategy: {strategy!r} is not one of {[str(s) for s in Strategy]}"])
+    if len(run_id) > 250:
+        raise InvalidArgument(["run_id: at most 250 characters"])
+    if not run_id:
+        runs = adapters.results_store.published_runs(1)
+        if not runs:
+            raise NotFound("no published results: no run has been optimised yet")
+        run_id = runs[0]["airflow_run_id"]
+    document = adapters.cache.get_or_compute(f"allocation:{run_id}", lambda: _allocation_document(adapters, run_id))
+    if document is None:
+        raise _why_no_allocation(adapters, run_id)
+    chosen = strategy or document["recommended_strategy"]
+    outcome = document["strategies"][chosen]
+    limits = document["limits"]
+    view = {"run_id": run_id, "scenario_id": document["scenario_id"],
+            "baseline_scenario": document["baseline_scenario"], "strategy": chosen,
+            "recommended_strategy": document["recommended_strategy"], "status": outcome["status"],
+            "message": outcome.get("message", ""), "conflicting": outcome.get("conflicting", []),
+            "limits": {"budget": _finite(limits["budget"], 2), "cvar_level": _finite(limits["cvar_level"], 4),
+                       "cvar_limit": _finite(limits["cvar_limit"], 2),
+                       "economic_capital_level": _finite(limits["economic_capital_level"], 4),
+                       "required_cet1_ratio": _finite(limits["required_cet1_ratio"], 8),
+                       "concentration": {k: _finite(v, 8) for k, v in (limits["concentration"] or {}).items()}},
+            "frontier": [{"cvar": _finite(p["cvar"], 2), "expected_return": _finite(p["expected_return"], 2)}
+                         for p in document["frontier"]],
+            "assets": [], "current": None, "recommended": None, "change": None, "binding": []}
+    if outcome["status"] != "optimal":
+        return view
+    return {**view,
+            "assets": [{"name": a["name"], "segment": a["segment"], "current": _finite(a["current"], 2),
+                        "recommended": _finite(a["recommended"], 2),
+                        "cvar_contribution": _finite(a["cvar_contribution"], 2)} for a in outcome["assets"]],
+            "current": _measures(outcome["current"]), "recommended": _measures(outcome["recommended"]),
+            "change": {name: _finite(outcome["change"][name], places) for name, places in MEASURE_PLACES.items()},
+            "binding": [{"name": b["name"], "family": b["family"], "objective": b["objective"],
+                         "shadow_price": _finite(b["shadow_price"], SHADOW_PRICE_PLACES)} for b in outcome["binding"]]}
+
+
+def _allocation_document(adapters: Adapters, run_id: str) -> dict[str, Any] | None:
+    from pipelines.tasks.runs import allocation_key
+
+    key = allocation_key(run_id)
+    store = adapters.object_store
+    return json.loads(store.get_bytes(key)) if store.exists(key) else None
+
+
+def _why_no_allocation(adapters: Adapters, run_id: str) -> ServiceError:
+    """NotFound for an unknown run; FailedPrecondition saying why a known run has no allocation."""
+    from pipelines.tasks.runs import step_key
+
+    if not adapters.results_store.simulations_of_run(run_id):
+        return NotFound(f"no published results of run {run_id!r}")
+    key = step_key(run_id, "optimise")
+    if adapters.object_store.exists(key):
+        step = json.loads(adapters.object_store.get_bytes(key))
+        if step.get("status") == "skipped":
+            return FailedPrecondition(f"run {run_id} did not optimise its allocation: {step.get('reason')}")
+    return FailedPrecondition(f"run {run_id} has no allocation yet: its optimise step has not finished")
+
+
+def _finite(value: float | None, places: int) -> str | None:
+    """A float as decimal text, or None for a value that is not a number (NaN, infinite) or absent."""
+    if value is None or not math.isfinite(value):
+        return None
+    return _decimal(value, places)
+
+
+def _measures(metrics: dict[str, float]) -> dict[str, Any]:
+    measures: dict[str, Any] = {name: _finite(metrics[name], places) for name, places in MEASURE_PLACES.items()}
+    quarter = metrics["min_cet1_quarter"]
+    measures["min_cet1_quarter"] = int(quarter) if math.isfinite(quarter) and quarter >= 0 else None
+    return measures

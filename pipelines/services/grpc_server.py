@@ -1,9 +1,10 @@
-"""The gRPC transport: LoanService, SimulationService, ComplianceService and grpc.health.v1.Health.
+"""The gRPC transport: LoanService, SimulationService, ComplianceService, grpc.health.v1.Health and reflection.
 
 Servicers only translate messages to the application layer's arguments and its dicts back to
 messages; :func:`_translated` maps the application's errors to status codes. Authentication is a
 server interceptor (:class:`BearerTokenInterceptor`) with the REST API's token validation; health
-checks pass without a token. TLS when the certificate and key are configured.
+checks and server reflection (``grpc.reflection.v1alpha``) pass without a token. TLS when the
+certificate and key are configured.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import grpc
 import pyarrow as pa
+from grpc_reflection.v1alpha import reflection
 
 from pipelines.composition import Adapters
 from pipelines.data.contract import FIELDS
@@ -53,13 +55,16 @@ STATUS_OF_ERROR: dict[type[ServiceError], grpc.StatusCode] = {
 SCOPE_OF_METHOD = {
     "/loanstress.v1.LoanService/GetLoanDetails": LOANS_READ, "/loanstress.v1.LoanService/UpdateLoan": LOANS_WRITE,
     **{f"/loanstress.v1.SimulationService/{name}": SIMULATIONS_RUN
-       for name in ("RunSimulation", "GetSimulation", "ListRuns", "GetResults")},
+       for name in ("RunSimulation", "GetSimulation", "WatchSimulation", "ListRuns", "GetResults", "GetAllocation")},
     "/loanstress.v1.ComplianceService/CheckCompliance": COMPLIANCE_READ,
 }
-HEALTH_PREFIX = "/grpc.health.v1.Health/"
+# Calls that need no token: health checks (probes of load balancers and orchestrators) and reflection,
+# which only describes the published .proto files (tools such as grpcurl list and call the services with it).
+UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/", f"/{reflection.SERVICE_NAME}/")
 SERVICE_NAMES = ("loanstress.v1.LoanService", "loanstress.v1.SimulationService", "loanstress.v1.ComplianceService")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 WATCH_INTERVAL_SECONDS = 5
+SIMULATION_POLL_SECONDS = 1
 
 
 def _snake(name: str) -> str:
@@ -158,8 +163,9 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
         started = application.run_simulation(
             self.adapters, request.scenario_description, request.interest_rate_scenario,
             requested_by=principal.subject if principal else "anonymous",
-            scenario_ids=list(request.scenario_ids), horizon_quarters=request.horizon_quarters or 9,
-            n_paths=request.n_paths or 1000, seed=request.seed or 20260101, as_of_date=request.as_of_date or None)
+            scenario_ids=list(request.scenario_ids), horizon_quarters=request.horizon_quarters,
+            n_paths=request.n_paths, seed=request.seed if request.HasField("seed") else None,
+            as_of_date=request.as_of_date or None)
         return _simulation_result(application.get_simulation(self.adapters, started["simulation_id"]))
 
     @_translated
@@ -167,6 +173,24 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
         return _simulation_result(application.get_simulation(
             self.adapters, request.simulation_id, request.page_size or application.DEFAULT_PAGE_SIZE,
             request.page_token))
+
+    def WatchSimulation(self, request: pb.GetSimulationRequest, context: grpc.ServicerContext
+                        ) -> Iterator[pb.SimulationResult]:
+        """Polls the request's status (the launcher's, as GetSimulation does) and sends each change."""
+        last = None
+        while context.is_active():
+            try:
+                view = application.get_simulation(self.adapters, request.simulation_id,
+                                                  request.page_size or application.DEFAULT_PAGE_SIZE,
+                                                  request.page_token)
+            except ServiceError as error:
+                context.abort(STATUS_OF_ERROR.get(type(error), grpc.StatusCode.INTERNAL), str(error))
+            if view["status"] != last:
+                last = view["status"]
+                yield _simulation_result(view)
+            if last in application.TERMINAL:
+                return
+            time.sleep(SIMULATION_POLL_SECONDS)
 
     @_translated
     def ListRuns(self, request: pb.ListRunsRequest, context: grpc.ServicerContext) -> pb.ListRunsResponse:
@@ -180,6 +204,28 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
         found = application.get_results(self.adapters, run_id=request.run_id, scenario_id=request.scenario_id,
                                         segment=request.segment, loan_id=request.loan_id)
         return pb.ResultsResponse(run_id=found["run_id"], results=[_scenario_result(r) for r in found["results"]])
+
+    @_translated
+    def GetAllocation(self, request: pb.AllocationRequest, context: grpc.ServicerContext) -> pb.Allocation:
+        return _allocation(application.get_allocation(self.adapters, request.run_id, request.strategy))
+
+
+def _measures(measures: dict[str, Any] | None) -> pb.PortfolioMeasures | None:
+    """Measures without their unset (None) values; None for a book the strategy did not produce."""
+    return None if measures is None else pb.PortfolioMeasures(**{k: v for k, v in measures.items() if v is not None})
+
+
+def _allocation(view: dict[str, Any]) -> pb.Allocation:
+    limits = view["limits"]
+    return pb.Allocation(
+        run_id=view["run_id"], scenario_id=view["scenario_id"], baseline_scenario=view["baseline_scenario"] or "",
+        strategy=view["strategy"], recommended_strategy=view["recommended_strategy"], status=view["status"],
+        message=view["message"], conflicting=view["conflicting"],
+        assets=[pb.AllocationAsset(**asset) for asset in view["assets"]],
+        current=_measures(view["current"]), recommended=_measures(view["recommended"]),
+        change=_measures(view["change"]), binding=[pb.BindingConstraint(**b) for b in view["binding"]],
+        frontier=[pb.FrontierPoint(**point) for point in view["frontier"]],
+        limits=pb.AllocationLimits(**{k: v for k, v in limits.items() if v is not None}))
 
 
 class ComplianceServicer(pb_grpc.ComplianceServiceServicer):
@@ -223,35 +269,62 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
 
 
 class BearerTokenInterceptor(grpc.ServerInterceptor):
-    """Authenticates every call but health checks, and checks the method's scope before it runs."""
+    """Authenticates every call but health checks and reflection, and checks the method's scope before it runs.
+
+    The guarded handler of each method is built once and kept: the interceptor runs on every call,
+    and a handler built per call costs as much as the cached read it guards.
+    """
 
     def __init__(self, verifier: TokenVerifier) -> None:
         self.verifier = verifier
+        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
 
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(HEALTH_PREFIX):
+        guarded = self._guarded.get(method)
+        if guarded is not None:
+            return guarded
+        handler = continuation(handler_call_details)
+        if handler is None or method.startswith(UNAUTHENTICATED_PREFIXES):
             return handler
-        scope = SCOPE_OF_METHOD.get(method)
-        verifier = self.verifier
+        guarded = self._guard(method, handler)
+        self._guarded[method] = guarded
+        return guarded
 
-        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
-            authorization = dict(context.invocation_metadata()).get("authorization")
-            try:
-                principal = verifier.verify(authorization)
-                if scope is None:
-                    raise PermissionDenied(method)
-                require_scope(principal, scope)
-            except (Unauthenticated, PermissionDenied) as error:
-                context.abort(STATUS_OF_ERROR[type(error)], str(error))
-            token = current_principal.set(principal)
+    def _authenticated(self, method: str, context: grpc.ServicerContext) -> Any:
+        """Set the call's principal as :data:`current_principal` (returns the token that resets it), or abort."""
+        authorization = next((value for key, value in context.invocation_metadata() if key == "authorization"),
+                             None)
+        scope = SCOPE_OF_METHOD.get(method)
+        try:
+            principal = self.verifier.verify(authorization)
+            if scope is None:
+                raise PermissionDenied(method)
+            require_scope(principal, scope)
+        except (Unauthenticated, PermissionDenied) as error:
+            context.abort(STATUS_OF_ERROR[type(error)], str(error))
+        return current_principal.set(principal)
+
+    def _guard(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if handler.unary_stream is not None:
+            def streamed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                token = self._authenticated(method, context)
+                try:
+                    yield from handler.unary_stream(request, context)
+                finally:
+                    current_principal.reset(token)
+
+            return grpc.unary_stream_rpc_method_handler(streamed, request_deserializer=handler.request_deserializer,
+                                                        response_serializer=handler.response_serializer)
+
+        def answered(request: Any, context: grpc.ServicerContext) -> Any:
+            token = self._authenticated(method, context)
             try:
                 return handler.unary_unary(request, context)
             finally:
                 current_principal.reset(token)
 
-        return grpc.unary_unary_rpc_method_handler(guarded, request_deserializer=handler.request_deserializer,
+        return grpc.unary_unary_rpc_method_handler(answered, request_deserializer=handler.request_deserializer,
                                                    response_serializer=handler.response_serializer)
 
 
@@ -266,6 +339,8 @@ def build_server(adapters: Adapters, verifier: TokenVerifier, address: str, *, t
     pb_grpc.add_SimulationServiceServicer_to_server(SimulationServicer(adapters), server)
     pb_grpc.add_ComplianceServiceServicer_to_server(ComplianceServicer(adapters), server)
     health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                                         reflection.SERVICE_NAME), server)
     if tls_cert_pem and tls_key_pem:
         port = server.add_secure_port(address, grpc.ssl_server_credentials([(tls_key_pem, tls_cert_pem)]))
     else:

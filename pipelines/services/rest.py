@@ -5,17 +5,25 @@ status codes with a JSON body ``{"error": ..., "message": ...}``. Every route ne
 (:class:`~pipelines.services.auth.TokenVerifier`, the gRPC interceptor's validation) with the
 route's scope: 401 with ``WWW-Authenticate: Bearer`` for a missing or bad token, 403 with
 ``error="insufficient_scope"`` for a missing scope (RFC 6750).
+
+Per request, the hot path does one hop to a worker thread (the route, which may read a database)
+and no more: a token verified before is recognised on the event loop (only a new token's signature
+check and key fetch go to a thread), the application's dicts are already JSON-ready and go out as
+a :class:`JSONResponse` without FastAPI's response validation (which would take a thread hop of
+its own for a sync route and re-walk every value), and the body limit is a plain ASGI middleware.
 """
 # No ``from __future__ import annotations``: FastAPI reads the dependencies in the annotations of the
 # routes and of ``authenticate``, which name local objects (``bearer``) that string annotations lose.
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipelines.composition import Adapters
 from pipelines.services import application
@@ -61,14 +69,35 @@ class SimulationStart(BaseModel):
     interest_rate_scenario: str = Field(description="Parallel rate shock as a decimal fraction (0.03 = +300 bp), "
                                         "text matching " + DECIMAL)
     scenario_ids: list[str] = Field(default_factory=list, max_length=20)
-    horizon_quarters: int = 9
-    n_paths: int = 1000
-    seed: int = 20260101
+    horizon_quarters: int = Field(default=0, description="Quarters to project; 0: STRESS_HORIZON_QUARTERS.")
+    n_paths: int = Field(default=0, description="Monte Carlo paths (10 .. 100000); 0: STRESS_N_PATHS.")
+    seed: int | None = Field(default=None, description="Random seed; null: STRESS_SEED.")
     as_of_date: str | None = None
 
 
 def _error(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "message": message}, status_code=status, headers=headers)
+
+
+def _json(payload: Any, status_code: int = 200) -> JSONResponse:
+    """An application result (JSON-ready by the application layer's contract) as the response itself."""
+    return JSONResponse(payload, status_code=status_code)
+
+
+class BoundedBody:
+    """Refuses a request whose declared body exceeds ``MAX_BODY_BYTES`` with 413, before any route runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+                response = _error(413, "payload_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(adapters: Adapters, verifier: TokenVerifier) -> FastAPI:
@@ -91,72 +120,76 @@ def create_app(adapters: Adapters, verifier: TokenVerifier) -> FastAPI:
                           {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{error.scope}"'})
         return _error(status, type(error).__name__, str(error))
 
-    @app.middleware("http")
-    async def bounded_body(request: Request, call_next: Callable) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return _error(413, "payload_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
-        return await call_next(request)
+    app.add_middleware(BoundedBody)
 
-    def scoped(scope: str) -> Callable[..., Principal]:
-        def authenticate(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
+        async def authenticate(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                               ) -> Principal:
             if credentials is None:
                 raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
-            principal = verifier.verify(f"{credentials.scheme} {credentials.credentials}")
+            authorization = f"{credentials.scheme} {credentials.credentials}"
+            principal = verifier.remembered(authorization) or await run_in_threadpool(verifier.verify, authorization)
             require_scope(principal, scope)
             return principal
 
         return authenticate
 
     @app.get(f"{PREFIX}/loans/{{loan_id}}", tags=["loans"], summary="A loan of the latest snapshot (loans:read)")
-    def get_loan(loan_id: str, _: Annotated[Principal, Depends(scoped(LOANS_READ))]) -> dict[str, Any]:
-        return application.get_loan(adapters, loan_id)
+    def get_loan(loan_id: str, _: Annotated[Principal, Depends(scoped(LOANS_READ))]) -> JSONResponse:
+        return _json(application.get_loan(adapters, loan_id))
 
     @app.patch(f"{PREFIX}/loans/{{loan_id}}", tags=["loans"],
                summary="Amend a loan; the next ingest applies it (loans:write)")
     def update_loan(loan_id: str, update: LoanUpdate,
-                    principal: Annotated[Principal, Depends(scoped(LOANS_WRITE))]) -> dict[str, Any]:
-        return application.update_loan(adapters, loan_id, update.etag, update.changes, actor=principal.subject,
-                                       reason=update.reason)
+                    principal: Annotated[Principal, Depends(scoped(LOANS_WRITE))]) -> JSONResponse:
+        return _json(application.update_loan(adapters, loan_id, update.etag, update.changes,
+                                             actor=principal.subject, reason=update.reason))
 
     @app.get(f"{PREFIX}/loans/{{loan_id}}/amendments", tags=["loans"],
              summary="The audit trail of a loan's amendments (loans:read)")
-    def loan_history(loan_id: str, _: Annotated[Principal, Depends(scoped(LOANS_READ))]) -> list[dict[str, Any]]:
-        return application.loan_history(adapters, loan_id)
+    def loan_history(loan_id: str, _: Annotated[Principal, Depends(scoped(LOANS_READ))]) -> JSONResponse:
+        return _json(application.loan_history(adapters, loan_id))
 
     @app.post(f"{PREFIX}/simulations", tags=["simulations"], status_code=202,
               summary="Start a loan_stress_test run; returns its id at once (simulations:run)")
     def run_simulation(start: SimulationStart,
-                       principal: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))]) -> dict[str, Any]:
+                       principal: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))]) -> JSONResponse:
         started = application.run_simulation(
             adapters, start.scenario_description, start.interest_rate_scenario, requested_by=principal.subject,
             scenario_ids=start.scenario_ids, horizon_quarters=start.horizon_quarters, n_paths=start.n_paths,
             seed=start.seed, as_of_date=start.as_of_date)
-        return application.get_simulation(adapters, started["simulation_id"])
+        return _json(application.get_simulation(adapters, started["simulation_id"]), status_code=202)
 
     @app.get(f"{PREFIX}/simulations/{{simulation_id}}", tags=["simulations"],
              summary="Status and, once succeeded, the Simulation Results Schema (simulations:run)")
     def get_simulation(simulation_id: str, _: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))],
                        page_size: Annotated[int, Query(ge=1, le=application.MAX_PAGE_SIZE)] = 100,
-                       page_token: str = "") -> dict[str, Any]:
-        return application.get_simulation(adapters, simulation_id, page_size, page_token)
+                       page_token: str = "") -> JSONResponse:
+        return _json(application.get_simulation(adapters, simulation_id, page_size, page_token))
 
     @app.get(f"{PREFIX}/runs", tags=["results"], summary="The latest runs that published results (simulations:run)")
     def list_runs(_: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))],
-                  limit: Annotated[int, Query(ge=1, le=application.MAX_RUNS)] = 20) -> list[dict[str, Any]]:
-        return application.list_runs(adapters, limit)
+                  limit: Annotated[int, Query(ge=1, le=application.MAX_RUNS)] = 20) -> JSONResponse:
+        return _json(application.list_runs(adapters, limit))
 
     @app.get(f"{PREFIX}/results", tags=["results"],
              summary="Published results by run (default latest), scenario, segment, loan (simulations:run)")
     def get_results(_: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))], run_id: str = "",
-                    scenario_id: str = "", segment: str = "", loan_id: str = "") -> dict[str, Any]:
-        return application.get_results(adapters, run_id=run_id, scenario_id=scenario_id, segment=segment,
-                                       loan_id=loan_id)
+                    scenario_id: str = "", segment: str = "", loan_id: str = "") -> JSONResponse:
+        return _json(application.get_results(adapters, run_id=run_id, scenario_id=scenario_id, segment=segment,
+                                             loan_id=loan_id))
+
+    @app.get(f"{PREFIX}/allocation", tags=["results"],
+             summary="The allocation a run's optimise step recommends under stress, beside the current book "
+                     "(simulations:run)")
+    def get_allocation(_: Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))], run_id: str = "",
+                       strategy: str = "") -> JSONResponse:
+        return _json(application.get_allocation(adapters, run_id, strategy))
 
     @app.get(f"{PREFIX}/compliance/{{metric_id}}", tags=["compliance"],
              summary="The latest status of a compliance metric (compliance:read)")
-    def check_compliance(metric_id: str, _: Annotated[Principal, Depends(scoped(COMPLIANCE_READ))]) -> dict[str, Any]:
-        return application.check_compliance(adapters, metric_id)
+    def check_compliance(metric_id: str, _: Annotated[Principal, Depends(scoped(COMPLIANCE_READ))]) -> JSONResponse:
+        return _json(application.check_compliance(adapters, metric_id))
 
     @app.get(f"{PREFIX}/health", tags=["health"], summary="Liveness (no token needed)")
     def health() -> dict[str, str]:

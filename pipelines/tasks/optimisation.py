@@ -16,7 +16,7 @@ from pipelines.adapters.object_store import ObjectStore
 from pipelines.composition import current_adapters
 from pipelines.settings import StressSettings
 from pipelines.tasks.policy import task_entry
-from pipelines.tasks.runs import log, record_step, run_prefix
+from pipelines.tasks.runs import allocation_key, log, record_step
 
 
 def _cet1_requirement(rules_path: Path, settings: StressSettings) -> tuple[float, float]:
@@ -58,7 +58,7 @@ def optimise(published: dict[str, Any], enabled: bool, run_id: str) -> dict[str,
              inputs.assets.path_losses.shape[0], stress_id)
     document = {"status": "done", "baseline_scenario": baseline_id if baseline else None,
                 **recommend(inputs, appetite)}
-    key = f"{run_prefix(run_id)}/optimisation/allocation.json"
+    key = allocation_key(run_id)
     uri = store.put_bytes(key, json.dumps(document, indent=2).encode())
     recommendation = document["recommendation"]
     log.info("recommended allocation (%s): %s", document["recommended_strategy"], recommendation["status"])

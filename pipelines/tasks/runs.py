@@ -28,7 +28,7 @@ def run_prefix(run_id: str) -> str:
 
 def record_step(store: ObjectStore, run_id: str, step: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Keep a step's output under ``runs/<run>/steps/`` and return it (it is also the task's XCom)."""
-    store.put_bytes(f"{run_prefix(run_id)}/steps/{step}.json", json.dumps(payload, indent=2, default=str).encode())
+    store.put_bytes(step_key(run_id, step), json.dumps(payload, indent=2, default=str).encode())
     return payload
 
 
@@ -53,3 +53,13 @@ def resolve_as_of(as_of_param: str | None, logical_date: datetime | None, run_af
     if moment is None:
         raise ValueError("the run has neither an as-of date parameter, a logical date nor a run_after time")
     return moment.date().isoformat()
+
+
+def allocation_key(run_id: str) -> str:
+    """Where the ``optimise`` task keeps a run's allocation document (read back by the services)."""
+    return f"{run_prefix(run_id)}/optimisation/allocation.json"
+
+
+def step_key(run_id: str, step: str) -> str:
+    """Where :func:`record_step` keeps a step's output."""
+    return f"{run_prefix(run_id)}/steps/{step}.json"

@@ -19,12 +19,16 @@ def test_run_simulation_starts_a_real_run_and_returns_its_results(airflow_db, sm
     tape = tmp_path / "tape.csv"
     write_table(generate_loan_book(300, seed=3, as_of=date(2025, 12, 31)), str(tape))
     monkeypatch.setenv("STRESS_LOAN_TAPE_URI", str(tape))
+    # The request leaves paths, horizon and seed unset: the run's plan takes the deployment's settings.
+    monkeypatch.setenv("STRESS_N_PATHS", "200")
+    monkeypatch.setenv("STRESS_SEED", "11")
+    monkeypatch.setenv("STRESS_HORIZON_QUARTERS", "4")
     from pipelines.settings import get_settings
 
     get_settings.cache_clear()
     adapters = current_adapters()
     started = run_simulation(adapters, "Rates +200 bp on the 2026 baseline", "0.02", requested_by="tester",
-                             n_paths=200, as_of_date="2025-12-31")
+                             as_of_date="2025-12-31")
     assert started["status"] == "queued" and started["simulation_id"].startswith("svc__")
     deadline = time.monotonic() + GIVE_UP_SECONDS
     view = get_simulation(adapters, started["simulation_id"], page_size=50)
@@ -38,6 +42,8 @@ def test_run_simulation_starts_a_real_run_and_returns_its_results(airflow_db, sm
     assert len(result["AffectedLoans"]) == 50 and view["next_page_token"] == "50"
     stored = adapters.results_store.simulations_of_run(view["airflow_run_id"])[0]
     assert result["SimulationId"] == stored["SimulationId"]
+    assert (stored["provenance"]["n_paths"], stored["provenance"]["seed"], stored["provenance"]["horizon"]) == \
+        (200, 11, 4)
     assert result["OverallImpact"] == f"{stored['OverallImpact']:.2f}"
     last = get_simulation(adapters, started["simulation_id"], page_size=50, page_token="250")
     assert last["next_page_token"] == "" and 0 < len(last["results"][0]["AffectedLoans"]) <= 50

@@ -116,3 +116,39 @@ def record(run_id: str, status: Status, actual: float, scenario: str, minute: in
                             evaluated_at=datetime(2026, 1, 1, 0, minute, tzinfo=UTC))
 
 
+
+
+def publish_known_allocation(adapters, run_id: str = RUN_ID) -> dict:
+    """The optimise step's document of a two-segment book whose optimum is known by hand, kept as the task does.
+
+    Both segments lose the same on every path, so only the return tells them apart: over the two
+    quarters auto earns half its 8 % margin less 4 % EL (0 per dollar), heloc half of 5 % less 4 %
+    (-1.5 cents). With the whole budget of 250 to lend and each segment between 70 and 130 (30 %
+    run-off and growth bounds on 100 each), max_return grows auto to its bound (130) and gives heloc
+    the rest (120): the return changes by 30 x 0 + 20 x -0.015 = -0.30, and a dollar more of auto's
+    bound, or a dollar less to lend, is worth 0.015 (heloc's loss avoided); heloc's bounds do not bind.
+    """
+    import json
+    from dataclasses import replace
+
+    import numpy as np
+
+    from models.optimisation import Assets, Limits, Strategy
+    from pipelines.engine.allocation import recommend
+    from pipelines.engine.optimisation_inputs import OptimisationInputs, load_appetite
+    from pipelines.settings import REPO_ROOT
+    from pipelines.tasks.runs import allocation_key
+
+    losses = np.array([[0.01, 0.01], [0.02, 0.02], [0.03, 0.03], [0.10, 0.10]])
+    assets = Assets(names=("auto", "heloc"), segments=("auto", "heloc"), path_losses=losses,
+                    expected_loss=np.array([0.04, 0.04]), net_interest_margin=np.array([0.08, 0.05]),
+                    fee_rate=np.zeros(2), cost_rate=np.zeros(2), rwa_density=np.ones(2),
+                    current=np.array([100.0, 100.0]), quarterly_stressed_loss=np.full((2, 2), 0.02),
+                    start_allowance=np.array([0.01, 0.01]))
+    limits = Limits(budget=250.0, max_growth=0.3, max_runoff=0.3, cvar_level=0.75)
+    appetite = replace(load_appetite(REPO_ROOT / "risk_appetite" / "lending.yaml"), strategy=Strategy.MAX_RETURN,
+                       frontier_points=3)
+    document = {"status": "done", "baseline_scenario": "2026_baseline",
+                **recommend(OptimisationInputs("2026_severely_adverse", assets, limits, 0.0), appetite)}
+    adapters.object_store.put_bytes(allocation_key(run_id), json.dumps(document).encode())
+    return document

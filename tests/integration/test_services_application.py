@@ -218,3 +218,54 @@ def test_run_simulation_validates_before_starting(adapters):
             run_simulation(adapters, requested_by="t", **arguments)
     with pytest.raises(NotFound):
         get_simulation(adapters, "svc__unknown")
+
+
+# Allocation --------------------------------------------------------------------------------------
+
+def test_allocation_of_a_run_beside_the_current_book(adapters):
+    from services_support import publish_known_allocation
+
+    from pipelines.services.application import get_allocation
+    from pipelines.services.errors import FailedPrecondition, InvalidArgument, NotFound
+    from pipelines.tasks.runs import record_step
+
+    with pytest.raises(NotFound, match="no published results"):
+        get_allocation(adapters)
+    publish_known_results(adapters)
+    with pytest.raises(FailedPrecondition, match="has not finished"):
+        get_allocation(adapters)
+    record_step(adapters.object_store, RUN_ID, "optimise", {"status": "skipped",
+                                                           "reason": "the optimise parameter is off"})
+    with pytest.raises(FailedPrecondition, match="the optimise parameter is off"):
+        get_allocation(adapters, RUN_ID)
+    document = publish_known_allocation(adapters)
+    assert document["strategies"]["max_return"]["status"] == "optimal"
+    allocation = get_allocation(adapters)  # the latest run, the appetite's strategy
+    assert (allocation["run_id"], allocation["strategy"], allocation["status"]) == (RUN_ID, "max_return", "optimal")
+    assert allocation["scenario_id"] == "2026_severely_adverse" and allocation["baseline_scenario"] == "2026_baseline"
+    assert [(a["name"], a["current"], a["recommended"]) for a in allocation["assets"]] == [
+        ("auto", "100.00", "130.00"), ("heloc", "100.00", "120.00")]
+    # The whole budget is lent (its use is at least 100 % and at most the budget) and auto is at its bound.
+    assert {b["name"] for b in allocation["binding"]} == {"total budget", "minimum budget use", "growth bound auto"}
+    shadow = {b["name"]: Decimal(b["shadow_price"]) for b in allocation["binding"]}
+    assert shadow["growth bound auto"] == shadow["minimum budget use"] == Decimal("0.015000000000")
+    assert shadow["total budget"] == 0
+    assert all(b["objective"] == "expected return (dollars)" for b in allocation["binding"])
+    current, recommended, change = allocation["current"], allocation["recommended"], allocation["change"]
+    assert (current["exposure"], recommended["exposure"]) == ("200.00", "250.00")
+    assert (current["expected_return"], recommended["expected_return"], change["expected_return"]) == (
+        "-1.50", "-1.80", "-0.30")
+    assert (current["expected_loss"], recommended["expected_loss"], current["cvar"]) == ("8.00", "10.00", "20.00")
+    # Each change is the recommended minus the current measure.
+    for name in ("expected_return", "expected_loss", "cvar", "raroc"):
+        assert float(change[name]) == pytest.approx(float(Decimal(recommended[name]) - Decimal(current[name])),
+                                                    abs=1e-6 if name == "raroc" else 0.011)
+    # No capital path in this run: the stressed CET1 measures are undefined, not NaN.
+    assert current["min_cet1_ratio"] is None and current["min_cet1_quarter"] is None
+    assert allocation["limits"]["budget"] == "250.00" and allocation["frontier"]
+    other = get_allocation(adapters, RUN_ID, "min_cvar")
+    assert other["strategy"] == "min_cvar" and other["status"] == document["strategies"]["min_cvar"]["status"]
+    with pytest.raises(InvalidArgument, match="strategy"):
+        get_allocation(adapters, RUN_ID, "max_luck")
+    with pytest.raises(NotFound, match="nope"):
+        get_allocation(adapters, "nope")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import filecmp
 import ipaddress
+import itertools
 import time
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def test_results_runs_and_compliance_over_grpc(grpc_channel, bearer, adapters):
     assert "Non-Compliant in 1 of 1 checks" in status.message
 
 
-def test_run_and_get_simulation_over_grpc(grpc_channel, bearer):
+def test_run_and_get_simulation_over_grpc(grpc_channel, bearer, adapters):
     simulations = pb_grpc.SimulationServiceStub(grpc_channel)
     for request in (pb.SimulationRequest(scenario_description="up", interest_rate_scenario="NaN"),
                     pb.SimulationRequest(scenario_description="up", interest_rate_scenario="0.03015"),
@@ -132,6 +133,9 @@ def test_run_and_get_simulation_over_grpc(grpc_channel, bearer):
                                                              interest_rate_scenario="0.03"), metadata=bearer)
     assert started.status == "queued" and started.simulation_id.startswith("svc__")
     assert started.scenario_description == "Rates +300 bp" and started.interest_rate_scenario == "0.03"
+    # Horizon, paths and seed left unset travel unset, so the run's plan takes the STRESS_* settings.
+    conf = adapters.service_store.simulation_request(started.simulation_id)["conf"]
+    assert (conf["horizon_quarters"], conf["n_paths"], conf["seed"]) == (0, 0, None)
     deadline = time.monotonic() + GIVE_UP_SECONDS
     view = started
     while view.status not in ("succeeded", "failed") and time.monotonic() < deadline:
@@ -139,6 +143,49 @@ def test_run_and_get_simulation_over_grpc(grpc_channel, bearer):
         view = simulations.GetSimulation(pb.GetSimulationRequest(simulation_id=started.simulation_id),
                                          metadata=bearer)
     assert view.status == "failed" and "loan_stress_test" in view.error
+    # A seed of 0 set on the wire is a seed, not "unset" (proto3 presence); started once the first run ended,
+    # as two runs of one data home would migrate its Airflow database at once.
+    chosen = simulations.RunSimulation(pb.SimulationRequest(scenario_description="seed 0", interest_rate_scenario="0",
+                                                            horizon_quarters=4, n_paths=50, seed=0), metadata=bearer)
+    conf = adapters.service_store.simulation_request(chosen.simulation_id)["conf"]
+    assert (conf["horizon_quarters"], conf["n_paths"], conf["seed"]) == (4, 50, 0)
+    # The progress stream sends each status once, from the first, and ends by itself with the outcome.
+    watched = [view.status for view in simulations.WatchSimulation(
+        pb.GetSimulationRequest(simulation_id=chosen.simulation_id), metadata=bearer, timeout=GIVE_UP_SECONDS)]
+    assert watched[0] in ("queued", "running") and watched[-1] == "failed"
+    assert all(a != b for a, b in itertools.pairwise(watched)) and set(watched) <= {"queued", "running", "failed"}
+    assert [view.status for view in simulations.WatchSimulation(
+        pb.GetSimulationRequest(simulation_id=chosen.simulation_id), metadata=bearer)] == ["failed"]
+    assert code_of(lambda: list(simulations.WatchSimulation(pb.GetSimulationRequest(simulation_id="svc__none"),
+                                                            metadata=bearer)))[0] == grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: list(simulations.WatchSimulation(
+        pb.GetSimulationRequest(simulation_id=chosen.simulation_id))))[0] == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_allocation_over_grpc(grpc_channel, bearer, adapters, oauth_issuer):
+    from services_support import publish_known_allocation
+
+    simulations = pb_grpc.SimulationServiceStub(grpc_channel)
+    assert code_of(simulations.GetAllocation, pb.AllocationRequest(), metadata=bearer)[0] == grpc.StatusCode.NOT_FOUND
+    publish_known_results(adapters)
+    code, details = code_of(simulations.GetAllocation, pb.AllocationRequest(run_id=RUN_ID), metadata=bearer)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "optimise step" in details
+    publish_known_allocation(adapters)
+    allocation = simulations.GetAllocation(pb.AllocationRequest(), metadata=bearer)
+    assert (allocation.run_id, allocation.strategy, allocation.status) == (RUN_ID, "max_return", "optimal")
+    assert [(a.name, a.current, a.recommended) for a in allocation.assets] == [("auto", "100.00", "130.00"),
+                                                                               ("heloc", "100.00", "120.00")]
+    assert (allocation.current.expected_return, allocation.recommended.expected_return,
+            allocation.change.expected_return) == ("-1.50", "-1.80", "-0.30")
+    assert not allocation.current.HasField("min_cet1_ratio")  # no capital path in this run: unset, not "NaN"
+    assert {b.name: b.shadow_price for b in allocation.binding}["growth bound auto"] == "0.015000000000"
+    assert allocation.limits.budget == "250.00" and not allocation.limits.HasField("cvar_limit")
+    assert len(allocation.frontier) == 3 and allocation.frontier[0].cvar == "25.00"
+    assert code_of(simulations.GetAllocation, pb.AllocationRequest(strategy="max_luck"), metadata=bearer)[0] == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    viewer = [("authorization", f"Bearer {oauth_issuer.mint('viewer', {'loans:read'})}")]
+    assert code_of(simulations.GetAllocation, pb.AllocationRequest(), metadata=viewer)[0] == \
+        grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_tokens_and_scopes(grpc_channel, oauth_issuer):
@@ -172,6 +219,23 @@ def test_health_checks_need_no_token(grpc_channel):
     assert code_of(health.Check, health_pb2.HealthCheckRequest(service="nope"))[0] == grpc.StatusCode.NOT_FOUND
     first = next(iter(health.Watch(health_pb2.HealthCheckRequest(service="nope"))))
     assert first.status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+
+def test_reflection_lists_the_services_without_a_token(grpc_channel):
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    database = ProtoReflectionDescriptorDatabase(grpc_channel)
+    assert set(database.get_services()) == {"loanstress.v1.LoanService", "loanstress.v1.SimulationService",
+                                            "loanstress.v1.ComplianceService", "grpc.health.v1.Health",
+                                            "grpc.reflection.v1alpha.ServerReflection"}
+    # A reflection client resolves the methods and messages from the server alone, as grpcurl does.
+    pool = DescriptorPool(database)
+    compliance = pool.FindServiceByName("loanstress.v1.ComplianceService")
+    assert [m.name for m in compliance.methods] == ["CheckCompliance"]
+    assert compliance.methods_by_name["CheckCompliance"].output_type.fields_by_name["actual_value"].type == \
+        compliance.methods_by_name["CheckCompliance"].output_type.fields_by_name["actual_value"].TYPE_STRING
+    assert "GetLoanDetails" in pool.FindServiceByName("loanstress.v1.LoanService").methods_by_name
 
 
 def self_signed_certificate() -> tuple[bytes, bytes]:

@@ -93,7 +93,7 @@ def test_results_runs_and_compliance_over_rest(api, auth, adapters):
     assert api.get("/runs", headers=auth, params={"limit": 0}).status_code == 422
 
 
-def test_run_and_get_simulation_over_rest(api, auth):
+def test_run_and_get_simulation_over_rest(api, auth, adapters):
     bad = api.post("/simulations", headers=auth, json={"scenario_description": "x", "interest_rate_scenario": "NaN"})
     assert bad.status_code == 422 and "not a decimal" in bad.json()["message"]
     assert api.get("/simulations/svc__none", headers=auth).status_code == 404
@@ -101,6 +101,9 @@ def test_run_and_get_simulation_over_rest(api, auth):
                                                             "interest_rate_scenario": "-0.01"})
     assert started.status_code == 202 and started.json()["status"] == "queued"
     simulation_id = started.json()["simulation_id"]
+    # Horizon, paths and seed left out travel unset, so the run's plan takes the STRESS_* settings.
+    conf = adapters.service_store.simulation_request(simulation_id)["conf"]
+    assert (conf["horizon_quarters"], conf["n_paths"], conf["seed"]) == (0, 0, None)
     deadline = time.monotonic() + GIVE_UP_SECONDS
     view = started.json()
     while view["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
@@ -109,6 +112,30 @@ def test_run_and_get_simulation_over_rest(api, auth):
     # No loan tape in this data home: the run starts, then fails in its ingest, and says so.
     assert view["status"] == "failed" and "loan_stress_test" in view["error"]
     assert api.get(f"/simulations/{simulation_id}", headers=auth, params={"page_size": 0}).status_code == 422
+
+
+def test_allocation_over_rest(api, auth, adapters, oauth_issuer):
+    from services_support import publish_known_allocation
+
+    assert api.get("/allocation", headers=auth).status_code == 404
+    publish_known_results(adapters)
+    pending = api.get("/allocation", headers=auth, params={"run_id": RUN_ID})
+    assert pending.status_code == 409 and "optimise step" in pending.json()["message"]
+    publish_known_allocation(adapters)
+    response = api.get("/allocation", headers=auth)
+    assert response.status_code == 200, response.text
+    allocation = response.json()
+    assert (allocation["run_id"], allocation["strategy"], allocation["status"]) == (RUN_ID, "max_return", "optimal")
+    assert [a["recommended"] for a in allocation["assets"]] == ["130.00", "120.00"]
+    assert allocation["change"]["expected_return"] == "-0.30" and allocation["current"]["min_cet1_ratio"] is None
+    assert {b["name"] for b in allocation["binding"]} == {"total budget", "minimum budget use", "growth bound auto"}
+    chosen = api.get("/allocation", headers=auth, params={"run_id": RUN_ID, "strategy": "min_cvar"}).json()
+    assert chosen["strategy"] == "min_cvar"
+    bad = api.get("/allocation", headers=auth, params={"strategy": "max_luck"})
+    assert bad.status_code == 422 and "max_luck" in bad.json()["message"]
+    assert api.get("/allocation", headers=auth, params={"run_id": "nope"}).status_code == 404
+    viewer = {"Authorization": f"Bearer {oauth_issuer.mint('viewer', {'loans:read'})}"}
+    assert api.get("/allocation", headers=viewer).status_code == 403
 
 
 def test_tokens_and_scopes_over_rest(api, oauth_issuer):
@@ -142,7 +169,7 @@ def test_unknown_key_ids_refetch_the_jwks_at_most_once_per_cooldown(api, oauth_i
 def test_openapi_documents_every_operation(api):
     document = api.get("/openapi.json").json()
     assert {"/api/v1/loans/{loan_id}", "/api/v1/loans/{loan_id}/amendments", "/api/v1/simulations",
-            "/api/v1/simulations/{simulation_id}", "/api/v1/runs", "/api/v1/results",
+            "/api/v1/simulations/{simulation_id}", "/api/v1/runs", "/api/v1/results", "/api/v1/allocation",
             "/api/v1/compliance/{metric_id}"} <= set(document["paths"])
     assert set(document["paths"]["/api/v1/loans/{loan_id}"]) == {"get", "patch"}
     assert "HTTPBearer" in document["components"]["securitySchemes"]

@@ -279,6 +279,125 @@ class ResultsResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[ScenarioResult]
     def __init__(self, run_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[ScenarioResult, _Mapping]]] = ...) -> None: ...
 
+class AllocationRequest(_message.Message):
+    __slots__ = ("run_id", "strategy")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    strategy: str
+    def __init__(self, run_id: _Optional[str] = ..., strategy: _Optional[str] = ...) -> None: ...
+
+class AllocationAsset(_message.Message):
+    __slots__ = ("name", "segment", "current", "recommended", "cvar_contribution")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDED_FIELD_NUMBER: _ClassVar[int]
+    CVAR_CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    segment: str
+    current: str
+    recommended: str
+    cvar_contribution: str
+    def __init__(self, name: _Optional[str] = ..., segment: _Optional[str] = ..., current: _Optional[str] = ..., recommended: _Optional[str] = ..., cvar_contribution: _Optional[str] = ...) -> None: ...
+
+class PortfolioMeasures(_message.Message):
+    __slots__ = ("exposure", "expected_return", "expected_loss", "cvar", "economic_capital", "raroc", "min_cet1_ratio", "min_cet1_quarter")
+    EXPOSURE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_RETURN_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_LOSS_FIELD_NUMBER: _ClassVar[int]
+    CVAR_FIELD_NUMBER: _ClassVar[int]
+    ECONOMIC_CAPITAL_FIELD_NUMBER: _ClassVar[int]
+    RAROC_FIELD_NUMBER: _ClassVar[int]
+    MIN_CET1_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MIN_CET1_QUARTER_FIELD_NUMBER: _ClassVar[int]
+    exposure: str
+    expected_return: str
+    expected_loss: str
+    cvar: str
+    economic_capital: str
+    raroc: str
+    min_cet1_ratio: str
+    min_cet1_quarter: int
+    def __init__(self, exposure: _Optional[str] = ..., expected_return: _Optional[str] = ..., expected_loss: _Optional[str] = ..., cvar: _Optional[str] = ..., economic_capital: _Optional[str] = ..., raroc: _Optional[str] = ..., min_cet1_ratio: _Optional[str] = ..., min_cet1_quarter: _Optional[int] = ...) -> None: ...
+
+class BindingConstraint(_message.Message):
+    __slots__ = ("name", "family", "shadow_price", "objective")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_PRICE_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    family: str
+    shadow_price: str
+    objective: str
+    def __init__(self, name: _Optional[str] = ..., family: _Optional[str] = ..., shadow_price: _Optional[str] = ..., objective: _Optional[str] = ...) -> None: ...
+
+class FrontierPoint(_message.Message):
+    __slots__ = ("cvar", "expected_return")
+    CVAR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_RETURN_FIELD_NUMBER: _ClassVar[int]
+    cvar: str
+    expected_return: str
+    def __init__(self, cvar: _Optional[str] = ..., expected_return: _Optional[str] = ...) -> None: ...
+
+class AllocationLimits(_message.Message):
+    __slots__ = ("budget", "cvar_level", "cvar_limit", "economic_capital_level", "required_cet1_ratio", "concentration")
+    class ConcentrationEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    CVAR_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    CVAR_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ECONOMIC_CAPITAL_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_CET1_RATIO_FIELD_NUMBER: _ClassVar[int]
+    CONCENTRATION_FIELD_NUMBER: _ClassVar[int]
+    budget: str
+    cvar_level: str
+    cvar_limit: str
+    economic_capital_level: str
+    required_cet1_ratio: str
+    concentration: _containers.ScalarMap[str, str]
+    def __init__(self, budget: _Optional[str] = ..., cvar_level: _Optional[str] = ..., cvar_limit: _Optional[str] = ..., economic_capital_level: _Optional[str] = ..., required_cet1_ratio: _Optional[str] = ..., concentration: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Allocation(_message.Message):
+    __slots__ = ("run_id", "scenario_id", "baseline_scenario", "strategy", "recommended_strategy", "status", "message", "conflicting", "assets", "current", "recommended", "change", "binding", "frontier", "limits")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_SCENARIO_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDED_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTING_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDED_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    BINDING_FIELD_NUMBER: _ClassVar[int]
+    FRONTIER_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    scenario_id: str
+    baseline_scenario: str
+    strategy: str
+    recommended_strategy: str
+    status: str
+    message: str
+    conflicting: _containers.RepeatedScalarFieldContainer[str]
+    assets: _containers.RepeatedCompositeFieldContainer[AllocationAsset]
+    current: PortfolioMeasures
+    recommended: PortfolioMeasures
+    change: PortfolioMeasures
+    binding: _containers.RepeatedCompositeFieldContainer[BindingConstraint]
+    frontier: _containers.RepeatedCompositeFieldContainer[FrontierPoint]
+    limits: AllocationLimits
+    def __init__(self, run_id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., baseline_scenario: _Optional[str] = ..., strategy: _Optional[str] = ..., recommended_strategy: _Optional[str] = ..., status: _Optional[str] = ..., message: _Optional[str] = ..., conflicting: _Optional[_Iterable[str]] = ..., assets: _Optional[_Iterable[_Union[AllocationAsset, _Mapping]]] = ..., current: _Optional[_Union[PortfolioMeasures, _Mapping]] = ..., recommended: _Optional[_Union[PortfolioMeasures, _Mapping]] = ..., change: _Optional[_Union[PortfolioMeasures, _Mapping]] = ..., binding: _Optional[_Iterable[_Union[BindingConstraint, _Mapping]]] = ..., frontier: _Optional[_Iterable[_Union[FrontierPoint, _Mapping]]] = ..., limits: _Optional[_Union[AllocationLimits, _Mapping]] = ...) -> None: ...
+
 class ComplianceRequest(_message.Message):
     __slots__ = ("metric_id",)
     METRIC_ID_FIELD_NUMBER: _ClassVar[int]

@@ -161,6 +161,11 @@ class SimulationServiceStub:
                 request_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.SerializeToString,
                 response_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.FromString,
                 _registered_method=True)
+        self.WatchSimulation = channel.unary_stream(
+                '/loanstress.v1.SimulationService/WatchSimulation',
+                request_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.SerializeToString,
+                response_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.FromString,
+                _registered_method=True)
         self.ListRuns = channel.unary_unary(
                 '/loanstress.v1.SimulationService/ListRuns',
                 request_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ListRunsRequest.SerializeToString,
@@ -170,6 +175,11 @@ class SimulationServiceStub:
                 '/loanstress.v1.SimulationService/GetResults',
                 request_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsRequest.SerializeToString,
                 response_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsResponse.FromString,
+                _registered_method=True)
+        self.GetAllocation = channel.unary_unary(
+                '/loanstress.v1.SimulationService/GetAllocation',
+                request_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.AllocationRequest.SerializeToString,
+                response_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.Allocation.FromString,
                 _registered_method=True)
 
 
@@ -190,6 +200,14 @@ class SimulationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchSimulation(self, request, context):
+        """The simulation's status now and at each change until it succeeds or fails (then the results, as
+        GetSimulation gives them), after which the stream ends. Scope simulations:run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListRuns(self, request, context):
         """The latest runs that published results. Scope simulations:run.
         """
@@ -199,6 +217,15 @@ class SimulationServiceServicer:
 
     def GetResults(self, request, context):
         """Published results by run (default the latest), scenario, segment or loan. Scope simulations:run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAllocation(self, request, context):
+        """The allocation a run's optimise step recommends under its stress scenario, beside the current
+        book: measures and their change, binding constraints with shadow prices, the efficient frontier.
+        NOT_FOUND for an unknown run, FAILED_PRECONDITION when the run has not optimised. Scope simulations:run.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -217,6 +244,11 @@ def add_SimulationServiceServicer_to_server(servicer, server):
                     request_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.FromString,
                     response_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.SerializeToString,
             ),
+            'WatchSimulation': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSimulation,
+                    request_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.FromString,
+                    response_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.SerializeToString,
+            ),
             'ListRuns': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRuns,
                     request_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ListRunsRequest.FromString,
@@ -226,6 +258,11 @@ def add_SimulationServiceServicer_to_server(servicer, server):
                     servicer.GetResults,
                     request_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsRequest.FromString,
                     response_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsResponse.SerializeToString,
+            ),
+            'GetAllocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAllocation,
+                    request_deserializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.AllocationRequest.FromString,
+                    response_serializer=pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.Allocation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -293,6 +330,33 @@ class SimulationService:
             _registered_method=True)
 
     @staticmethod
+    def WatchSimulation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/loanstress.v1.SimulationService/WatchSimulation',
+            pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.GetSimulationRequest.SerializeToString,
+            pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.SimulationResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListRuns(request,
             target,
             options=(),
@@ -336,6 +400,33 @@ class SimulationService:
             '/loanstress.v1.SimulationService/GetResults',
             pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsRequest.SerializeToString,
             pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.ResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAllocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loanstress.v1.SimulationService/GetAllocation',
+            pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.AllocationRequest.SerializeToString,
+            pipelines_dot_services_dot_grpc__gen_dot_loanstress_dot_v1_dot_loanstress__pb2.Allocation.FromString,
             options,
             channel_credentials,
             insecure,
