@@ -238,6 +238,18 @@ class StressSettings(BaseSettings):
                                          "an unknown key id refetches at most once per this period.")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of `make api` (REST).")
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(default=8050, ge=1, le=65535, description="Port of `make dashboard`.")
+    dashboard_api_url: str = Field(default="", description="Base URL of the REST API the standalone dashboard "
+                                   "reads (http://host:8000); empty: the dashboard calls the application layer "
+                                   "in its own process.")
+    dashboard_token_url: str = Field(default="", description="OAuth 2.0 token endpoint the dashboard gets its "
+                                     "client-credentials bearer token from (with dashboard_api_url).")
+    dashboard_client_id: str = Field(default="", description="OAuth 2.0 client id of the dashboard.")
+    dashboard_client_secret: str = Field(default="", description="OAuth 2.0 client secret of the dashboard.")
+    mlflow_ui_url: str = Field(default="", description="Base URL of the MLflow UI the dashboard links model "
+                               "versions to; default the tracking URI when it is a server, else "
+                               "http://127.0.0.1:5000 (`make mlflow`).")
     grpc_address: str = Field(default="127.0.0.1:50051", description="host:port the gRPC server listens on.")
     grpc_tls_cert_path: str = Field(default="", description="PEM certificate chain of the gRPC server; with "
                                     "grpc_tls_key_path the server speaks TLS only.")
@@ -266,6 +278,13 @@ class StressSettings(BaseSettings):
     @property
     def resolved_mlflow_tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.data_home / 'mlflow.sqlite'}"
+
+    @property
+    def resolved_mlflow_ui_url(self) -> str:
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url
+        tracking = self.resolved_mlflow_tracking_uri
+        return tracking if tracking.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
 
 
 @lru_cache(maxsize=1)
