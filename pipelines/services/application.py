@@ -444,7 +444,8 @@ def mlflow_model_url(adapters: Adapters, model: dict[str, Any]) -> str | None:
     """The MLflow UI page of a registered model version, or None for a model MLflow does not hold."""
     if model.get("kind") != "mlflow_champion":
         return None
-    return f"{adapters.settings.resolved_mlflow_ui_url.rstrip('/')}/#/models/{model['name']}/versions/{model['version']}"
+    base = adapters.settings.resolved_mlflow_ui_url.rstrip("/")
+    return f"{base}/#/models/{model['name']}/versions/{model['version']}"
 
 
 def _scenario_figures(result: dict[str, Any]) -> dict[str, Any]:
@@ -455,7 +456,8 @@ def _scenario_figures(result: dict[str, Any]) -> dict[str, Any]:
             "LossRate": _decimal(metrics["loss_rate"], 8),
             "VaR": {level: _decimal(value, 2) for level, value in metrics["var"].items()},
             "ExpectedShortfall": {level: _decimal(value, 2) for level, value in metrics["expected_shortfall"].items()},
-            "StartCET1Ratio": _decimal(capital["cet1_ratio"][0], 8), "MinCET1Ratio": _decimal(capital["min_cet1_ratio"], 8),
+            "StartCET1Ratio": _decimal(capital["cet1_ratio"][0], 8),
+            "MinCET1Ratio": _decimal(capital["min_cet1_ratio"], 8),
             "StartTier1LeverageRatio": _decimal(capital["tier1_leverage_ratio"][0], 8),
             "MinTier1LeverageRatio": _decimal(capital["min_tier1_leverage_ratio"], 8)}
 
@@ -526,7 +528,8 @@ def compliance_of_run(adapters: Adapters, run_id: str = "") -> dict[str, Any]:
     run_id = _run_id_or_latest(adapters, run_id)
 
     def records() -> dict[str, Any]:
-        return {"run_id": run_id, "records": [_record_view(r) for r in adapters.results_store.compliance_of_run(run_id)]}
+        records_of_run = adapters.results_store.compliance_of_run(run_id)
+        return {"run_id": run_id, "records": [_record_view(r) for r in records_of_run]}
 
     return adapters.cache.get_or_compute(f"dashboard:compliance:{run_id}", records)
 
