@@ -8,6 +8,7 @@
 ``run-simulation`` a loan_stress_test run requested through the services (started by them)
 ``serve-grpc`` the gRPC services (LoanService, SimulationService, ComplianceService, health)
 ``serve-api`` the REST API (FastAPI under /api/v1, OAuth 2.0 bearer tokens)
+``serve-dashboard`` the dashboard (Plotly Dash) on STRESS_DASHBOARD_HOST:STRESS_DASHBOARD_PORT
 """
 
 from __future__ import annotations
@@ -147,6 +148,36 @@ def _cmd_serve_grpc(args: argparse.Namespace) -> None:
     server.wait_for_termination()
 
 
+def dashboard_source():
+    """The dashboard's source: the REST API with client-credentials tokens when STRESS_DASHBOARD_API_URL is
+    set, else the application layer in this process."""
+    from pipelines.dashboard.source import ApplicationSource, ClientCredentials, RestSource
+
+    settings = get_settings()
+    if settings.dashboard_api_url:
+        return RestSource(settings.dashboard_api_url, ClientCredentials(
+            settings.dashboard_token_url, settings.dashboard_client_id, settings.dashboard_client_secret))
+    from pipelines.composition import current_adapters
+
+    return ApplicationSource(current_adapters())
+
+
+def _cmd_serve_dashboard(args: argparse.Namespace) -> None:
+    import uvicorn
+    from a2wsgi import WSGIMiddleware
+
+    from pipelines.dashboard.app import create_dashboard_app
+
+    settings = get_settings()
+    source = dashboard_source()
+    print(f"dashboard on http://{settings.dashboard_host}:{settings.dashboard_port}/ (reading "
+          f"{'the REST API at ' + settings.dashboard_api_url if settings.dashboard_api_url else 'the stores'})",
+          flush=True)
+    # Dash is a Flask (WSGI) app: served by uvicorn through a2wsgi, as the Airflow plugin mounts it.
+    uvicorn.run(WSGIMiddleware(create_dashboard_app(source).server), host=settings.dashboard_host,
+                port=settings.dashboard_port, log_level="warning")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loanstress", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     grpc_server.set_defaults(func=_cmd_serve_grpc)
     api = commands.add_parser("serve-api", help="the REST API under /api/v1 (STRESS_API_HOST/PORT, STRESS_AUTH_*)")
     api.set_defaults(func=_cmd_serve_api)
+    dashboard = commands.add_parser("serve-dashboard", help="the dashboard (STRESS_DASHBOARD_HOST/PORT; "
+                                    "STRESS_DASHBOARD_API_URL to read the REST API)")
+    dashboard.set_defaults(func=_cmd_serve_dashboard)
     return parser
 
 
