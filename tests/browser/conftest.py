@@ -88,7 +88,8 @@ def seeded_run() -> SeededRun:
     seeded = subprocess.run([sys.executable, str(script), AS_OF], env=environment, capture_output=True, text=True,
                             cwd=REPO_ROOT)
     run_ids = [line.removeprefix("RUN_ID=") for line in seeded.stdout.splitlines() if line.startswith("RUN_ID=")]
-    assert seeded.returncode == 0 and run_ids, f"the seeded run failed:\n{seeded.stdout[-3000:]}\n{seeded.stderr[-5000:]}"
+    assert seeded.returncode == 0 and run_ids, (f"the seeded run failed:\n{seeded.stdout[-3000:]}\n"
+                                                f"{seeded.stderr[-5000:]}")
     return SeededRun(run_ids[0], data_home, environment)
 
 
