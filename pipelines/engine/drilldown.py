@@ -27,11 +27,13 @@ def top_loss_contributors(loans: pa.Table, per_segment: int = TOP_CONTRIBUTORS_P
     if per_segment < 1:
         raise ValueError(f"per_segment must be at least 1 (got {per_segment})")
     table = loans.select(list(CONTRIBUTOR_COLUMNS))
+    segments = pc.dictionary_encode(table.column("ProductSegment")).combine_chunks()
+    order = [("ExpectedLoss", "descending"), ("LoanId", "ascending")]  # loan ids are unique: a total order
     contributors: dict[str, list[dict[str, Any]]] = {}
-    for segment in sorted(pc.unique(table.column("ProductSegment")).to_pylist()):
-        rows = table.filter(pc.equal(table.column("ProductSegment"), segment))
-        top = rows.take(pc.sort_indices(rows, [("ExpectedLoss", "descending"), ("LoanId", "ascending")])
-                        [:per_segment])
+    for code, segment in sorted(enumerate(segments.dictionary.to_pylist()), key=lambda item: item[1]):
+        positions = pc.indices_nonzero(pc.equal(segments.indices, code))
+        keys = table.select(["ExpectedLoss", "LoanId"]).take(positions)  # sort on the two keys only
+        top = positions.take(pc.select_k_unstable(keys, k=min(per_segment, len(positions)), sort_keys=order))
         contributors[segment] = [{**row, "QuarterlyPD": [float(p) for p in row["QuarterlyPD"]]}
-                                 for row in top.to_pylist()]
+                                 for row in table.take(top).to_pylist()]
     return contributors
