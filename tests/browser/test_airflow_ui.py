@@ -7,6 +7,8 @@ run's Airflow metadata database and stores.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from tests.browser.conftest import SeededRun, free_port
 
 USER, PASSWORD = "risk-analyst", "correct-horse-battery"
 START_SECONDS = 180  # a guard against a server that never starts, not a measure of speed
+STOP_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +35,10 @@ def airflow_url(seeded_run: SeededRun) -> Iterator[str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"}
     log = (seeded_run.data_home / "api-server.log").open("w")
+    # A session of its own: the API server's worker processes are stopped with it, as one process group.
     server = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port",
-                               str(port)], env=environment, stdout=log, stderr=subprocess.STDOUT)
+                               str(port)], env=environment, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline and server.poll() is None:
@@ -43,12 +48,21 @@ def airflow_url(seeded_run: SeededRun) -> Iterator[str]:
         except httpx.HTTPError:
             time.sleep(1)
     else:
-        server.kill()
+        _stop(server)
         pytest.fail(f"airflow api-server did not start; see {log.name}")
     yield url
-    server.terminate()
-    server.wait(30)
+    _stop(server)
     log.close()
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it has not stopped after a grace period."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 def test_the_dashboard_needs_an_airflow_login(airflow_url):
