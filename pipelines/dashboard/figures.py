@@ -18,6 +18,11 @@ def _layout(figure: go.Figure, title: str, **axes: Any) -> go.Figure:
     return figure
 
 
+def _marker_line(name: str, dash: str, x: list, y: list) -> go.Scatter:
+    """A level (VaR, a capital minimum) as a dashed line named in the legend, so close levels stay legible."""
+    return go.Scatter(x=x, y=y, mode="lines", name=name, line={"dash": dash, "width": 1.5})
+
+
 def money(text: str | float) -> str:
     """Dollars as the dashboard shows them: thousands separated, two decimals."""
     return f"{float(text):,.2f}"
@@ -58,8 +63,7 @@ def loss_distribution(view: dict[str, Any]) -> go.Figure:
     for label, value, dash in ([(f"VaR {float(level) * 100:g} %", v, "dash") for level, v in view["VaR"].items()]
                                + [(f"ES {float(level) * 100:g} %", v, "dot")
                                   for level, v in view["ExpectedShortfall"].items()]):
-        figure.add_vline(x=float(value), line_dash=dash, annotation_text=label, annotation_position="top left",
-                         annotation_font_size=10)
+        figure.add_trace(_marker_line(f"{label}: {money(value)}", dash, x=[float(value)] * 2, y=[0, 1]))
     return _layout(figure, f"Monte Carlo horizon loss distribution, {view['ScenarioId']}",
                    xaxis_title="horizon loss (USD)", yaxis_title="cumulative probability")
 
@@ -70,8 +74,9 @@ def capital_paths(view: dict[str, Any]) -> go.Figure:
     figure = go.Figure([go.Scatter(x=quarters, y=capital["cet1_ratio"], name="CET1 ratio", mode="lines+markers"),
                         go.Scatter(x=quarters, y=capital["tier1_leverage_ratio"], name="Tier 1 leverage ratio",
                                    mode="lines+markers")])
-    for line in capital["requirements"]:
-        figure.add_hline(y=line["ratio"], line_dash="dash", annotation_text=f"{line['label']} {line['ratio']:.2%}")
+    for line, dash in zip(capital["requirements"], ("dot", "dash", "dashdot", "longdash"), strict=False):
+        figure.add_trace(_marker_line(f"{line['label']} {line['ratio']:.2%}", dash, x=[quarters[0], quarters[-1]],
+                                      y=[line["ratio"]] * 2))
     return _layout(figure, f"Capital paths, {view['ScenarioId']} ({capital['approach']})",
                    yaxis_tickformat=".1%")
 
