@@ -400,7 +400,7 @@ def _compliance(adapters: Adapters, metric_id: str) -> dict[str, Any] | None:
 # behind a chart (paths, quantiles, waterfall steps) are JSON numbers, which charts plot as they are.
 
 MAX_HISTORY_RUNS = 50
-MAX_CONTRIBUTORS = 100
+MAX_CONTRIBUTORS = 25  # what reduce keeps per segment: pipelines.engine.drilldown.TOP_CONTRIBUTORS_PER_SEGMENT
 REPORT_FORMATS = {"html": ("stress_test_report.html", "text/html; charset=utf-8", "html_uri"),
                   "pdf": ("stress_test_report.pdf", "application/pdf", "pdf_uri")}
 RESULTS_FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}

@@ -28,6 +28,13 @@ def test_a_segment_smaller_than_the_cut_keeps_every_loan():
     assert [loan["LoanId"] for loan in top_loss_contributors(_loans(), per_segment=10)["auto"]] == ["b", "d", "a"]
 
 
+def test_the_services_offer_no_more_contributors_than_the_reduce_step_keeps():
+    from pipelines.engine.drilldown import TOP_CONTRIBUTORS_PER_SEGMENT
+    from pipelines.services.application import MAX_CONTRIBUTORS
+
+    assert MAX_CONTRIBUTORS == TOP_CONTRIBUTORS_PER_SEGMENT
+
+
 def test_the_cut_must_keep_a_loan():
     with pytest.raises(ValueError, match="per_segment"):
         top_loss_contributors(_loans(), per_segment=0)
