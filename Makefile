@@ -80,3 +80,7 @@ grpc: install  ## the gRPC services on STRESS_GRPC_ADDRESS (127.0.0.1:50051); ne
 
 api: install  ## the REST API on http://STRESS_API_HOST:STRESS_API_PORT/api/v1 (docs at /api/v1/docs); needs STRESS_AUTH_*
 	$(PY) -m pipelines.cli serve-api
+
+.PHONY: dashboard
+dashboard: install  ## the dashboard on http://STRESS_DASHBOARD_HOST:STRESS_DASHBOARD_PORT (127.0.0.1:8050); after `make demo`
+	$(PY) -m pipelines.cli serve-dashboard

@@ -305,12 +305,25 @@ class StressSettings(BaseSettings):
     auth_jwks_cache_seconds: int = Field(default=300, ge=1, description="How long fetched signing keys are kept; "
                                          "an unknown key id refetches at most once per this period.")
     dashboard_url: str = Field(default="", description="Base URL of the stress-test dashboard; the Airflow UI "
-                               "links each loan_stress_test run to <dashboard_url>/runs/<run id>. Empty: no link.")
+                               "links each loan_stress_test run to <dashboard_url>/runs/<run id>. Empty: the dashboard the "
+                               "Airflow plugin mounts at /loanstress/dashboard.")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of `make api` (REST).")
     api_access_log: bool = Field(default=False, description="Whether `make api` writes uvicorn's access line per "
                                  "request; off by default, as the gRPC server writes none: a line costs about a "
                                  "tenth of a cached read (docs/services.md).")
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(default=8050, ge=1, le=65535, description="Port of `make dashboard`.")
+    dashboard_api_url: str = Field(default="", description="Base URL of the REST API the standalone dashboard "
+                                   "reads (http://host:8000); empty: the dashboard calls the application layer "
+                                   "in its own process.")
+    dashboard_token_url: str = Field(default="", description="OAuth 2.0 token endpoint the dashboard gets its "
+                                     "client-credentials bearer token from (with dashboard_api_url).")
+    dashboard_client_id: str = Field(default="", description="OAuth 2.0 client id of the dashboard.")
+    dashboard_client_secret: str = Field(default="", description="OAuth 2.0 client secret of the dashboard.")
+    mlflow_ui_url: str = Field(default="", description="Base URL of the MLflow UI the dashboard links model "
+                               "versions to; default the tracking URI when it is a server, else "
+                               "http://127.0.0.1:5000 (`make mlflow`).")
     grpc_address: str = Field(default="127.0.0.1:50051", description="host:port the gRPC server listens on.")
     grpc_tls_cert_path: str = Field(default="", description="PEM certificate chain of the gRPC server; with "
                                     "grpc_tls_key_path the server speaks TLS only.")
@@ -352,6 +365,13 @@ class StressSettings(BaseSettings):
     @property
     def resolved_mlflow_tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.data_home / 'mlflow.sqlite'}"
+
+    @property
+    def resolved_mlflow_ui_url(self) -> str:
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url
+        tracking = self.resolved_mlflow_tracking_uri
+        return tracking if tracking.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
 
 
 @lru_cache(maxsize=1)

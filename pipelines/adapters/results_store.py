@@ -279,3 +279,19 @@ class ResultsStore:
                 SIMULATION_RESULTS.c.scenario_id == scenario_id).order_by(SIMULATION_RESULTS.c.created_at.desc())
                 .limit(1)).scalar_one_or_none()
         return json.loads(text) if text else None
+
+    def compliance_history(self, metric_id: str, runs: int) -> list[ComplianceRecord]:
+        """The records of ``metric_id`` from the latest ``runs`` runs that evaluated it, oldest run first (the
+        trend of a metric across runs; one record per scenario/segment/feature of each run)."""
+        table = COMPLIANCE_RECORDS
+        with self.engine.connect() as connection:
+            latest = connection.execute(sa.select(table.c.airflow_run_id, sa.func.max(table.c.evaluated_at)
+                                                  .label("evaluated_at")).where(table.c.metric_id == metric_id)
+                                        .group_by(table.c.airflow_run_id).order_by(sa.desc("evaluated_at"))
+                                        .limit(runs)).all()
+            if not latest:
+                return []
+            rows = connection.execute(sa.select(table).where(
+                (table.c.metric_id == metric_id) & table.c.airflow_run_id.in_([r.airflow_run_id for r in latest]))
+                .order_by(table.c.evaluated_at, table.c.record_id)).all()
+        return [_compliance_record(row) for row in rows]

@@ -8,7 +8,8 @@ every task it shows (``GET .../taskInstances/{task_id}/links``); these answer on
 out. They run in the API server, not on a worker, so what they show comes from the metadata
 database (the ``publish`` and ``report`` tasks' XCom) and the settings.
 
-- **Stress dashboard**: ``<STRESS_DASHBOARD_URL>/runs/<run id>`` once the run has published (the run
+- **Stress dashboard**: ``<STRESS_DASHBOARD_URL>/runs/<run id>`` once the run has published, by default
+  the dashboard the plugin mounts in the API server (``/loanstress/dashboard``; the run
   id is the Airflow run id, the ``airflow_run_id`` the application layer's ``list_runs`` returns),
   percent-encoded as a single path segment (run ids hold ``:`` and ``+``).
 - **Report (HTML)** / **Report (PDF)**: the run's report served by the plugin's report app behind
@@ -33,6 +34,7 @@ STRESS_DAG_ID = "loan_stress_test"
 PUBLISH_TASK_ID = "publish"
 REPORT_TASK_ID = "report"
 REPORTS_URL_PREFIX = "/loanstress-reports"
+DASHBOARD_URL_PREFIX = "/loanstress/dashboard"  # where the plugin mounts the dashboard in the API server
 REPORT_FORMATS = ("html", "pdf")
 
 
@@ -53,11 +55,16 @@ def dashboard_run_url(dashboard_url: str, run_id: str) -> str:
     return f"{dashboard_url.rstrip('/')}/runs/{quote(run_id, safe='')}"
 
 
-def report_path(dag_id: str, run_id: str, report_format: str) -> str:
-    """Where the plugin serves a run's report, under the API server's base path."""
+def api_server_base_path() -> str:
+    """The path part of the API server's base URL (empty when Airflow is served at the root)."""
     from airflow.configuration import conf
 
-    base_path = urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+    return urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+
+
+def report_path(dag_id: str, run_id: str, report_format: str) -> str:
+    """Where the plugin serves a run's report, under the API server's base path."""
+    base_path = api_server_base_path()
     run = f"dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
     return f"{base_path}{REPORTS_URL_PREFIX}/{run}/report.{report_format}"
 
@@ -68,9 +75,9 @@ class StressDashboardLink(BaseOperatorLink):
     name = "Stress dashboard"
 
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
-        dashboard_url = current_adapters().settings.dashboard_url
-        if ti_key.dag_id != STRESS_DAG_ID or not dashboard_url:
+        if ti_key.dag_id != STRESS_DAG_ID:
             return ""
+        dashboard_url = current_adapters().settings.dashboard_url or api_server_base_path() + DASHBOARD_URL_PREFIX
         if task_output(ti_key.dag_id, ti_key.run_id, PUBLISH_TASK_ID) is None:
             return ""
         return dashboard_run_url(dashboard_url, ti_key.run_id)

@@ -11,6 +11,7 @@
 ``fetch-macro`` Fed scenario tables by URL, validated, cached by content hash, saved where scenarios read them
 ``probe``     health probe of a server (http(s):// or grpc(s)://), as the compose health checks and Kubernetes run it
 ``make-certs`` a development CA and a server certificate for the compose services (TLS overlay, tests)
+``serve-dashboard`` the dashboard (Plotly Dash) on STRESS_DASHBOARD_HOST:STRESS_DASHBOARD_PORT
 """
 
 from __future__ import annotations
@@ -193,6 +194,36 @@ def _cmd_make_certs(args: argparse.Namespace) -> None:
     issued = authority.issue("server", tuple(args.names or COMPOSE_NAMES))
     print(f"wrote {authority.ca_path} (CA), {issued.cert_path} and {issued.key_path} for "
           f"{', '.join(args.names or COMPOSE_NAMES)}, valid {args.days} days: for development only")
+def dashboard_source():
+    """The dashboard's source: the REST API with client-credentials tokens when STRESS_DASHBOARD_API_URL is
+    set, else the application layer in this process."""
+    from pipelines.dashboard.source import ApplicationSource, ClientCredentials, RestSource
+
+    settings = get_settings()
+    if settings.dashboard_api_url:
+        return RestSource(settings.dashboard_api_url, ClientCredentials(
+            settings.dashboard_token_url, settings.dashboard_client_id, settings.dashboard_client_secret))
+    from pipelines.composition import current_adapters
+
+    return ApplicationSource(current_adapters())
+
+
+def _cmd_serve_dashboard(args: argparse.Namespace) -> None:
+    import uvicorn
+    from a2wsgi import WSGIMiddleware
+
+    from pipelines.dashboard.app import create_dashboard_app
+    from pipelines.services.tls import server_tls
+
+    settings = get_settings()
+    tls = server_tls(settings.tls_cert_path, settings.tls_key_path)
+    source = dashboard_source()
+    print(f"dashboard on {'https' if tls else 'http'}://{settings.dashboard_host}:{settings.dashboard_port}/ (reading "
+          f"{'the REST API at ' + settings.dashboard_api_url if settings.dashboard_api_url else 'the stores'})",
+          flush=True)
+    # Dash is a Flask (WSGI) app: served by uvicorn through a2wsgi, as the Airflow plugin mounts it.
+    uvicorn.run(WSGIMiddleware(create_dashboard_app(source).server), host=settings.dashboard_host,
+                port=settings.dashboard_port, log_level="warning", **(tls.uvicorn_options() if tls else {}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "services and localhost)")
     certs.add_argument("--days", type=int, default=90)
     certs.set_defaults(func=_cmd_make_certs)
+    dashboard = commands.add_parser("serve-dashboard", help="the dashboard (STRESS_DASHBOARD_HOST/PORT; "
+                                    "STRESS_DASHBOARD_API_URL to read the REST API)")
+    dashboard.set_defaults(func=_cmd_serve_dashboard)
     return parser
 
 

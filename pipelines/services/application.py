@@ -493,3 +493,332 @@ def _measures(metrics: dict[str, float]) -> dict[str, Any]:
     quarter = metrics["min_cet1_quarter"]
     measures["min_cet1_quarter"] = int(quarter) if math.isfinite(quarter) and quarter >= 0 else None
     return measures
+
+
+# Dashboard reads ---------------------------------------------------------------------------------
+# What the dashboard's views show, each one read of a published run's pre-aggregated figures (the
+# result documents, compliance records, attribution rows and the optimise step's document), cached
+# like the other hot reads. Quoted figures are decimal text as everywhere on the wire; the series
+# behind a chart (paths, quantiles, waterfall steps) are JSON numbers, which charts plot as they are.
+
+MAX_HISTORY_RUNS = 50
+MAX_CONTRIBUTORS = 25  # what reduce keeps per segment: pipelines.engine.drilldown.TOP_CONTRIBUTORS_PER_SEGMENT
+REPORT_FORMATS = {"html": ("stress_test_report.html", "text/html; charset=utf-8", "html_uri"),
+                  "pdf": ("stress_test_report.pdf", "application/pdf", "pdf_uri")}
+RESULTS_FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
+
+
+def _run_id_or_latest(adapters: Adapters, run_id: str) -> str:
+    if run_id:
+        return run_id
+    runs = adapters.results_store.published_runs(1)
+    if not runs:
+        raise NotFound("no run has published results yet")
+    return runs[0]["airflow_run_id"]
+
+
+def _published_results(adapters: Adapters, run_id: str) -> list[dict[str, Any]]:
+    results = adapters.results_store.simulations_of_run(run_id)
+    if not results:
+        raise NotFound(f"run {run_id!r} has published no results")
+    return results
+
+
+def _scenario_result(adapters: Adapters, run_id: str, scenario_id: str) -> dict[str, Any]:
+    results = _published_results(adapters, run_id)
+    found = next((r for r in results if r["metrics"]["scenario_id"] == scenario_id), None)
+    if found is None:
+        raise NotFound(f"scenario {scenario_id!r} is not in run {run_id}; scenarios: "
+                       f"{[r['metrics']['scenario_id'] for r in results]}")
+    return found
+
+
+def _run_step(adapters: Adapters, run_id: str, step: str) -> dict[str, Any] | None:
+    """A step record of a run (``runs/<run>/steps/<step>.json``), or None when the run did not record it."""
+    from pipelines.tasks.runs import run_prefix
+
+    key = f"{run_prefix(run_id)}/steps/{step}.json"
+    store = adapters.object_store
+    return json.loads(store.get_bytes(key)) if store.exists(key) else None
+
+
+def mlflow_model_url(adapters: Adapters, model: dict[str, Any]) -> str | None:
+    """The MLflow UI page of a registered model version, or None for a model MLflow does not hold."""
+    if model.get("kind") != "mlflow_champion":
+        return None
+    base = adapters.settings.resolved_mlflow_ui_url.rstrip("/")
+    return f"{base}/#/models/{model['name']}/versions/{model['version']}"
+
+
+def _scenario_figures(result: dict[str, Any]) -> dict[str, Any]:
+    metrics, capital = result["metrics"], result["metrics"]["capital"]
+    return {"ScenarioId": metrics["scenario_id"], "ScenarioDescription": result["ScenarioDescription"],
+            "SimulationId": result["SimulationId"], "Loans": metrics["loans"],
+            "Exposure": _decimal(metrics["exposure"], 2), "ExpectedLoss": _decimal(metrics["expected_loss"], 2),
+            "LossRate": _decimal(metrics["loss_rate"], 8),
+            "VaR": {level: _decimal(value, 2) for level, value in metrics["var"].items()},
+            "ExpectedShortfall": {level: _decimal(value, 2) for level, value in metrics["expected_shortfall"].items()},
+            "StartCET1Ratio": _decimal(capital["cet1_ratio"][0], 8),
+            "MinCET1Ratio": _decimal(capital["min_cet1_ratio"], 8),
+            "StartTier1LeverageRatio": _decimal(capital["tier1_leverage_ratio"][0], 8),
+            "MinTier1LeverageRatio": _decimal(capital["min_tier1_leverage_ratio"], 8)}
+
+
+def run_overview(adapters: Adapters, run_id: str = "") -> dict[str, Any]:
+    """A published run (default: the latest): its status, provenance, PD model with its MLflow page, and
+    the comparison figures of every scenario (loss, loss rate, VaR, ES, minimum CET1 and leverage)."""
+    run_id = _run_id_or_latest(adapters, run_id)
+    return adapters.cache.get_or_compute(f"dashboard:overview:{run_id}", lambda: _run_overview(adapters, run_id))
+
+
+def _run_overview(adapters: Adapters, run_id: str) -> dict[str, Any]:
+    results = _published_results(adapters, run_id)
+    provenance = results[0]["provenance"]
+    model = provenance["pd_model"]
+    status = adapters.results_store.run_status(run_id, "loan_stress_test")
+    report = _run_step(adapters, run_id, "report")
+    return {"run_id": run_id, "status": status["status"] if status else None,
+            "snapshot_id": provenance["snapshot_id"], "as_of": provenance["as_of"], "seed": provenance["seed"],
+            "n_paths": provenance["n_paths"], "horizon_quarters": provenance["horizon"],
+            "pd_model": {"kind": model["kind"], "name": model["name"], "version": str(model["version"]),
+                         "note": model.get("note", ""), "mlflow_url": mlflow_model_url(adapters, model)},
+            "report_formats": sorted(f for f, (_, _, uri) in REPORT_FORMATS.items() if report and report.get(uri)),
+            "scenarios": [_scenario_figures(r) for r in results]}
+
+
+def scenario_view(adapters: Adapters, run_id: str, scenario_id: str) -> dict[str, Any]:
+    """One scenario of a run as the dashboard draws it: losses by segment and by quarter, the loss
+    distribution (201 quantiles of the horizon loss) with VaR/ES, the CET1 and Tier 1 leverage paths
+    against their requirements, and the scenario's macro paths."""
+    run_id = _run_id_or_latest(adapters, run_id)
+    return adapters.cache.get_or_compute(f"dashboard:scenario:{run_id}:{scenario_id}",
+                                         lambda: _scenario_view(adapters, run_id, scenario_id))
+
+
+def capital_requirements(adapters: Adapters) -> list[dict[str, Any]]:
+    """The capital lines the compliance rules set (CET1 minimum, minimum + buffer, Tier 1 leverage minimum)."""
+    from pipelines.compliance.report import capital_lines
+    from pipelines.compliance.rules import load_rules
+
+    settings = adapters.settings
+    return [{"label": line.label, "ratio": line.ratio, "metric": line.metric}
+            for line in capital_lines(load_rules(settings.compliance_rules_path), settings)]
+
+
+def _scenario_view(adapters: Adapters, run_id: str, scenario_id: str) -> dict[str, Any]:
+    result = _scenario_result(adapters, run_id, scenario_id)
+    metrics, capital, scenario = result["metrics"], result["metrics"]["capital"], result["scenario"]
+    quarters = list(scenario["quarters"])
+    return {"run_id": run_id, **_scenario_figures(result),
+            "segments": [{"Segment": s, "Exposure": _decimal(metrics["exposure_by_segment"][s], 2),
+                          "ExpectedLoss": _decimal(metrics["loss_by_segment"][s], 2),
+                          "LossRate": _decimal(metrics["loss_rate_by_segment"][s], 8)}
+                         for s in metrics["loss_by_segment"]],
+            "quarters": quarters, "jump_off_quarter": scenario["jump_off_quarter"],
+            "loss_by_quarter": metrics["loss_by_quarter"],
+            "loss_distribution": {"probabilities": [i / (len(metrics["loss_distribution"]) - 1)
+                                                    for i in range(len(metrics["loss_distribution"]))],
+                                  "losses": metrics["loss_distribution"]},
+            "capital": {"quarters": [scenario["jump_off_quarter"], *quarters], "cet1_ratio": capital["cet1_ratio"],
+                        "tier1_leverage_ratio": capital["tier1_leverage_ratio"], "approach": capital["approach"],
+                        "requirements": capital_requirements(adapters)},
+            "macro": {"quarters": quarters, "paths": scenario["path"]}}
+
+
+def compliance_of_run(adapters: Adapters, run_id: str = "") -> dict[str, Any]:
+    """Every compliance record of a run (default: the latest published), in evaluation order."""
+    run_id = _run_id_or_latest(adapters, run_id)
+
+    def records() -> dict[str, Any]:
+        records_of_run = adapters.results_store.compliance_of_run(run_id)
+        return {"run_id": run_id, "records": [_record_view(r) for r in records_of_run]}
+
+    return adapters.cache.get_or_compute(f"dashboard:compliance:{run_id}", records)
+
+
+def _record_view(record: Any) -> dict[str, Any]:
+    def number(value: float | None) -> str | None:
+        return None if value is None else _decimal(value, 8)
+
+    return {"MetricId": record.metric_id, "MetricName": record.metric_name, "Metric": record.metric,
+            "Status": record.status.value, "ComplianceThreshold": number(record.threshold),
+            "ActualValue": number(record.actual), "Direction": record.direction.value,
+            "Severity": record.severity.value, "Scenario": record.scenario, "Segment": record.segment,
+            "Feature": record.feature, "RunId": record.run_id, "EvaluatedAt": record.evaluated_at.isoformat(),
+            "Note": record.note}
+
+
+def compliance_history(adapters: Adapters, metric_id: str, runs: int = 20) -> dict[str, Any]:
+    """The trend of a compliance metric over the latest ``runs`` runs that evaluated it, oldest first."""
+    if not metric_id or len(metric_id) > 64:
+        raise InvalidArgument(["metric_id: required, at most 64 characters"])
+    if not 1 <= runs <= MAX_HISTORY_RUNS:
+        raise InvalidArgument([f"runs: between 1 and {MAX_HISTORY_RUNS}"])
+    history = adapters.cache.get_or_compute(f"dashboard:compliance-history:{metric_id}:{runs}", lambda: [
+        _record_view(r) for r in adapters.results_store.compliance_history(metric_id, runs)] or None)
+    if history is None:
+        raise NotFound(f"no compliance record of metric {metric_id!r}: no run has evaluated it yet")
+    return {"MetricId": metric_id, "records": history}
+
+
+def run_attribution(adapters: Adapters, run_id: str = "") -> dict[str, Any]:
+    """The run-to-run attribution waterfalls of a run: per scenario and measure, the steps in order."""
+    run_id = _run_id_or_latest(adapters, run_id)
+
+    def waterfalls() -> dict[str, Any]:
+        rows = adapters.results_store.attribution_of_run(run_id, "loan_stress_test")
+        previous = rows[0]["previous_run_id"] if rows else None
+        grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for row in rows:
+            grouped.setdefault(row["scenario_id"], {}).setdefault(row["metric"], []).append(
+                {"step": row["step"], "value": row["value"]})
+        return {"run_id": run_id, "previous_run_id": previous or None, "scenarios": grouped}
+
+    return adapters.cache.get_or_compute(f"dashboard:attribution:{run_id}", waterfalls)
+
+
+def top_loss_contributors(adapters: Adapters, run_id: str, scenario_id: str, segment: str,
+                          limit: int = 10) -> dict[str, Any]:
+    """A segment's largest expected-loss loans in a scenario, largest first, from the result's pre-aggregate
+    (runs published before it existed are read from the per-loan results, every row of the segment)."""
+    if not 1 <= limit <= MAX_CONTRIBUTORS:
+        raise InvalidArgument([f"limit: between 1 and {MAX_CONTRIBUTORS}"])
+    run_id = _run_id_or_latest(adapters, run_id)
+    return adapters.cache.get_or_compute(f"dashboard:contributors:{run_id}:{scenario_id}:{segment}:{limit}",
+                                         lambda: _top_loss_contributors(adapters, run_id, scenario_id, segment, limit))
+
+
+def _top_loss_contributors(adapters: Adapters, run_id: str, scenario_id: str, segment: str,
+                           limit: int) -> dict[str, Any]:
+    from pipelines.engine.drilldown import top_loss_contributors as from_loans
+
+    result = _scenario_result(adapters, run_id, scenario_id)
+    if segment not in result["metrics"]["exposure_by_segment"]:
+        raise NotFound(f"segment {segment!r} is not in run {run_id}; segments: "
+                       f"{sorted(result['metrics']['exposure_by_segment'])}")
+    kept = result.get("TopLossContributors")
+    if kept is None:  # published before the pre-aggregate: every loan of the segment is read once, then cached
+        import pyarrow.parquet as pq
+
+        loans = pq.read_table(io.BytesIO(_object_bytes(adapters, result["AffectedLoans"])),
+                              filters=[("ProductSegment", "=", segment)])
+        kept = from_loans(loans, MAX_CONTRIBUTORS)
+    return {"run_id": run_id, "ScenarioId": scenario_id, "Segment": segment,
+            "Exposure": _decimal(result["metrics"]["exposure_by_segment"][segment], 2),
+            "ExpectedLoss": _decimal(result["metrics"]["loss_by_segment"][segment], 2),
+            "loans": [_loan_figures(loan) for loan in kept.get(segment, [])[:limit]]}
+
+
+def _loan_figures(loan: dict[str, Any]) -> dict[str, Any]:
+    return {"LoanId": loan["LoanId"], "ProductSegment": loan["ProductSegment"],
+            "ExpectedLoss": _decimal(loan["ExpectedLoss"], 2),
+            "ProjectedDefaultRisk": _decimal(loan["ProjectedDefaultRisk"], 10),
+            "ProjectedBalance": _decimal(loan["ProjectedBalance"], 2),
+            "QuarterlyPD": [_decimal(p, 8) for p in loan["QuarterlyPD"]]}
+
+
+def _object_bytes(adapters: Adapters, uri: str) -> bytes:
+    from pipelines.adapters.object_store import read_uri_bytes
+
+    return read_uri_bytes(uri, adapters.settings.aws_region)
+
+
+def loan_projection(adapters: Adapters, run_id: str, scenario_id: str, loan_id: str) -> dict[str, Any]:
+    """One loan of a scenario: its balance at jump-off (the run's snapshot) and at the horizon's end, and its
+    PD term structure (the PD of each quarter and the cumulative PD to each quarter's end).
+
+    A loan among its segment's largest contributors is read from the pre-aggregate; any other from the
+    per-loan results, reading only the rows of that loan id.
+    """
+    if not loan_id or len(loan_id) > 64:
+        raise InvalidArgument(["loan_id: required, at most 64 characters"])
+    run_id = _run_id_or_latest(adapters, run_id)
+    return adapters.cache.get_or_compute(f"dashboard:loan:{run_id}:{scenario_id}:{loan_id}",
+                                         lambda: _loan_projection(adapters, run_id, scenario_id, loan_id))
+
+
+def _loan_projection(adapters: Adapters, run_id: str, scenario_id: str, loan_id: str) -> dict[str, Any]:
+    result = _scenario_result(adapters, run_id, scenario_id)
+    loan = next((kept for segment in (result.get("TopLossContributors") or {}).values() for kept in segment
+                 if kept["LoanId"] == loan_id), None)
+    if loan is None:
+        import pyarrow.parquet as pq
+
+        match = pq.read_table(io.BytesIO(_object_bytes(adapters, result["AffectedLoans"])),
+                              filters=[("LoanId", "=", loan_id)])
+        if match.num_rows == 0:
+            raise NotFound(f"loan {loan_id!r} is not in the results of run {run_id}")
+        loan = match.to_pylist()[0]
+    quarterly = [float(p) for p in loan["QuarterlyPD"]]
+    cumulative, alive = [], 1.0
+    for pd in quarterly:
+        alive *= 1.0 - pd
+        cumulative.append(1.0 - alive)
+    snapshot_loan = adapters.loan_store.loan(result["provenance"]["snapshot_id"], loan_id)
+    jump_off = None if snapshot_loan is None else _text(snapshot_loan["CurrentBalance"])
+    return {"run_id": run_id, "ScenarioId": scenario_id, **_loan_figures(loan),
+            "quarters": list(result["scenario"]["quarters"]), "CumulativePD": [_decimal(p, 10) for p in cumulative],
+            "JumpOffBalance": jump_off, "JumpOffQuarter": result["scenario"]["jump_off_quarter"]}
+
+
+def run_report(adapters: Adapters, run_id: str, report_format: str) -> tuple[bytes, str, str]:
+    """A run's report as (content, media type, file name); ``report_format`` is ``html`` or ``pdf``."""
+    if report_format not in REPORT_FORMATS:
+        raise InvalidArgument([f"format: one of {sorted(REPORT_FORMATS)}"])
+    run_id = _run_id_or_latest(adapters, run_id)
+    name, media_type, uri_field = REPORT_FORMATS[report_format]
+    report = _run_step(adapters, run_id, "report")
+    if report is None or not report.get(uri_field):
+        raise NotFound(f"run {run_id!r} has no {report_format} report")
+    return _object_bytes(adapters, report[uri_field]), media_type, f"{_file_stem(run_id)}_{name}"
+
+
+def _file_stem(run_id: str) -> str:
+    """A run id made safe for a file name (Airflow run ids carry ':' and '+')."""
+    from pipelines.tasks.runs import run_key
+
+    return run_key(run_id)
+
+
+def run_results_file(adapters: Adapters, run_id: str, scenario_id: str, file_format: str) -> tuple[bytes, str, str]:
+    """A scenario's per-loan results (the Simulation Results Schema's AffectedLoans: loan id, segment,
+    projected default risk and balance, expected loss, quarterly PDs) as Parquet, or as CSV with the
+    quarterly PDs in columns ``PD_Q1`` ... (CSV has no lists)."""
+    if file_format not in RESULTS_FORMATS:
+        raise InvalidArgument([f"format: one of {sorted(RESULTS_FORMATS)}"])
+    run_id = _run_id_or_latest(adapters, run_id)
+    result = _scenario_result(adapters, run_id, scenario_id)
+    content = _object_bytes(adapters, result["AffectedLoans"])
+    name = f"{_file_stem(run_id)}_{scenario_id}_results.{file_format}"
+    if file_format == "parquet":
+        return content, RESULTS_FORMATS[file_format], name
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(content))
+    quarterly = table.column("QuarterlyPD")
+    table = table.drop_columns(["QuarterlyPD"])
+    for quarter in range(quarterly.type.list_size):
+        table = table.append_column(f"PD_Q{quarter + 1}", pc.list_element(quarterly, quarter))
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer)
+    return buffer.getvalue(), RESULTS_FORMATS[file_format], name
+
+
+def run_allocation(adapters: Adapters, run_id: str = "") -> dict[str, Any]:
+    """The optimise step's allocation of a run: recommended beside current allocation, the change in return,
+    EL, CVaR, stressed CET1 and RAROC, binding constraints with shadow prices, and the efficient frontier;
+    or why there is none (``status`` ``skipped`` or ``not_run``)."""
+    run_id = _run_id_or_latest(adapters, run_id)
+
+    def allocation() -> dict[str, Any]:
+        step = _run_step(adapters, run_id, "optimise")
+        if step is None:
+            return {"run_id": run_id, "status": "not_run", "reason": "the run recorded no optimise step"}
+        if step.get("status") != "done":
+            return {"run_id": run_id, **step}
+        # The step record is a summary; the strategies, limits and frontier are in the optimise document.
+        return {"run_id": run_id, **(_allocation_document(adapters, run_id) or step)}
+
+    return adapters.cache.get_or_compute(f"dashboard:allocation:{run_id}", allocation)

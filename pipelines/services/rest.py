@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -195,7 +195,74 @@ def create_app(adapters: Adapters, verifier: TokenVerifier) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "SERVING"}
 
+    _add_dashboard_routes(app, adapters, scoped)
     return app
+
+
+def _download(content: bytes, media_type: str, filename: str) -> Response:
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _add_dashboard_routes(app: FastAPI, adapters: Adapters, scoped: Callable[[str], Callable[..., Principal]]) -> None:
+    """The reads behind the dashboard's views (``/api/v1/dashboard/...``) and the downloads; an empty
+    ``run_id`` means the latest published run."""
+    results_reader = Annotated[Principal, Depends(scoped(SIMULATIONS_RUN))]
+    compliance_reader = Annotated[Principal, Depends(scoped(COMPLIANCE_READ))]
+
+    @app.get(f"{PREFIX}/dashboard/overview", tags=["dashboard"],
+             summary="A run's provenance, PD model and scenario comparison (simulations:run)")
+    def run_overview(_: results_reader, run_id: str = "") -> dict[str, Any]:
+        return application.run_overview(adapters, run_id)
+
+    @app.get(f"{PREFIX}/dashboard/scenario", tags=["dashboard"],
+             summary="Losses by segment and quarter, loss distribution, capital and macro paths (simulations:run)")
+    def scenario_view(_: results_reader, scenario_id: str, run_id: str = "") -> dict[str, Any]:
+        return application.scenario_view(adapters, run_id, scenario_id)
+
+    @app.get(f"{PREFIX}/dashboard/compliance", tags=["dashboard"],
+             summary="Every compliance record of a run (compliance:read)")
+    def compliance_of_run(_: compliance_reader, run_id: str = "") -> dict[str, Any]:
+        return application.compliance_of_run(adapters, run_id)
+
+    @app.get(f"{PREFIX}/dashboard/compliance/{{metric_id}}/history", tags=["dashboard"],
+             summary="A compliance metric over the latest runs that evaluated it (compliance:read)")
+    def compliance_history(metric_id: str, _: compliance_reader,
+                           runs: Annotated[int, Query(ge=1, le=application.MAX_HISTORY_RUNS)] = 20) -> dict[str, Any]:
+        return application.compliance_history(adapters, metric_id, runs)
+
+    @app.get(f"{PREFIX}/dashboard/attribution", tags=["dashboard"],
+             summary="Attribution waterfalls against the previous published run (simulations:run)")
+    def run_attribution(_: results_reader, run_id: str = "") -> dict[str, Any]:
+        return application.run_attribution(adapters, run_id)
+
+    @app.get(f"{PREFIX}/dashboard/contributors", tags=["dashboard"],
+             summary="A segment's largest expected-loss loans in a scenario (simulations:run)")
+    def top_loss_contributors(_: results_reader, scenario_id: str, segment: str, run_id: str = "",
+                              limit: Annotated[int, Query(ge=1, le=application.MAX_CONTRIBUTORS)] = 10
+                              ) -> dict[str, Any]:
+        return application.top_loss_contributors(adapters, run_id, scenario_id, segment, limit)
+
+    @app.get(f"{PREFIX}/dashboard/loan", tags=["dashboard"],
+             summary="A loan's balance and PD term structure in a scenario (simulations:run)")
+    def loan_projection(_: results_reader, scenario_id: str, loan_id: str, run_id: str = "") -> dict[str, Any]:
+        return application.loan_projection(adapters, run_id, scenario_id, loan_id)
+
+    @app.get(f"{PREFIX}/dashboard/allocation", tags=["dashboard"],
+             summary="The optimise step's recommended allocation and efficient frontier (simulations:run)")
+    def run_allocation(_: results_reader, run_id: str = "") -> dict[str, Any]:
+        return application.run_allocation(adapters, run_id)
+
+    @app.get(f"{PREFIX}/reports", tags=["downloads"], response_class=Response,
+             summary="A run's report, HTML or PDF (simulations:run)")
+    def run_report(_: results_reader, run_id: str = "", format: str = "html") -> Response:
+        return _download(*application.run_report(adapters, run_id, format))
+
+    @app.get(f"{PREFIX}/results/file", tags=["downloads"], response_class=Response,
+             summary="A scenario's per-loan results, CSV or Parquet (simulations:run)")
+    def run_results_file(_: results_reader, scenario_id: str, run_id: str = "",
+                         format: str = "parquet") -> Response:
+        return _download(*application.run_results_file(adapters, run_id, scenario_id, format))
 
 
 def create_configured_app(adapters: Adapters) -> FastAPI:

@@ -193,6 +193,7 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
 
     from models.portfolio_loss import ExposureHistogram
     from pipelines.engine.batches import load_scenario, read_partials
+    from pipelines.engine.drilldown import top_loss_contributors
     from pipelines.engine.simulation import reduce_scenario, segment_path_losses, simulation_id
 
     adapters = current_adapters()
@@ -225,6 +226,7 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
         "AffectedLoans": store.put_parquet(f"{result_prefix}/affected_loans.parquet", loans),
         "OverallImpact": round(metrics["expected_loss"], 2),
         "SegmentPathLosses": segment_losses_key,
+        "TopLossContributors": top_loss_contributors(loans),  # the dashboard's drill-down reads only these
         "metrics": metrics,
         "scenario": scenario.to_dict(),
         "provenance": {"snapshot_id": plan["snapshot_id"], "as_of": plan["as_of"], "pd_model": plan["pd_model"],
@@ -232,7 +234,7 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
                        "horizon": config.horizon, "batches": len(plan["batches"])},
     }
     store.put_bytes(f"{result_prefix}/simulation_result.json", json.dumps(result, indent=2).encode())
-    summary = {k: v for k, v in result.items() if k != "scenario"}
+    summary = {k: v for k, v in result.items() if k not in ("scenario", "TopLossContributors")}
     record_step(store, run_id, f"result_{scenario_id}", summary)
     # Keys of what it wrote and the headline figures: the loss distribution stays in the object store.
     return {"scenario_id": scenario_id, "SimulationId": sim_id,

@@ -1,0 +1,1 @@
+"""The dashboard: Plotly Dash views of the published runs, read through the application layer."""
