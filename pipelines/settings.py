@@ -305,8 +305,8 @@ class StressSettings(BaseSettings):
     auth_jwks_cache_seconds: int = Field(default=300, ge=1, description="How long fetched signing keys are kept; "
                                          "an unknown key id refetches at most once per this period.")
     dashboard_url: str = Field(default="", description="Base URL of the stress-test dashboard; the Airflow UI "
-                               "links each loan_stress_test run to <dashboard_url>/runs/<run id>. Empty: the dashboard the "
-                               "Airflow plugin mounts at /loanstress/dashboard.")
+                               "links each loan_stress_test run to <dashboard_url>/runs/<run id>. Empty: the "
+                               "dashboard the Airflow plugin mounts at /loanstress/dashboard.")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of `make api` (REST).")
     api_access_log: bool = Field(default=False, description="Whether `make api` writes uvicorn's access line per "
