@@ -104,9 +104,9 @@ _C = SegmentCoefficients
 COEFFICIENTS: dict[Segment, SegmentCoefficients] = {
     #                    base  score  U     dU    LTV80 LTV100 2trig strat shock DSTIthr DSTIx cliff@ cliff seas  peak
     Segment.FIRST_LIEN_MORTGAGE:
-        _C(-7.40, -0.90, 0.12, 0.25, 3.00, 4.00, 0.80, 3.20, 0.30, 0.43, 4.0, 0.50, 0.70, 0.50, 12.0),
+        _C(-7.40, -0.90, 0.12, 0.25, 2.00, 1.00, 1.50, 3.20, 0.30, 0.43, 4.0, 0.50, 0.70, 0.50, 12.0),
     Segment.HELOC:
-        _C(-6.83, -0.80, 0.12, 0.25, 3.00, 4.00, 0.80, 3.20, 0.30, 0.43, 4.0, 0.50, 0.70, 0.30, 16.0),
+        _C(-6.83, -0.80, 0.12, 0.25, 2.00, 1.00, 1.50, 3.20, 0.30, 0.43, 4.0, 0.50, 0.70, 0.30, 16.0),
     Segment.AUTO:
         _C(-5.79, -0.90, 0.30, 0.22, 0.50, 1.00, 0.10, 0.00, 0.00, 0.43, 3.0, 0.50, 0.70, 0.40, 6.0),
     Segment.CREDIT_CARD:
