@@ -47,7 +47,7 @@ Coefficients are in :data:`COEFFICIENTS`. Their calibration
 nine-quarter loss rates of the Fed's 2026 severely adverse scenario fall inside the ranges the Fed
 published for its stress test by loan type (``compliance/fed_loss_rates.yaml``) with plausible baseline
 rates, while the realised quarterly default rates of the synthetic history on the Fed's 2005-2025 macro
-data stay US-like: first-lien mortgages ~0.06-0.09 % a quarter in calm years peaking at ~1 % in 2009,
+data stay US-like: first-lien mortgages ~0.06-0.09 % a quarter in calm years peaking at ~0.8 % in 2009,
 cards ~0.9-1.3 % (3.5-5 % a year) rising to ~2 % in 2009-2010, the crisis the peak of every segment.
 Commercial segments carry the largest unemployment-rise terms: in the Fed's results their losses grow
 the most from baseline to stress. The 2020 unemployment spike causes a smaller bump (the synthetic

@@ -300,7 +300,7 @@ def test_default_rates_are_realistic(history: pd.DataFrame) -> None:
     year = history.ObservationQuarter.dt.year
     true_rate = history.groupby([year, "ProductSegment"], observed=True).TrueDefaultProbability.mean().unstack()
     mortgage, card = true_rate[Segment.FIRST_LIEN_MORTGAGE.value], true_rate[Segment.CREDIT_CARD.value]
-    # Quarterly rates (docs/calibration.md): mortgages ~0.06-0.09 % in calm years, ~1 % at the 2009 peak; cards
+    # Quarterly rates (docs/calibration.md): mortgages ~0.06-0.09 % in calm years, ~0.8 % at the 2009 peak; cards
     # ~0.9-1.3 % (3.5-5 % a year, US card charge-off rates) rising to ~2 %.
     assert mortgage.loc[[2005, 2006, 2017, 2018, 2019]].between(0.0004, 0.003).all()
     assert 0.007 < mortgage.max() < 0.03
