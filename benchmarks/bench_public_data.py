@@ -36,13 +36,15 @@ def _public_data_figures() -> dict[str, Any]:
 
 
 def _synthetic_figures() -> dict[str, Any]:
-    """Out of time on the train_1m history: the three models beside the generator's true PD."""
+    """Out of time on the train_1m history: the three models beside the generator's true PD, each AUC with its
+    Hanley-McNeil standard error and the project's AUC difference to each other with DeLong's paired one."""
     from threadpoolctl import threadpool_limits
 
     from benchmarks.bench_training import HOLDOUT_QUARTERS, history_1m
     from models.feature_spec import load_feature_spec
     from models.pd_horizon import horizon_pd
     from models.pd_xgboost import XGBoostPD
+    from models.validation_metrics import paired_auc_difference
     from pipelines.model.training import (
         PANEL_CV_FOLDS,
         PANEL_LEARNING_RATE,
@@ -71,9 +73,14 @@ def _synthetic_figures() -> dict[str, Any]:
     for name, probability in predictions.items():
         metrics = performance_metrics(test_y, probability, alpha=0.01)
         figures |= {f"synthetic_{name}_oot_auc": round(metrics["auc"], 4),
+                    f"synthetic_{name}_oot_auc_se": round(metrics["auc_se"], 4),
                     f"synthetic_{name}_oot_brier": round(metrics["brier"], 5),
                     f"synthetic_{name}_mean_pd": round(metrics["mean_pd"], 4),
                     f"synthetic_{name}_calibrated_bands": round(metrics["calibrated_band_share"], 2)}
+    for baseline in ("plain_xgboost", "one_hot_logistic", "true_pd"):
+        difference = paired_auc_difference(test_y, predictions["project"], predictions[baseline])
+        figures |= {f"synthetic_project_minus_{baseline}_oot_auc": round(difference.difference, 4),
+                    f"synthetic_project_minus_{baseline}_oot_auc_se": round(difference.standard_error, 4)}
     figures["synthetic_observed_default_rate"] = round(float(test_y.mean()), 4)
     return figures
 

@@ -91,6 +91,20 @@ def observation_quarters(dates: pd.Series) -> npt.NDArray[np.int64]:
     return (parsed.dt.year * 4 + parsed.dt.quarter - 1).to_numpy(dtype=np.int64)
 
 
+def category_codes(values: pd.Series, categories: list[str]) -> IndexArray:
+    """Position of every value's label in ``categories`` (-1: missing or unseen).
+
+    Labels compare as text (``astype("string")``, as :meth:`XGBoostPD._learn_columns` learnt them), but only
+    the distinct values are converted: the column is factorised first (a pandas categorical by its integer
+    codes), so a million rows of a handful of segments cost integer indexing, not a million string
+    conversions and hash look-ups on every scoring call.
+    """
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    labels = pd.Series(distinct).astype("string")
+    positions = np.asarray(pd.Categorical(labels, categories=categories).codes, dtype=np.intp)
+    return np.append(positions, -1)[codes]  # the sentinel -1 of a missing value picks the appended -1
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Map from the booster's margin (log-odds) to a calibrated PD; non-decreasing either way."""
@@ -226,7 +240,7 @@ class XGBoostPD(ClassifierMixin, BaseEstimator):
         offset = len(self.numeric_)
         rows = np.arange(len(frame))
         for column, categories in self.categories_.items():
-            codes = np.asarray(pd.Categorical(frame[column].astype("string"), categories=categories).codes)
+            codes = category_codes(frame[column], categories)
             known = codes >= 0
             matrix[rows[known], offset + codes[known]] = 1.0
             offset += len(categories)

@@ -117,3 +117,34 @@ def test_auc_standard_error_of_a_hand_case_and_its_shrinking_with_sample_size():
     larger = vm.auc_standard_error(np.tile(y, 100), np.tile(score, 100))
     assert vm.auc(np.tile(y, 100), np.tile(score, 100)) == pytest.approx(a)
     assert larger < expected / 5  # about 1 / sqrt(100) of it
+
+
+def test_paired_auc_difference_matches_delongs_formula_on_a_hand_case_and_the_auc():
+    """Hand case: 3 defaulters, 3 non-defaulters. Model a: AUC 8/9; model b: AUC 5.5/9 (one tie)."""
+    y = np.array([1, 1, 1, 0, 0, 0])
+    a = np.array([0.9, 0.8, 0.4, 0.5, 0.3, 0.1])
+    b = np.array([0.9, 0.3, 0.5, 0.5, 0.6, 0.1])
+    result = vm.paired_auc_difference(y, a, b)
+    assert result.difference == pytest.approx(8 / 9 - 5.5 / 9)
+    assert result.difference == pytest.approx(vm.auc(y, a) - vm.auc(y, b))
+    # Placement values by hand (psi = 1 if the defaulter scores above, 1/2 if tied): V10 per defaulter, the
+    # share of non-defaulters below it; V01 per non-defaulter, the share of defaulters above it.
+    # a: V10 = (1, 1, 2/3), V01 = (2/3, 1, 1); b: V10 = (1, 1/3, 1/2), V01 = (1/2, 1/3, 1).
+    v10 = np.array([[1, 1, 2 / 3], [1, 1 / 3, 1 / 2]])
+    v01 = np.array([[2 / 3, 1, 1], [1 / 2, 1 / 3, 1]])
+    s = np.cov(v10) / 3 + np.cov(v01) / 3
+    assert result.standard_error == pytest.approx(np.sqrt(s[0, 0] + s[1, 1] - 2 * s[0, 1]))
+    assert 0 < result.p_value < 1
+
+
+def test_paired_auc_difference_is_nil_for_one_model_and_far_below_the_single_auc_se_for_twins():
+    rng = np.random.default_rng(3)
+    y = (rng.random(4000) < 0.1).astype(int)
+    score = y + rng.normal(0, 1.2, y.size)
+    same = vm.paired_auc_difference(y, score, score)
+    assert same.difference == 0 and same.standard_error == pytest.approx(0, abs=1e-12) and same.p_value == 1
+    twin = score + rng.normal(0, 0.2, y.size)  # a slightly noisier copy: strongly correlated AUCs
+    paired = vm.paired_auc_difference(y, score, twin)
+    assert paired.standard_error < 0.5 * vm.auc_standard_error(y, score)
+    better = vm.paired_auc_difference(y, score, rng.normal(size=y.size))  # against a coin: clearly better
+    assert better.p_value < 1e-6 and better.difference > 0.1
