@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import time
 
 import numpy as np
 import pandas as pd
@@ -220,13 +219,6 @@ def test_some_customers_hold_several_loans_in_one_region(book: pd.DataFrame) -> 
 
 
 @pytest.mark.slow
-def test_a_million_loans_generate_quickly() -> None:
-    started = time.perf_counter()
-    table = generate_loan_book(1_000_000, seed=7, as_of=AS_OF)
-    assert time.perf_counter() - started < 20
-    assert table.num_rows == 1_000_000
-
-
 # --- performance history ----------------------------------------------------------------------------
 
 
