@@ -1,11 +1,16 @@
-"""The promotion gate of the PD model: a challenger becomes ``champion`` only when it earns it.
+"""The promotion gate of the PD model: a registered version becomes ``champion`` only when it earns it.
 
-On the *same* out-of-time rows, the challenger's AUC must beat the incumbent's (the current
-champion; with none yet, the benchmark logistic model fitted on the same training rows) by
-``promotion_auc_margin``, its Brier score must not be worse (``promotion_brier_tolerance``), and at
-least ``promotion_min_calibrated_band_share`` of its score bands must pass a binomial test at
-``promotion_calibration_alpha``. Both models are scored from the registry (what is judged is what
-is served). The decision and every number behind it are written on the version.
+A training run registers its candidates, simplest first (the benchmark logistic model, then the
+XGBoost model, both fitted on the same rows), and the gate judges them in that order, each on the
+*same* out-of-time rows against the incumbent: the current champion (unless a reviewer rejected it),
+else the candidate judged before it in this run, else none. A candidate passes when at least
+``promotion_min_calibrated_band_share`` of its score bands pass a binomial test at
+``promotion_calibration_alpha`` and, with an incumbent, its AUC beats the incumbent's by
+``promotion_auc_margin`` and its Brier score is not worse (``promotion_brier_tolerance``). With no
+champion yet, the benchmark is judged on calibration alone and, when it passes, becomes the champion
+the XGBoost model then has to beat: a run on a calibrated history always leaves a registered
+champion. Both models are scored from the registry (what is judged is what is served). The decision
+and every number behind it are written on the version.
 """
 
 from __future__ import annotations
@@ -16,10 +21,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pipelines.adapters.model_registry import CHAMPION, DECISION_TAG, PROMOTED, ModelRegistry
+from pipelines.adapters.model_registry import CHAMPION, DECISION_TAG, PROMOTED, REJECTED, ModelRegistry
 from pipelines.settings import StressSettings
-
-BENCHMARK_INCUMBENT = "benchmark_logistic"
 
 
 @dataclass(frozen=True)
@@ -105,20 +108,33 @@ def decide_promotion(y: np.ndarray, challenger_pd: np.ndarray, incumbent_pd: np.
     return PromotionDecision(all(passed), incumbent, reasons, challenger, incumbent_metrics, policy, len(y))
 
 
-def run_promotion_gate(registry: ModelRegistry, version: str, test: pd.DataFrame, target: str,
-                       policy: PromotionPolicy, fallback: tuple[str, np.ndarray] | None = None,
-                       context: dict[str, str] | None = None) -> PromotionDecision:
-    """Judge ``version`` against the champion (else ``fallback``) on ``test``; record and apply the verdict."""
+def run_promotion_gate(registry: ModelRegistry, candidates: list[str], test: pd.DataFrame, target: str,
+                       policy: PromotionPolicy, context: dict[str, str] | None = None) -> list[PromotionDecision]:
+    """Judge the registered ``candidates`` (versions, in order) on ``test``; record and apply each verdict."""
     y = test[target].to_numpy()
-    challenger_pd = registry.horizon_pd(version, test)
+    decisions = []
+    previous: tuple[str, np.ndarray] | None = None
+    for version in candidates:
+        challenger_pd = registry.horizon_pd(version, test)
+        champion = _standing_champion(registry)
+        if champion is not None and champion != version:
+            incumbent, incumbent_pd = f"champion v{champion}", registry.horizon_pd(champion, test)
+        elif previous is not None:
+            incumbent, incumbent_pd = previous
+        else:
+            incumbent, incumbent_pd = "none", None
+        decision = decide_promotion(y, challenger_pd, incumbent_pd, incumbent, policy)
+        decision.extra = {"decided_at": datetime.now(UTC).isoformat(), **(context or {})}
+        registry.record_decision(version, decision.tags(), decision.description(), decision.promote, champion)
+        decisions.append(decision)
+        candidate = registry.version_details(version)["candidate"]
+        previous = (f"v{version} {candidate} (same training rows)", challenger_pd)
+    return decisions
+
+
+def _standing_champion(registry: ModelRegistry) -> str | None:
+    """The champion's version, unless a reviewer rejected it (then it is no yardstick either)."""
     champion = registry.alias_version(CHAMPION)
-    if champion is not None and champion != version:
-        incumbent, incumbent_pd = f"champion v{champion}", registry.horizon_pd(champion, test)
-    elif fallback is not None:
-        incumbent, incumbent_pd = fallback
-    else:
-        incumbent, incumbent_pd = "none", None
-    decision = decide_promotion(y, challenger_pd, incumbent_pd, incumbent, policy)
-    decision.extra = {"decided_at": datetime.now(UTC).isoformat(), **(context or {})}
-    registry.record_decision(version, decision.tags(), decision.description(), decision.promote, champion)
-    return decision
+    if champion is None or registry.version_details(champion)["review"] == REJECTED:
+        return None
+    return champion

@@ -13,19 +13,19 @@ DAG_ID = "portfolio_monitoring"
 
 @task_entry
 def score(features: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Score the validated book with the stress test's PD model (the champion, else the benchmark)."""
+    """Score the validated book with the stress test's PD model version (:mod:`pipelines.model.selection`)."""
     import pyarrow as pa
 
+    from pipelines.adapters.model_registry import load_quarterly_pd_function
     from pipelines.data.macro import load_history
     from pipelines.model.monitoring import SCORE, score_book
-    from pipelines.model.selection import load_pd_function, resolve_stress_model
+    from pipelines.model.selection import describe_model, resolve_stress_model
 
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
-    model = resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
-                                 settings.aws_region, store, settings.resolved_require_champion)
-    log.info("scoring %s loans with %s version %s", f"{features['rows']:,}", model["name"], model["version"])
-    scores = score_book(store.get_parquet(features["features_key"]), load_history(), load_pd_function(model, store))
+    model = resolve_stress_model(adapters.model_registry, settings.resolved_require_champion)
+    log.info("scoring %s loans with %s: %s", f"{features['rows']:,}", describe_model(model), model["note"])
+    scores = score_book(store.get_parquet(features["features_key"]), load_history(), load_quarterly_pd_function(model))
     key = f"{run_prefix(run_id)}/monitoring/scores.parquet"
     return record_step(store, run_id, "score", {
         "model": model, "scores_key": key,
@@ -37,15 +37,17 @@ def score(features: dict[str, Any], run_id: str) -> dict[str, Any]:
 
 @task_entry
 def backtest(scored: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """AUC and calibration of the scoring model on the latest quarters of the performance history."""
+    """AUC and calibration of the scoring model on the latest performance-history quarters after its training
+    window (out of time)."""
+    from pipelines.adapters.model_registry import load_quarterly_pd_function
     from pipelines.model.monitoring import backtest as run_backtest
-    from pipelines.model.selection import estimated_on_history, load_pd_function, performance_history
+    from pipelines.model.selection import performance_history
 
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
     history, source = performance_history(settings.resolved_performance_history_uri, settings.aws_region)
-    result = run_backtest(history, load_pd_function(scored["model"], store), settings.monitoring_backtest_quarters,
-                          settings.promotion_calibration_alpha, in_sample=estimated_on_history(scored["model"]))
+    result = run_backtest(history, load_quarterly_pd_function(scored["model"]), settings.monitoring_backtest_quarters,
+                          settings.promotion_calibration_alpha, scored["model"]["oot_start_quarter"])
     return record_step(store, run_id, "backtest", {**result, "history_source": source,
                                                    "model_version": scored["model"]["version"]})
 
