@@ -180,7 +180,9 @@ class StressSettings(BaseSettings):
     mlflow_artifact_root: str = Field(default="", description="Artifact location of a new experiment; default "
                                       "data_home/mlartifacts with the embedded SQLite store, the server's own "
                                       "with a remote tracking server.")
-    pd_registered_model_name: str = "loan_pd_xgboost"
+    pd_registered_model_name: str = Field(default="loan_pd_model", description="MLflow registered model of the "
+                                          "PD model: the benchmark logistic and the XGBoost versions of every "
+                                          "training run.")
     require_champion: bool | None = Field(default=None, description="Whether a stress test (and monitoring) "
                                           "fails when the registry has no champion instead of using the "
                                           "benchmark logistic model; empty: on for STRESS_TARGET=aws, off for "

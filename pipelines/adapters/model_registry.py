@@ -101,7 +101,12 @@ def _run_params(model: PDModel) -> dict[str, Any]:
         return ({f"init.{k}": v for k, v in model.tracking_params().items()}
                 | {f"xgb.{k}": v for k, v in model.params_.items()} | {"xgb.n_trees": model.n_trees_})
     return ({f"init.{k}": v for k, v in model.get_params().items()}
-            | {f"coef.{k}": round(v, 6) for k, v in model.coefficient_table().items()})
+            | {_param_name(f"coef.{k}"): round(v, 6) for k, v in model.coefficient_table().items()})
+
+
+def _param_name(name: str) -> str:
+    """An MLflow parameter name (``segment[auto]`` -> ``segment.auto``: brackets are not allowed)."""
+    return name.replace("[", ".").replace("]", "")
 
 
 def _serving_code(directory: Path) -> Path:

@@ -24,6 +24,10 @@ import pandas as pd
 from pipelines.adapters.model_registry import CHAMPION, DECISION_TAG, PROMOTED, REJECTED, ModelRegistry
 from pipelines.settings import StressSettings
 
+# The candidates of a training run in the order the gate judges them: the simplest first, so the
+# XGBoost model has to beat the benchmark (or a better champion) to be promoted.
+CANDIDATES = ("benchmark_logistic", "xgboost")
+
 
 @dataclass(frozen=True)
 class PromotionPolicy:
