@@ -195,6 +195,10 @@ class StressSettings(BaseSettings):
                                                        "whose binomial test must not reject.")
     promotion_brier_tolerance: float = Field(default=0.0, ge=0, description="How much worse than the incumbent's "
                                              "the challenger's Brier score may be.")
+    promotion_max_mean_pd_ratio: float = Field(default=1.5, gt=1, description="Largest mean PD over the observed "
+                                               "out-of-time default rate a promoted model may have (the band "
+                                               "tests are one-sided, for underestimation; this bounds "
+                                               "conservatism).")
     sagemaker_image_uri: str = Field(default="", description="ECR image serving MLflow pyfunc models (built by "
                                      "`mlflow sagemaker build-and-push-container`); required for STRESS_TARGET=aws.")
     sagemaker_execution_role_arn: str = Field(default="", description="IAM role SageMaker assumes; required for "

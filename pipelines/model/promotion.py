@@ -5,7 +5,11 @@ XGBoost model, both fitted on the same rows), and the gate judges them in that o
 *same* out-of-time rows against the incumbent: the current champion (unless a reviewer rejected it),
 else the candidate judged before it in this run, else none. A candidate passes when at least
 ``promotion_min_calibrated_band_share`` of its score bands pass a binomial test at
-``promotion_calibration_alpha`` and, with an incumbent, its AUC beats the incumbent's by
+``promotion_calibration_alpha`` (one-sided: a band fails when it has significantly *more* defaults
+than predicted, the supervisory concern of BCBS Working Paper 14, 2005, section on the binomial test),
+its mean PD is at most ``promotion_max_mean_pd_ratio`` times the observed default rate (a bound on
+conservatism, which the one-sided test alone would let through), and, with an incumbent, its AUC
+beats the incumbent's by
 ``promotion_auc_margin`` and its Brier score is not worse (``promotion_brier_tolerance``). With no
 champion yet, the benchmark is judged on calibration alone and, when it passes, becomes the champion
 the XGBoost model then has to beat: a run on a calibrated history always leaves a registered
@@ -35,11 +39,13 @@ class PromotionPolicy:
     calibration_alpha: float
     min_calibrated_band_share: float
     brier_tolerance: float
+    max_mean_pd_ratio: float = 1.5
 
     @classmethod
     def from_settings(cls, settings: StressSettings) -> PromotionPolicy:
         return cls(settings.promotion_auc_margin, settings.promotion_calibration_alpha,
-                   settings.promotion_min_calibrated_band_share, settings.promotion_brier_tolerance)
+                   settings.promotion_min_calibrated_band_share, settings.promotion_brier_tolerance,
+                   settings.promotion_max_mean_pd_ratio)
 
 
 @dataclass
@@ -69,7 +75,7 @@ class PromotionDecision:
         verdict = "PROMOTED to champion" if self.promote else "NOT promoted"
         c = self.challenger
         lines = [f"{verdict} against {self.incumbent} on {self.test_rows:,} out-of-time rows.",
-                 f"Challenger: AUC {c['auc']:.4f}, Brier {c['brier']:.6f}, calibrated bands "
+                 f"Challenger: AUC {c['auc']:.4f}, Brier {c['brier']:.6f}, bands not underestimating "
                  f"{c['calibrated_band_share']:.0%}, Hosmer-Lemeshow p {c['hosmer_lemeshow_p_value']:.3g}."]
         if self.incumbent_metrics:
             i = self.incumbent_metrics
@@ -81,9 +87,11 @@ class PromotionDecision:
 def gate_metrics(y: np.ndarray, probability: np.ndarray, alpha: float) -> dict[str, float]:
     from models import validation_metrics as vm
 
-    table = vm.calibration_table(y, probability)
+    table = vm.calibration_table(y, probability, alternative="greater")
+    observed = float(np.mean(y))
     return {"auc": vm.auc(y, probability), "brier": vm.brier_score(y, probability),
             "calibrated_band_share": vm.calibrated_band_share(table, alpha),
+            "mean_pd_ratio": float(np.mean(probability)) / observed if observed > 0 else float("inf"),
             "hosmer_lemeshow_p_value": vm.hosmer_lemeshow(y, probability)[1]}
 
 
@@ -94,8 +102,13 @@ def decide_promotion(y: np.ndarray, challenger_pd: np.ndarray, incumbent_pd: np.
     reasons, passed = [], []
     share_ok = challenger["calibrated_band_share"] >= policy.min_calibrated_band_share
     passed.append(share_ok)
-    reasons.append(f"calibration: {challenger['calibrated_band_share']:.0%} of bands not rejected at "
-                   f"{policy.calibration_alpha:g} ({'>=' if share_ok else '<'} {policy.min_calibrated_band_share:.0%})")
+    reasons.append(f"calibration: {challenger['calibrated_band_share']:.0%} of bands not rejected for "
+                   f"underestimation at {policy.calibration_alpha:g} "
+                   f"({'>=' if share_ok else '<'} {policy.min_calibrated_band_share:.0%})")
+    level_ok = challenger["mean_pd_ratio"] <= policy.max_mean_pd_ratio
+    passed.append(level_ok)
+    reasons.append(f"level: mean PD {challenger['mean_pd_ratio']:.2f} x the observed default rate "
+                   f"({'<=' if level_ok else '>'} {policy.max_mean_pd_ratio:g})")
     incumbent_metrics = None
     if incumbent_pd is None:
         reasons.append("no incumbent: discrimination not compared")
