@@ -195,7 +195,7 @@ class StressSettings(BaseSettings):
                                                        "whose binomial test must not reject.")
     promotion_brier_tolerance: float = Field(default=0.0, ge=0, description="How much worse than the incumbent's "
                                              "the challenger's Brier score may be.")
-    promotion_max_mean_pd_ratio: float = Field(default=1.5, gt=1, description="Largest mean PD over the observed "
+    promotion_max_mean_pd_ratio: float = Field(default=2.0, gt=1, description="Largest mean PD over the observed "
                                                "out-of-time default rate a promoted model may have (the band "
                                                "tests are one-sided, for underestimation; this bounds "
                                                "conservatism).")

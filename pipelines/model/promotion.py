@@ -39,7 +39,7 @@ class PromotionPolicy:
     calibration_alpha: float
     min_calibrated_band_share: float
     brier_tolerance: float
-    max_mean_pd_ratio: float = 1.5
+    max_mean_pd_ratio: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: StressSettings) -> PromotionPolicy:

@@ -53,7 +53,7 @@ def registry_settings(settings):
     # Calibration criteria are unit-tested on known cases; here the mechanics are under test. On this small history
     # (about 35 test defaults) the Brier scores of the two models differ by noise of about 0.0006, hence the tolerance.
     return settings.model_copy(update={"promotion_auc_margin": 0.01, "promotion_min_calibrated_band_share": 0.0,
-                                       "promotion_brier_tolerance": 0.001})
+                                       "promotion_brier_tolerance": 0.001, "promotion_max_mean_pd_ratio": 100.0})
 
 
 def _registry(settings) -> ModelRegistry:

@@ -265,7 +265,7 @@ def registered(trained, settings, tmp_path: Path):
 
     split, model = trained
     settings = settings.model_copy(update={"promotion_auc_margin": 0.0, "promotion_min_calibrated_band_share": 0.0,
-                                           "promotion_brier_tolerance": 1.0})
+                                           "promotion_brier_tolerance": 1.0, "promotion_max_mean_pd_ratio": 100.0})
     registry = build_adapters(settings).model_registry
     evaluation = evaluate(split, model.spec, model, {"xgboost": model.predict_pd(split.test)}, 0.01)
     (tmp_path / "report").mkdir()

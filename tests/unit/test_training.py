@@ -150,7 +150,7 @@ def test_gate_refuses_a_discriminating_but_miscalibrated_model(outcomes):
     assert over.challenger["auc"] > over.incumbent_metrics["auc"] + POLICY.auc_margin
     assert not over.promote
     assert over.challenger["calibrated_band_share"] == 1.0  # the band tests are one-sided: never too few defaults
-    assert any(r.startswith("level:") and "> 1.5" in r for r in over.reasons)
+    assert any(r.startswith("level:") and "> 2" in r for r in over.reasons)
     assert any(r.startswith("Brier") and "worse" in r and "not worse" not in r for r in over.reasons)
     under = decide_promotion(y, true_pd / 3, weak, "benchmark", POLICY)  # too few predicted defaults: refused
     assert not under.promote
