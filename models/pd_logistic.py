@@ -88,8 +88,6 @@ def design_matrix(features: pd.DataFrame) -> NDArray[np.float64]:
 class MacroLogisticPD(ClassifierMixin, BaseEstimator):
     """Logistic regression of a default flag on loan and macro features (see the module docstring)."""
 
-    name = "benchmark_macro_logistic"
-
     def __init__(self, l2_penalty: float = 1e-6, max_iter: int = 2000, horizon_quarters: int = 1) -> None:
         self.l2_penalty = l2_penalty
         self.max_iter = max_iter
