@@ -60,23 +60,18 @@ def _registry(settings) -> ModelRegistry:
     return build_adapters(settings).model_registry
 
 
-def _register(model, split, settings, tmp_path, run: str, candidate: str = "xgboost") -> dict:
+def _register(model, split, settings, tmp_path, run: str, candidate: str = "xgboost",
+              run_mate: XGBoostPD | None = None) -> dict:
+    """Register ``model`` as ``candidate``; a logistic candidate's evaluation also needs the XGBoost model of its
+    run (``run_mate``: the stability section reads its score)."""
     from pipelines.model.training import evaluate
 
-    evaluation = evaluate(split, SPEC, xgboost_of(model), {candidate: model.predict_pd(split.test)}, 0.01)
+    evaluation = evaluate(split, SPEC, run_mate or model, {candidate: model.predict_pd(split.test)}, 0.01)
     (tmp_path / run).mkdir()
     (tmp_path / run / "model_card.md").write_text(f"# card of {run}\n")
     provenance = {"source": "synthetic", "data_sha256": "ab" * 32, "airflow_run_id": run, "code_version": "abc"}
     return _registry(settings).log_and_register(model, SPEC, candidate, evaluation, tmp_path / run,
                                                 split.test.head(5), provenance, run_name=run)
-
-
-def xgboost_of(model):
-    """The XGBoost model the evaluation's stability section reads (the logistic candidates' run mate)."""
-    return model if isinstance(model, XGBoostPD) else XGBOOST_MATE[0]
-
-
-XGBOOST_MATE: list[XGBoostPD] = []
 
 
 def _gate(version: str, split, settings):
@@ -186,7 +181,6 @@ def benchmarks(split, models) -> dict:
     from models.pd_logistic import MacroLogisticPD
     from models.projection import PD_FEATURES
 
-    XGBOOST_MATE[:] = [models["strong"]]
     with threadpool_limits(limits=1, user_api="blas"):
         fitted = MacroLogisticPD(horizon_quarters=4).fit(split.train[list(PD_FEATURES)], split.train[SPEC.target])
     table = fitted.coefficient_table()
@@ -194,7 +188,7 @@ def benchmarks(split, models) -> dict:
     weak = MacroLogisticPD.loads(fitted.dumps())
     weak.coefficients_ = np.array([intercept if k.startswith("segment[") else v if k == "log_age" else 0.0
                                    for k, v in table.items()])
-    return {"fitted": fitted, "weak": weak}
+    return {"fitted": fitted, "weak": weak, "run_mate": models["strong"]}
 
 
 def test_the_gate_judges_a_run_benchmark_first_and_the_reviewer_overrides_it(split, models, benchmarks,
@@ -205,7 +199,7 @@ def test_the_gate_judges_a_run_benchmark_first_and_the_reviewer_overrides_it(spl
         resolve_stress_model(registry, require_champion=False)
 
     # One training run: the weak benchmark, then the XGBoost model, judged in that order.
-    weak = _register(benchmarks["weak"], split, settings, tmp_path, "run-1", "benchmark_logistic")
+    weak = _register(benchmarks["weak"], split, settings, tmp_path, "run-1", "benchmark_logistic", models["strong"])
     strong = _register(models["strong"], split, settings, tmp_path, "run-1x")
     assert weak["flavour"] == "macro_logistic" and strong["flavour"] == "xgboost"
     with pytest.raises(NoChampion, match=r"no champion alias .*STRESS_REQUIRE_CHAMPION is on"):
@@ -221,7 +215,8 @@ def test_the_gate_judges_a_run_benchmark_first_and_the_reviewer_overrides_it(spl
     assert used["note"].startswith("the promotion gate's champion: gate promoted against champion v1")
 
     # The next run's benchmark is the fitted one: better than the weak one, not better than the XGBoost champion.
-    third = _register(benchmarks["fitted"], split, settings, tmp_path, "run-2", "benchmark_logistic")
+    third = _register(benchmarks["fitted"], split, settings, tmp_path, "run-2", "benchmark_logistic",
+                      models["strong"])
     (rejected,) = run_promotion_gate(registry, [third["version"]], split.test, SPEC.target,
                                      PromotionPolicy.from_settings(settings), context={"airflow_run_id": "run-2"})
     assert not rejected.promote and rejected.incumbent == "champion v2"  # challenger rejected, with its reasons
@@ -260,7 +255,8 @@ def test_the_logistic_version_serves_through_its_pyfunc(split, benchmarks, regis
 
     from models.pd_pyfunc import model_input
 
-    registered = _register(benchmarks["fitted"], split, registry_settings, tmp_path, "run-l", "benchmark_logistic")
+    registered = _register(benchmarks["fitted"], split, registry_settings, tmp_path, "run-l", "benchmark_logistic",
+                           benchmarks["run_mate"])
     served = mlflow.pyfunc.load_model(registered["model_uri"])
     output = served.predict(model_input(split.test.head(50), benchmarks["fitted"]))
     np.testing.assert_allclose(output["pd_horizon"], benchmarks["fitted"].predict_pd(split.test.head(50)))
