@@ -1,9 +1,10 @@
-"""Monthly (and on every new performance history) training of the XGBoost PD model.
+"""Monthly (and on every new performance history) training of the PD model.
 
 Ingest the loan performance history, validate it with GX, build the point-in-time 12-month default
-dataset, split out of time, train the challenger (and the benchmark on the same rows), evaluate,
-log and register it in MLflow as ``challenger``, run the promotion gate (``champion`` only if it
-beats the incumbent on the same out-of-time data and is calibrated), and deploy the champion.
+dataset, split out of time, train the benchmark logistic model and the XGBoost model on the same
+rows, evaluate both, log and register both in MLflow (``challenger``), run the promotion gate over
+them, benchmark first (``champion`` only for a calibrated version that beats the incumbent on the
+same out-of-time data; docs/model_governance.md), and deploy the champion.
 
 The deploy step has one branch per serving target and ``STRESS_MODEL_SERVING`` (``sagemaker`` by
 default on ``STRESS_TARGET=aws``) picks one at run time (``choose_serving``), so the DAG's shape is the

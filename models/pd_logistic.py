@@ -22,6 +22,7 @@ the 4-quarter house-price change.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ NON_NEGATIVE_TERMS = frozenset({"ltv", "ltv_over_80", "ltv_over_100", "negative_
 NON_POSITIVE_TERMS = frozenset({"score_per_100", "house_price_change"})
 DSTI_LIMIT = 0.43
 UNEMPLOYMENT_REFERENCE = 5.0
+SERIAL_FORMAT = "loanstress.macro_logistic_pd/1"
 
 
 def numeric_terms(features: pd.DataFrame) -> tuple[NDArray[np.intp], list[NDArray[np.float64]]]:
@@ -85,8 +87,6 @@ def design_matrix(features: pd.DataFrame) -> NDArray[np.float64]:
 
 class MacroLogisticPD(ClassifierMixin, BaseEstimator):
     """Logistic regression of a default flag on loan and macro features (see the module docstring)."""
-
-    name = "benchmark_macro_logistic"
 
     def __init__(self, l2_penalty: float = 1e-6, max_iter: int = 2000, horizon_quarters: int = 1) -> None:
         self.l2_penalty = l2_penalty
@@ -182,9 +182,39 @@ class MacroLogisticPD(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "coefficients_")
         return dict(zip(self.term_names(), self.coefficients_.tolist(), strict=True))
 
+    def term_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The design matrix as a frame, one column per regressor of :meth:`term_names`."""
+        return pd.DataFrame(design_matrix(X), columns=self.term_names(), index=X.index)
+
+    def shap_values(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Exact SHAP values of the log-odds per regressor, with the rows of ``X`` as background.
+
+        The model is linear in its regressors, so the (interventional) SHAP value of regressor k is
+        ``beta_k (x_k - mean of x_k)`` and ``bias`` the log-odds at the mean; each row adds up to its
+        log-odds. The regressors, not the raw features, are the players: an LTV enters through four
+        terms, and each is shown with its own contribution.
+        """
+        check_is_fitted(self, "coefficients_")
+        terms = design_matrix(X)
+        mean = terms.mean(axis=0)
+        frame = pd.DataFrame((terms - mean) * self.coefficients_, columns=self.term_names(), index=X.index)
+        frame["bias"] = float(mean @ self.coefficients_)
+        return frame
+
+    def dumps(self) -> bytes:
+        """The fitted model as one JSON document (constructor parameters and coefficients by name)."""
+        check_is_fitted(self, "coefficients_")
+        return json.dumps({"format": SERIAL_FORMAT, "init": self.get_params(),
+                           "coefficients": self.coefficient_table(), "pd_horizon": self.pd_horizon_}).encode()
+
     @classmethod
-    def from_coefficients(cls, table: dict[str, float], horizon_quarters: int = 1) -> MacroLogisticPD:
-        """A fitted model from :meth:`coefficient_table` (stored as JSON, never pickled)."""
-        model = cls(horizon_quarters=horizon_quarters)
+    def loads(cls, data: bytes) -> MacroLogisticPD:
+        """The model of :meth:`dumps` (data only, never code)."""
+        document = json.loads(data)
+        if document.get("format") != SERIAL_FORMAT:
+            raise ValueError(f"unsupported MacroLogisticPD format {document.get('format')!r} (this code reads "
+                             f"{SERIAL_FORMAT}); re-train the model")
+        model = cls(**document["init"])
+        table = document["coefficients"]
         model._set_fitted(np.array([table[name] for name in cls.term_names()]), np.array([0, 1]))
         return model

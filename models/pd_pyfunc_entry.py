@@ -2,12 +2,12 @@
 
 ``mlflow.pyfunc.log_model(python_model=<this file>)`` copies this file into the logged model, and
 every load (the registry, ``mlflow models serve``, the SageMaker serving container) executes it:
-the pyfunc is built from code shipped with the model (``code/models/``) and the XGBoost JSON
+the pyfunc is built from code shipped with the model (``code/models/``) and the model JSON
 artifact, so no cloudpickle is ever written or read.
 """
 
 import mlflow.models
 
-from models.pd_pyfunc import XGBoostPDPyfunc
+from models.pd_pyfunc import PDModelPyfunc
 
-mlflow.models.set_model(XGBoostPDPyfunc())
+mlflow.models.set_model(PDModelPyfunc())

@@ -179,9 +179,11 @@ def score_bands(probability: npt.ArrayLike, n_bands: int) -> npt.NDArray[np.int6
     return np.searchsorted(edges, p, side="left")
 
 
-def calibration_table(y: npt.ArrayLike, probability: npt.ArrayLike, n_bands: int = 10) -> list[CalibrationBand]:
-    """Observed vs mean predicted default rate per score band, with an exact two-sided binomial
-    p-value of the band's default count under its mean predicted PD."""
+def calibration_table(y: npt.ArrayLike, probability: npt.ArrayLike, n_bands: int = 10,
+                      alternative: str = "two-sided") -> list[CalibrationBand]:
+    """Observed vs mean predicted default rate per score band, with an exact binomial p-value of the
+    band's default count under its mean predicted PD: two-sided, or ``"greater"`` (more defaults than
+    predicted, the one-sided test for PD underestimation of BCBS Working Paper 14, 2005)."""
     outcome, p = _outcomes(y, probability)
     band = score_bands(p, n_bands)
     table = []
@@ -189,7 +191,7 @@ def calibration_table(y: npt.ArrayLike, probability: npt.ArrayLike, n_bands: int
         members = band == code
         count, defaults = int(members.sum()), int(outcome[members].sum())
         mean_predicted = float(p[members].mean())
-        p_value = stats.binomtest(defaults, count, min(max(mean_predicted, 0.0), 1.0)).pvalue
+        p_value = stats.binomtest(defaults, count, min(max(mean_predicted, 0.0), 1.0), alternative=alternative).pvalue
         table.append(CalibrationBand(number, count, defaults, float(p[members].min()), float(p[members].max()),
                                      mean_predicted, defaults / count, float(p_value)))
     return table

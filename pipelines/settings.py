@@ -234,7 +234,9 @@ class StressSettings(BaseSettings):
     mlflow_artifact_root: str = Field(default="", description="Artifact location of a new experiment; default "
                                       "data_home/mlartifacts with the embedded SQLite store, the server's own "
                                       "with a remote tracking server.")
-    pd_registered_model_name: str = "loan_pd_xgboost"
+    pd_registered_model_name: str = Field(default="loan_pd_model", description="MLflow registered model of the "
+                                          "PD model: the benchmark logistic and the XGBoost versions of every "
+                                          "training run.")
     require_champion: bool | None = Field(default=None, description="Whether a stress test (and monitoring) "
                                           "fails when the registry has no champion instead of using the "
                                           "benchmark logistic model; empty: on for STRESS_TARGET=aws, off for "
@@ -247,6 +249,10 @@ class StressSettings(BaseSettings):
                                                        "whose binomial test must not reject.")
     promotion_brier_tolerance: float = Field(default=0.0, ge=0, description="How much worse than the incumbent's "
                                              "the challenger's Brier score may be.")
+    promotion_max_mean_pd_ratio: float = Field(default=2.0, gt=1, description="Largest mean PD over the observed "
+                                               "out-of-time default rate a promoted model may have (the band "
+                                               "tests are one-sided, for underestimation; this bounds "
+                                               "conservatism).")
     sagemaker_image_uri: str = Field(default="", description="ECR image serving MLflow pyfunc models (built by "
                                      "`mlflow sagemaker build-and-push-container`, docs/deployment.md); required for "
                                      "model_serving sagemaker.")

@@ -77,12 +77,30 @@ def run_demo(n_loans: int, seed: int) -> None:
     started = time.perf_counter()
     prepare_airflow(settings)
     tape = ensure_demo_tape(settings, n_loans, seed)
-    print("running pd_model_training (XGBoost challenger vs champion, MLflow registry) ...", flush=True)
+    print("running pd_model_training (benchmark logistic and XGBoost through the promotion gate, MLflow "
+          "registry) ...", flush=True)
     training_run = run_dag("pd_model_training", {})
     print(f"pd_model_training run {training_run} succeeded ({time.perf_counter() - started:.0f} s so far)")
+    print_gate(training_run)
     print(f"running loan_stress_test on {tape} ...", flush=True)
     run_id = run_dag("loan_stress_test", {"source_uri": tape, "as_of_date": DEMO_AS_OF.isoformat()})
     print_summary(run_id, time.perf_counter() - started)
+
+
+def print_gate(run_id: str) -> None:
+    """Each candidate of the training run, the gate's verdict and its reasons."""
+    from pipelines.composition import current_adapters
+    from pipelines.tasks.runs import read_run_steps
+
+    gate = read_run_steps(current_adapters().object_store, run_id)["pd_promotion"]
+    for decision in gate["decisions"]:
+        print(f"  gate               {decision['candidate']} v{decision['version']} ({decision['flavour']}): "
+              f"{'PROMOTED' if decision['promote'] else 'not promoted'} against {decision['incumbent']}")
+        for reason in decision["reasons"]:
+            print(f"                       {reason}")
+    champion = gate["champion"]
+    held = f"v{champion['version']} ({champion['flavour']})" if champion else "none: no candidate passed the gate"
+    print(f"  champion           {held}")
 
 
 def print_summary(run_id: str, seconds: float) -> None:
@@ -107,8 +125,9 @@ def print_summary(run_id: str, seconds: float) -> None:
     print(f"  features           {features['features_uri']} (macro as of {features['macro_quarter']})")
     plan = steps["plan"]
     model = plan["pd_model"]
-    print(f"  PD model           {model['name']} version {model['version']}"
-          + (f" ({model['note']})" if model.get("note") else ""))
+    print(f"  PD model           {model['name']} version {model['version']} (alias {model['alias']}, "
+          f"flavour {model['flavour']})")
+    print(f"    why              {model['note']}")
     print(f"  simulation         {len(plan['scenarios'])} scenarios x {len(plan['batches'])} batches, "
           f"{plan['n_paths']:,} paths, {plan['horizon']} quarters, seed {plan['seed']}")
     print()

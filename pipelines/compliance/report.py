@@ -186,7 +186,8 @@ def provenance_rows(data: ReportData) -> list[list[str]]:
         ["Snapshot SHA-256", data.manifest["content_sha256"]],
         ["Rows (input / accepted / quarantined)", " / ".join(
             f"{data.manifest[key]:,}" for key in ("input_rows", "accepted_rows", "quarantined_rows"))],
-        ["PD model", f"{model['kind']} {model.get('name', '')} version {model['version']}"],
+        ["PD model", f"{model['name']} version {model['version']} (alias {model['alias']}, "
+                     f"flavour {model['flavour']})"],
         ["Monte Carlo", f"{first['n_paths']:,} paths, seed {first['seed']}, horizon {first['horizon']} quarters"],
     ]
     if model.get("note"):
@@ -325,7 +326,7 @@ def _pages(data: ReportData) -> list[tuple[str, Figure]]:
     model = data.model
     breaches = [r for r in data.records if r.status is Status.NON_COMPLIANT]
     lines = [f"Run {data.run_id}   |   as of {data.manifest['as_of']}   |   snapshot {data.manifest['snapshot_id']}",
-             f"PD model: {model['kind']} version {model['version']}",
+             f"PD model: {model['name']} version {model['version']} ({model['flavour']})",
              "Compliance: " + ", ".join(f"{count} {status.value}" for status, count in counts.items())]
     lines += [f"    Non-Compliant: {' '.join(filter(None, (r.metric_name, r.scenario, r.segment, r.feature)))}: "
               f"{format_measure(r.metric, r.actual)} against {format_measure(r.metric, r.threshold)}"

@@ -357,9 +357,13 @@ def model_observations(backtest: dict[str, Any] | None, drift: dict[str, Any] | 
     """PD model evidence of a monitoring run: back-test (AUC, calibration) and drift (PSI)."""
     backtest = backtest or {"note": "no back-test in this run"}
     drift = drift or {"note": "no drift measurement in this run", "feature_psi": {}}
-    observations = [Observation("pd_auc", backtest.get("auc"), note=backtest["note"]),
-                    Observation("pd_calibrated_band_share", backtest.get("calibrated_band_share"),
-                                note=backtest["note"]),
+    auc, calibration = backtest.get("auc"), backtest.get("calibrated_band_share")
+    note = backtest["note"]
+    if backtest.get("in_sample"):  # measured, but no evidence: "Not Evaluated", with the in-sample value in the note
+        note = f"{note} (in-sample AUC {auc}, calibrated band share {calibration}: not judged)"
+        auc = calibration = None
+    observations = [Observation("pd_auc", auc, note=note),
+                    Observation("pd_calibrated_band_share", calibration, note=note),
                     Observation("score_psi", drift.get("score_psi"), note=drift["note"])]
     observations += [Observation("feature_psi", drift["feature_psi"].get(feature), feature=feature, note=drift["note"])
                      for feature in DRIFT_FEATURES]

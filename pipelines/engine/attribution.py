@@ -110,7 +110,7 @@ def factor_inputs(inputs: dict[str, Any], run_id: str, scenario_id: str) -> dict
     data, model = inputs["data"], inputs["model"]
     return {
         "data": Input(json.dumps([data["snapshot_id"], data["as_of"]]), data["features_key"]),
-        "model": Input(json.dumps([model["kind"], model["name"], str(model["version"])]), model),
+        "model": Input(json.dumps([model["name"], str(model["version"])]), model),
         "scenario": Input(inputs["scenarios"][scenario_id], {"run_id": run_id, "scenario_id": scenario_id}),
         "parameters": Input(json.dumps(inputs["parameters"], sort_keys=True), inputs["parameters"]),
     }

@@ -99,13 +99,13 @@ def load_scenario(store: ObjectStore, key: str):
 def simulate_work_item(store: ObjectStore, features_key: str, pd_model: dict[str, Any], config: SimulationConfig,
                        item: WorkItem) -> dict[str, Any]:
     """Simulate one (scenario, batch) and write its partial results under ``item.output_prefix``."""
+    from pipelines.adapters.model_registry import load_quarterly_pd_function
     from pipelines.engine.simulation import simulate_batch
-    from pipelines.model.selection import load_pd_function
 
     batch = item.batch
     features = store.get_parquet(features_key).slice(batch["start"], batch["stop"] - batch["start"])
     scenario, history = load_scenario(store, item.scenario_key)
-    result = simulate_batch(features, scenario, history, load_pd_function(pd_model, store), config)
+    result = simulate_batch(features, scenario, history, load_quarterly_pd_function(pd_model), config)
     store.put_parquet(f"{item.output_prefix}/loans.parquet", result.loans)
     store.put_bytes(f"{item.output_prefix}/histogram.npz", result.histogram.to_bytes())
     store.put_bytes(f"{item.output_prefix}/segment_histogram.npz", result.segment_histogram.to_bytes())

@@ -5,11 +5,12 @@
   date: the loan features of :mod:`pipelines.data.features` plus the macro drivers of the as-of quarter
   from the Fed history, with no payment shock (the rate at jump-off is the loan's own rate).
 * **back-test**: AUC and calibration (share of score bands whose binomial test does not reject,
-  :mod:`models.validation_metrics`) on the latest quarters of the loan performance history, the only
-  data with observed defaults. For the champion these quarters lie in its out-of-time test period;
-  the benchmark is estimated on the whole history, so for it the back-test is in-sample: the result
-  says so (``in_sample``, and a note starting ``IN-SAMPLE``, which the compliance record carries), as
-  an in-sample AUC is no evidence of out-of-time performance.
+  :mod:`models.validation_metrics`) on the performance history, the only data with observed defaults,
+  out of time: only the latest quarters from the version's ``oot_start_quarter`` on (the first
+  quarter after its training window and embargo, recorded at registration). A version that records
+  no training window (registered by an earlier release) is back-tested on the latest quarters and
+  the result says ``in_sample`` (a note starting ``IN-SAMPLE``): its compliance records are then "Not
+  Evaluated", never "Compliant", as an in-sample AUC is no evidence of out-of-time performance.
 * **drift**: PSI of the score and of every loan-level PD feature
   (:data:`pipelines.compliance.rules.DRIFT_FEATURES`) against a reference distribution: the previous
   *different* snapshot this monitoring scored (kept in ``monitoring/scored_snapshots.json``). The
@@ -82,22 +83,32 @@ def score_book(features: pa.Table, history: pd.DataFrame, pd_function: PDFunctio
 
 
 def backtest(history: pd.DataFrame, pd_function: PDFunction, quarters: int, alpha: float,
-             in_sample: bool) -> dict[str, Any]:
-    """Discrimination and calibration of the quarterly PD on the latest ``quarters`` of the history;
-    ``in_sample``: the model was estimated on these rows (flagged in the result and its note)."""
+             oot_start_quarter: str | None) -> dict[str, Any]:
+    """Discrimination and calibration of the quarterly PD on the latest ``quarters`` of the history from
+    ``oot_start_quarter`` (``2023Q1``) on; ``None`` (no recorded training window): the latest quarters,
+    flagged ``in_sample``."""
     from pipelines.data.features import history_pd_features
 
     observed = pd.to_datetime(history["ObservationQuarter"])
-    window = observed.drop_duplicates().sort_values().iloc[-quarters:]
-    recent = history.loc[observed.isin(window)]
+    period = observed.dt.to_period("Q")
+    in_sample = oot_start_quarter is None
+    eligible = period if in_sample else period[period >= pd.Period(oot_start_quarter, freq="Q")]
+    window = pd.Series(eligible.unique()).sort_values().iloc[-quarters:]
+    recent = history.loc[period.isin(window).to_numpy()]
     outcome = recent["DefaultFlag"].to_numpy(dtype=np.int8)
-    probability = np.clip(pd_function(history_pd_features(recent)), 0.0, 1.0)
-    span = f"{pd.Period(window.iloc[0], freq='Q')}..{pd.Period(window.iloc[-1], freq='Q')}"
+    span = f"{window.iloc[0]}..{window.iloc[-1]}" if len(window) else "none"
     summary: dict[str, Any] = {
-        "window": span, "rows": int(outcome.size), "defaults": int(outcome.sum()),
-        "observed_default_rate": float(outcome.mean()), "mean_predicted_pd": float(probability.mean()),
-        "auc": None, "calibrated_band_share": None, "calibration": [], "in_sample": in_sample,
+        "window": span, "oot_start_quarter": oot_start_quarter, "rows": int(outcome.size),
+        "defaults": int(outcome.sum()), "observed_default_rate": float(outcome.mean()) if outcome.size else None,
+        "mean_predicted_pd": None, "auc": None, "calibrated_band_share": None, "calibration": [],
+        "in_sample": in_sample,
     }
+    if outcome.size == 0:
+        summary["note"] = (f"the performance history has no quarter from {oot_start_quarter}, where the model's "
+                           "out-of-time period starts: nothing to back-test out of time")
+        return summary
+    probability = np.clip(pd_function(history_pd_features(recent)), 0.0, 1.0)
+    summary["mean_predicted_pd"] = float(probability.mean())
     if 0 < outcome.sum() < outcome.size:
         table = vm.calibration_table(outcome, probability, CALIBRATION_BANDS)
         summary |= {"auc": vm.auc(outcome, probability),
@@ -108,8 +119,10 @@ def backtest(history: pd.DataFrame, pd_function: PDFunction, quarters: int, alph
         summary["note"] = f"performance history {span} has {int(outcome.sum())} defaults in {outcome.size} rows: " \
                           "AUC and calibration need both defaults and non-defaults"
     if in_sample:
-        summary["note"] = ("IN-SAMPLE: the model was estimated on this history, so this is not an out-of-time "
-                           f"back-test; {summary['note']}")
+        summary["note"] = ("IN-SAMPLE: the model version records no training window, so these quarters may be ones "
+                           f"it was estimated on and this is not an out-of-time back-test; {summary['note']}")
+    else:
+        summary["note"] = f"out of time (from {oot_start_quarter}, after the training window): {summary['note']}"
     return summary
 
 

@@ -1,11 +1,20 @@
-"""The promotion gate of the PD model: a challenger becomes ``champion`` only when it earns it.
+"""The promotion gate of the PD model: a registered version becomes ``champion`` only when it earns it.
 
-On the *same* out-of-time rows, the challenger's AUC must beat the incumbent's (the current
-champion; with none yet, the benchmark logistic model fitted on the same training rows) by
-``promotion_auc_margin``, its Brier score must not be worse (``promotion_brier_tolerance``), and at
-least ``promotion_min_calibrated_band_share`` of its score bands must pass a binomial test at
-``promotion_calibration_alpha``. Both models are scored from the registry (what is judged is what
-is served). The decision and every number behind it are written on the version.
+A training run registers its candidates, simplest first (the benchmark logistic model, then the
+XGBoost model, both fitted on the same rows), and the gate judges them in that order, each on the
+*same* out-of-time rows against the incumbent: the current champion (unless a reviewer rejected it),
+else the candidate judged before it in this run, else none. A candidate passes when at least
+``promotion_min_calibrated_band_share`` of its score bands pass a binomial test at
+``promotion_calibration_alpha`` (one-sided: a band fails when it has significantly *more* defaults
+than predicted, the supervisory concern of BCBS Working Paper 14, 2005, section on the binomial test),
+its mean PD is at most ``promotion_max_mean_pd_ratio`` times the observed default rate (a bound on
+conservatism, which the one-sided test alone would let through), and, with an incumbent, its AUC
+beats the incumbent's by
+``promotion_auc_margin`` and its Brier score is not worse (``promotion_brier_tolerance``). With no
+champion yet, the benchmark is judged on calibration alone and, when it passes, becomes the champion
+the XGBoost model then has to beat: a run on a calibrated history always leaves a registered
+champion. Both models are scored from the registry (what is judged is what is served). The decision
+and every number behind it are written on the version.
 """
 
 from __future__ import annotations
@@ -16,10 +25,12 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pipelines.adapters.model_registry import CHAMPION, DECISION_TAG, PROMOTED, ModelRegistry
+from pipelines.adapters.model_registry import CHAMPION, DECISION_TAG, PROMOTED, REJECTED, ModelRegistry
 from pipelines.settings import StressSettings
 
-BENCHMARK_INCUMBENT = "benchmark_logistic"
+# The candidates of a training run in the order the gate judges them: the simplest first, so the
+# XGBoost model has to beat the benchmark (or a better champion) to be promoted.
+CANDIDATES = ("benchmark_logistic", "xgboost")
 
 
 @dataclass(frozen=True)
@@ -28,11 +39,13 @@ class PromotionPolicy:
     calibration_alpha: float
     min_calibrated_band_share: float
     brier_tolerance: float
+    max_mean_pd_ratio: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: StressSettings) -> PromotionPolicy:
         return cls(settings.promotion_auc_margin, settings.promotion_calibration_alpha,
-                   settings.promotion_min_calibrated_band_share, settings.promotion_brier_tolerance)
+                   settings.promotion_min_calibrated_band_share, settings.promotion_brier_tolerance,
+                   settings.promotion_max_mean_pd_ratio)
 
 
 @dataclass
@@ -62,7 +75,7 @@ class PromotionDecision:
         verdict = "PROMOTED to champion" if self.promote else "NOT promoted"
         c = self.challenger
         lines = [f"{verdict} against {self.incumbent} on {self.test_rows:,} out-of-time rows.",
-                 f"Challenger: AUC {c['auc']:.4f}, Brier {c['brier']:.6f}, calibrated bands "
+                 f"Challenger: AUC {c['auc']:.4f}, Brier {c['brier']:.6f}, bands not underestimating "
                  f"{c['calibrated_band_share']:.0%}, Hosmer-Lemeshow p {c['hosmer_lemeshow_p_value']:.3g}."]
         if self.incumbent_metrics:
             i = self.incumbent_metrics
@@ -74,9 +87,11 @@ class PromotionDecision:
 def gate_metrics(y: np.ndarray, probability: np.ndarray, alpha: float) -> dict[str, float]:
     from models import validation_metrics as vm
 
-    table = vm.calibration_table(y, probability)
+    table = vm.calibration_table(y, probability, alternative="greater")
+    observed = float(np.mean(y))
     return {"auc": vm.auc(y, probability), "brier": vm.brier_score(y, probability),
             "calibrated_band_share": vm.calibrated_band_share(table, alpha),
+            "mean_pd_ratio": float(np.mean(probability)) / observed if observed > 0 else float("inf"),
             "hosmer_lemeshow_p_value": vm.hosmer_lemeshow(y, probability)[1]}
 
 
@@ -87,8 +102,13 @@ def decide_promotion(y: np.ndarray, challenger_pd: np.ndarray, incumbent_pd: np.
     reasons, passed = [], []
     share_ok = challenger["calibrated_band_share"] >= policy.min_calibrated_band_share
     passed.append(share_ok)
-    reasons.append(f"calibration: {challenger['calibrated_band_share']:.0%} of bands not rejected at "
-                   f"{policy.calibration_alpha:g} ({'>=' if share_ok else '<'} {policy.min_calibrated_band_share:.0%})")
+    reasons.append(f"calibration: {challenger['calibrated_band_share']:.0%} of bands not rejected for "
+                   f"underestimation at {policy.calibration_alpha:g} "
+                   f"({'>=' if share_ok else '<'} {policy.min_calibrated_band_share:.0%})")
+    level_ok = challenger["mean_pd_ratio"] <= policy.max_mean_pd_ratio
+    passed.append(level_ok)
+    reasons.append(f"level: mean PD {challenger['mean_pd_ratio']:.2f} x the observed default rate "
+                   f"({'<=' if level_ok else '>'} {policy.max_mean_pd_ratio:g})")
     incumbent_metrics = None
     if incumbent_pd is None:
         reasons.append("no incumbent: discrimination not compared")
@@ -105,20 +125,33 @@ def decide_promotion(y: np.ndarray, challenger_pd: np.ndarray, incumbent_pd: np.
     return PromotionDecision(all(passed), incumbent, reasons, challenger, incumbent_metrics, policy, len(y))
 
 
-def run_promotion_gate(registry: ModelRegistry, version: str, test: pd.DataFrame, target: str,
-                       policy: PromotionPolicy, fallback: tuple[str, np.ndarray] | None = None,
-                       context: dict[str, str] | None = None) -> PromotionDecision:
-    """Judge ``version`` against the champion (else ``fallback``) on ``test``; record and apply the verdict."""
+def run_promotion_gate(registry: ModelRegistry, candidates: list[str], test: pd.DataFrame, target: str,
+                       policy: PromotionPolicy, context: dict[str, str] | None = None) -> list[PromotionDecision]:
+    """Judge the registered ``candidates`` (versions, in order) on ``test``; record and apply each verdict."""
     y = test[target].to_numpy()
-    challenger_pd = registry.horizon_pd(version, test)
+    decisions = []
+    previous: tuple[str, np.ndarray] | None = None
+    for version in candidates:
+        challenger_pd = registry.horizon_pd(version, test)
+        champion = _standing_champion(registry)
+        if champion is not None and champion != version:
+            incumbent, incumbent_pd = f"champion v{champion}", registry.horizon_pd(champion, test)
+        elif previous is not None:
+            incumbent, incumbent_pd = previous
+        else:
+            incumbent, incumbent_pd = "none", None
+        decision = decide_promotion(y, challenger_pd, incumbent_pd, incumbent, policy)
+        decision.extra = {"decided_at": datetime.now(UTC).isoformat(), **(context or {})}
+        registry.record_decision(version, decision.tags(), decision.description(), decision.promote, champion)
+        decisions.append(decision)
+        candidate = registry.version_details(version)["candidate"]
+        previous = (f"v{version} {candidate} (same training rows)", challenger_pd)
+    return decisions
+
+
+def _standing_champion(registry: ModelRegistry) -> str | None:
+    """The champion's version, unless a reviewer rejected it (then it is no yardstick either)."""
     champion = registry.alias_version(CHAMPION)
-    if champion is not None and champion != version:
-        incumbent, incumbent_pd = f"champion v{champion}", registry.horizon_pd(champion, test)
-    elif fallback is not None:
-        incumbent, incumbent_pd = fallback
-    else:
-        incumbent, incumbent_pd = "none", None
-    decision = decide_promotion(y, challenger_pd, incumbent_pd, incumbent, policy)
-    decision.extra = {"decided_at": datetime.now(UTC).isoformat(), **(context or {})}
-    registry.record_decision(version, decision.tags(), decision.description(), decision.promote, champion)
-    return decision
+    if champion is None or registry.version_details(champion)["review"] == REJECTED:
+        return None
+    return champion

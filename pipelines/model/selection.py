@@ -1,31 +1,40 @@
-"""Which PD model the stress test uses: the MLflow champion when there is one, else the benchmark.
+"""Which registered PD model version the stress test (and the daily monitoring) uses, and why.
 
-The benchmark macro-linked logistic model is estimated from the loan performance history (the
-configured one, or on embedded defaults a seeded synthetic history) once, and its coefficients are
-kept in the object store under the SHA-256 of the history file's bytes: a stress run finds them by
-hashing the file, never re-estimates the model, and every simulation batch uses exactly the same
-coefficients.
+Every training run registers the benchmark logistic model and the XGBoost model and runs both through
+the promotion gate (:mod:`pipelines.model.promotion`), so the model of a stress test is always a
+registered version with its evidence in MLflow. In order (docs/model_governance.md):
+
+1. the version holding the reviewer's ``approved`` alias (a reviewer's pin, even over the gate's
+   verdict; an ``approved`` version also tagged ``review=rejected`` is a contradiction, an error);
+2. the ``champion`` (the gate's choice), unless a reviewer tagged it ``review=rejected``;
+3. with no standing champion: ``require_champion`` on (the default on the aws target) fails the run
+   with :class:`NoChampion`; off (the local default), the latest other version the gate promoted and
+   no reviewer rejected is used, and the note, the log and the demo say ``FALLBACK`` and why. With
+   no such version either, the run fails whatever the setting.
+
+A configured tracking store that is missing or unreachable is
+:class:`pipelines.adapters.model_registry.RegistryUnavailable` naming the URI, never "no champion".
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from models.pd_logistic import MacroLogisticPD
-from models.projection import PDFunction
-from pipelines.adapters.model_registry import ModelRegistry, load_quarterly_pd_function
-from pipelines.adapters.object_store import ObjectStore, read_uri_bytes
+from pipelines.adapters.model_registry import (
+    APPROVED,
+    CHAMPION,
+    REJECTED,
+    ModelRegistry,
+)
+from pipelines.adapters.object_store import read_uri_bytes
 
 DEMO_HISTORY_LOANS = 30_000
 DEMO_HISTORY_SEED = 7
-BENCHMARK_PREFIX = "models/benchmark_logistic"
 
 log = logging.getLogger(__name__)
 
@@ -46,57 +55,58 @@ def performance_history(uri: str, aws_region: str) -> tuple[pd.DataFrame, str]:
     return pd.read_parquet(io.BytesIO(performance_history_bytes(uri, aws_region))), uri
 
 
-def benchmark_model_info(history_uri: str, aws_region: str, store: ObjectStore) -> dict[str, Any]:
-    """Find the benchmark logistic model of this history (fit and keep it the first time); how to load it."""
-    data = performance_history_bytes(history_uri, aws_region)
-    history_hash = hashlib.sha256(data).hexdigest()[:24]
-    key = f"{BENCHMARK_PREFIX}/{history_hash}.json"
-    if not store.exists(key):
-        from pipelines.data.features import history_pd_features
-
-        history = pd.read_parquet(io.BytesIO(data))
-        log.info("fitting the benchmark logistic PD model once on %s (%s rows, sha256 %s)", history_uri,
-                 f"{len(history):,}", history_hash)
-        model = MacroLogisticPD().fit(history_pd_features(history), history["DefaultFlag"].to_numpy())
-        store.put_bytes(key, json.dumps({"coefficients": model.coefficient_table(), "history_source": history_uri,
-                                         "history_rows": len(history)}, indent=2).encode())
-    return {"kind": "benchmark_logistic", "name": MacroLogisticPD.name, "version": history_hash,
-            "object_key": key, "history_source": history_uri}
-
-
 class NoChampion(ValueError):
-    """``require_champion`` is on and the registry has no champion (a ValueError: a retry cannot help)."""
+    """No registered version may be used (a ValueError: a retry cannot help)."""
 
 
-def resolve_stress_model(registry: ModelRegistry, history_uri: str, aws_region: str,
-                         store: ObjectStore, require_champion: bool = False) -> dict[str, Any]:
-    """The champion from the MLflow registry if one exists, else the benchmark; ``note`` says which and why.
+def _review(info: dict[str, Any]) -> str:
+    detail = ", ".join(f"{k.removeprefix('review_')} {info[k]!r}" for k in ("review_by", "review_reason") if info[k])
+    return f"review={info['review']}" + (f" ({detail})" if detail else "")
 
-    With ``require_champion`` a missing champion is :class:`NoChampion`, never the benchmark.
-    """
-    champion = registry.champion_info()
+
+def _gate(info: dict[str, Any]) -> str:
+    return (f"gate {info['gate_decision'] or 'never judged'} against {info['gate_incumbent']} at "
+            f"{info['gate_decided_at']} (out-of-time AUC {info['oot_auc']}: {info['gate_reasons']})")
+
+
+def _chosen(info: dict[str, Any], alias: str, note: str) -> dict[str, Any]:
+    return {**info, "alias": alias, "note": note}
+
+
+def resolve_stress_model(registry: ModelRegistry, require_champion: bool) -> dict[str, Any]:
+    """The version to use (:meth:`ModelRegistry.version_details` plus ``alias`` and ``note``: which and why)."""
+    where = f"{registry.model_name} in {registry.tracking_uri}"
+    train = "run pd_model_training (make demo does) so the promotion gate registers and promotes a version"
+    if not registry.check_exists():
+        raise NoChampion(f"no MLflow tracking store yet at {registry.tracking_uri}, so no registered PD model: {train}")
+    approved = registry.alias_version(APPROVED)
+    if approved is not None:
+        info = registry.version_details(approved)
+        if info["review"] == REJECTED:
+            raise NoChampion(f"version {approved} of {where} holds the reviewer's {APPROVED!r} alias and is tagged "
+                             f"{_review(info)}: remove one of the two")
+        return _chosen(info, APPROVED, f"approved by a reviewer ({APPROVED!r} alias); {_gate(info)}")
+    champion = registry.alias_version(CHAMPION)
     if champion is not None:
-        note = (f"MLflow champion {champion['name']} v{champion['version']}: promoted by the gate against "
-                f"{champion['gate_incumbent']} at {champion['gate_decided_at']} (out-of-time AUC "
-                f"{champion['oot_auc']}; {champion['gate_reasons']})")
-        return {"kind": "mlflow_champion", **champion, "note": note}
+        info = registry.version_details(champion)
+        if info["review"] != REJECTED:
+            return _chosen(info, CHAMPION, f"the promotion gate's {CHAMPION}: {_gate(info)}")
+        missing = f"the {CHAMPION} v{champion} of {where} was rejected by a reviewer ({_review(info)})"
+    else:
+        missing = f"no {CHAMPION} alias on {where}"
     if require_champion:
-        raise NoChampion(f"no champion alias on {registry.model_name} in {registry.tracking_uri} and "
-                         "STRESS_REQUIRE_CHAMPION is on: run pd_model_training until the gate promotes a version")
-    info = benchmark_model_info(history_uri, aws_region, store)
-    info["note"] = "no champion in the MLflow registry: using the benchmark macro-linked logistic PD model"
-    return info
+        raise NoChampion(f"{missing} and STRESS_REQUIRE_CHAMPION is on: {train}, or a reviewer sets the "
+                         f"{APPROVED!r} alias on a version")
+    for version in registry.promoted_versions():
+        info = registry.version_details(version)
+        if version != champion and info["review"] != REJECTED:
+            note = (f"FALLBACK: {missing}; using v{version}, the latest other version the gate promoted and no "
+                    f"reviewer rejected (STRESS_REQUIRE_CHAMPION is off); {_gate(info)}")
+            log.warning("%s", note)
+            return _chosen(info, "none", note)
+    raise NoChampion(f"{missing}, and no other version of it passed the promotion gate: {train}")
 
 
-def estimated_on_history(info: dict[str, Any]) -> bool:
-    """Whether the resolved model was estimated on the whole performance history (the benchmark is), so a
-    back-test on that history is in-sample; a champion was judged on rows held out of its training."""
-    return info["kind"] == "benchmark_logistic"
-
-
-def load_pd_function(info: dict[str, Any], store: ObjectStore) -> PDFunction:
-    """The quarterly PD function a resolved model info points at."""
-    if info["kind"] == "benchmark_logistic":
-        table = json.loads(store.get_bytes(info["object_key"]))["coefficients"]
-        return MacroLogisticPD.from_coefficients(table)
-    return load_quarterly_pd_function(info)
+def describe_model(info: dict[str, Any]) -> str:
+    """One line for logs and the demo: name, version, alias, flavour."""
+    return f"{info['name']} v{info['version']} (alias {info['alias']}, flavour {info['flavour']})"

@@ -13,29 +13,28 @@ DAG_ID = "portfolio_monitoring"
 
 @task_entry
 def score(features: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Score the validated book in this process with the stress test's PD model (the champion, else the
-    benchmark)."""
+    """Score the validated book in this process with the stress test's PD model version
+    (:mod:`pipelines.model.selection`)."""
+    from pipelines.adapters.model_registry import load_quarterly_pd_function
     from pipelines.data.macro import load_history
     from pipelines.model.monitoring import score_book
-    from pipelines.model.selection import load_pd_function
+    from pipelines.model.selection import describe_model
 
     adapters = current_adapters()
     model = scoring_model()
-    log.info("scoring %s loans in process with %s version %s", f"{features['rows']:,}", model["name"],
-             model["version"])
+    log.info("scoring %s loans in process with %s: %s", f"{features['rows']:,}", describe_model(model),
+             model["note"])
     store = adapters.object_store
-    scores = score_book(store.get_parquet(features["features_key"]), load_history(), load_pd_function(model, store))
+    scores = score_book(store.get_parquet(features["features_key"]), load_history(), load_quarterly_pd_function(model))
     return record_scores(features, model, scores, "in_process", run_id)
 
 
 def scoring_model() -> dict[str, Any]:
-    """The PD model the stress test would use (the champion, else the benchmark; ``require_champion``)."""
+    """The PD model version the stress test would use (:func:`pipelines.model.selection.resolve_stress_model`)."""
     from pipelines.model.selection import resolve_stress_model
 
     adapters = current_adapters()
-    settings = adapters.settings
-    return resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
-                                settings.aws_region, adapters.object_store, settings.resolved_require_champion)
+    return resolve_stress_model(adapters.model_registry, adapters.settings.resolved_require_champion)
 
 
 def record_scores(features: dict[str, Any], model: dict[str, Any], scores: Any, scorer: str,
@@ -70,15 +69,17 @@ def scored_book(in_process: dict[str, Any] | None, batch_transform: dict[str, An
 
 @task_entry
 def backtest(scored: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """AUC and calibration of the scoring model on the latest quarters of the performance history."""
+    """AUC and calibration of the scoring model on the latest performance-history quarters after its training
+    window (out of time)."""
+    from pipelines.adapters.model_registry import load_quarterly_pd_function
     from pipelines.model.monitoring import backtest as run_backtest
-    from pipelines.model.selection import estimated_on_history, load_pd_function, performance_history
+    from pipelines.model.selection import performance_history
 
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
     history, source = performance_history(settings.resolved_performance_history_uri, settings.aws_region)
-    result = run_backtest(history, load_pd_function(scored["model"], store), settings.monitoring_backtest_quarters,
-                          settings.promotion_calibration_alpha, in_sample=estimated_on_history(scored["model"]))
+    result = run_backtest(history, load_quarterly_pd_function(scored["model"]), settings.monitoring_backtest_quarters,
+                          settings.promotion_calibration_alpha, scored["model"]["oot_start_quarter"])
     return record_step(store, run_id, "backtest", {**result, "history_source": source,
                                                    "model_version": scored["model"]["version"]})
 

@@ -119,6 +119,7 @@ def plan_deployment(decision: dict[str, Any], run_id: str) -> dict[str, Any]:
         upload_model_archive,
         versioned_name,
     )
+    from pipelines.model.selection import NoChampion, resolve_stress_model
 
     adapters = current_adapters()
     settings = adapters.settings
@@ -127,9 +128,10 @@ def plan_deployment(decision: dict[str, Any], run_id: str) -> dict[str, Any]:
         "endpoint_name": settings.sagemaker_endpoint_name, "promoted_this_run": decision["promoted"],
         "model": {}, "endpoint_config": {}, "endpoint": {}, "steps": [], "version": None,
     }
-    champion = adapters.model_registry.champion_info()
-    if champion is None:
-        return plan | {"reason": "no champion in the registry: nothing to deploy"}
+    try:  # the version the stress test and monitoring use: a reviewer's approved pin, else the champion
+        champion = resolve_stress_model(adapters.model_registry, settings.resolved_require_champion)
+    except NoChampion as missing:
+        return plan | {"reason": f"nothing to deploy: {missing}"}
     name = versioned_name(settings.sagemaker_endpoint_name, champion["version"])
     steps = deployment_steps(sagemaker_client(settings.aws_conn_id, settings.aws_region), name, name,
                              settings.sagemaker_endpoint_name)
@@ -191,11 +193,7 @@ def prepare_batch_scoring(features: dict[str, Any], run_id: str) -> dict[str, An
 
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
-    model = scoring_model()
-    if model["kind"] != "mlflow_champion":
-        raise ValueError(f"batch transform scores the SageMaker model of the MLflow champion, but monitoring "
-                         f"resolved {model['name']} ({model['note']}): promote a champion, or set "
-                         "STRESS_MONITORING_SCORER=in_process")
+    model = scoring_model()  # a registered version; require_deployed_model below checks it is on SageMaker
     model_name = versioned_name(settings.sagemaker_endpoint_name, str(model["version"]))
     require_deployed_model(sagemaker_client(settings.aws_conn_id, settings.aws_region), model_name)
     book = book_to_score(store.get_parquet(features["features_key"]), load_history())

@@ -54,11 +54,12 @@ def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float
     A horizon, path count or batch size of 0 and an empty seed take the deployment's settings
     (``STRESS_HORIZON_QUARTERS``, ``STRESS_N_PATHS``, ``STRESS_BATCH_SIZE``, ``STRESS_SEED``).
     """
+    from pipelines.adapters.model_registry import load_quarterly_pd_function
     from pipelines.data.macro import load_history
     from pipelines.engine.batches import save_scenario
     from pipelines.engine.scenarios import ScenarioError, rate_shock_scenario, resolve_scenario
     from pipelines.engine.simulation import plan_batches
-    from pipelines.model.selection import load_pd_function, resolve_stress_model
+    from pipelines.model.selection import describe_model, resolve_stress_model
 
     adapters = current_adapters()
     settings, store = adapters.settings, adapters.object_store
@@ -75,12 +76,10 @@ def plan(features: dict[str, Any], scenario_ids: list[str], rate_shock_bp: float
         scenarios.append(rate_shock_scenario(base, rate_shock_bp, horizon, load_history()))
     for scenario in scenarios:
         save_scenario(store, _scenario_key(run_id, scenario.scenario_id), scenario)
-    log.info("resolving the PD model (MLflow champion, else the benchmark)")
-    model = resolve_stress_model(adapters.model_registry, settings.resolved_performance_history_uri,
-                                 settings.aws_region, store, settings.resolved_require_champion)
-    log.info("PD model: %s version %s%s", model["name"], model["version"],
-             f" ({model['note']})" if model.get("note") else "")
-    load_pd_function(model, store)  # an untrusted or unreadable model fails the plan, not every batch
+    log.info("resolving the PD model version (reviewer-approved, else the gate's champion)")
+    model = resolve_stress_model(adapters.model_registry, settings.resolved_require_champion)
+    log.info("PD model: %s: %s", describe_model(model), model["note"])
+    load_quarterly_pd_function(model)  # an untrusted or unreadable model fails the plan, not every batch
     batches = plan_batches(features["rows"], batch_size or settings.batch_size)
     log.info("plan: %d scenarios x %d batches of up to %s loans, %s paths", len(scenarios), len(batches),
              f"{batch_size or settings.batch_size:,}", f"{n_paths:,}")
@@ -322,10 +321,10 @@ def attribution(plan: dict[str, Any], published: dict[str, Any], run_id: str) ->
     The waterfalls go to ``runs/<run>/results/attribution.json`` and the results store's ``run_attribution``
     table; the first run of the DAG records that there is no previous run.
     """
+    from pipelines.adapters.model_registry import load_quarterly_pd_function
     from pipelines.data.macro import load_history
     from pipelines.engine.attribution import NO_PREVIOUS_RUN, Loaders, attribute_runs, config_from_parameters
     from pipelines.engine.batches import load_scenario
-    from pipelines.model.selection import load_pd_function
 
     adapters = current_adapters()
     store, results_store = adapters.object_store, adapters.results_store
@@ -334,7 +333,7 @@ def attribution(plan: dict[str, Any], published: dict[str, Any], run_id: str) ->
         log.info(NO_PREVIOUS_RUN)
         outcome, rows = {"previous_run_id": None, "note": NO_PREVIOUS_RUN, "scenarios": {}}, []
     else:
-        loaders = Loaders(features=store.get_parquet, pd_model=lambda info: load_pd_function(info, store),
+        loaders = Loaders(features=store.get_parquet, pd_model=load_quarterly_pd_function,
                           scenario=lambda at: load_scenario(store, _scenario_key(at["run_id"], at["scenario_id"]))[0],
                           config=lambda parameters: config_from_parameters(parameters, plan["horizon"]))
         results = _results(store, published["reduced"])

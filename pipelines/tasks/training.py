@@ -42,14 +42,13 @@ def _spec(adapters: Adapters):
 
 
 def _trained_models(adapters: Adapters, trained: dict[str, Any]):
+    """The run's candidates by name, in the gate's order (:data:`pipelines.model.promotion.CANDIDATES`)."""
     from models.pd_logistic import MacroLogisticPD
     from models.pd_xgboost import XGBoostPD
 
     store = adapters.object_store
-    model = XGBoostPD.loads(store.get_bytes(trained["model_key"]))
-    stored = json.loads(store.get_bytes(trained["benchmark_key"]))
-    benchmark = MacroLogisticPD.from_coefficients(stored["coefficients"], stored["horizon_quarters"])
-    return model, benchmark
+    return {"benchmark_logistic": MacroLogisticPD.loads(store.get_bytes(trained["benchmark_key"])),
+            "xgboost": XGBoostPD.loads(store.get_bytes(trained["model_key"]))}
 
 
 @task_entry
@@ -58,6 +57,7 @@ def ingest_history(source_uri: str | None, run_id: str) -> dict[str, Any]:
     import pyarrow as pa
 
     from pipelines.data.snapshots import content_hash
+    from pipelines.model.lineage import code_version
     from pipelines.model.selection import performance_history
     from pipelines.model.training import read_history
 
@@ -74,7 +74,8 @@ def ingest_history(source_uri: str | None, run_id: str) -> dict[str, Any]:
     return record_step(adapters.object_store, run_id, "pd_ingest_history", {
         "history_key": key, "rows": len(history),
         "provenance": {"source": source, "data_sha256": content_hash(table), "airflow_run_id": run_id,
-                       "feature_spec": _spec(adapters).name, "started_at_ms": started_at_ms},
+                       "code_version": code_version(), "feature_spec": _spec(adapters).name,
+                       "started_at_ms": started_at_ms},
     })
 
 
@@ -142,8 +143,7 @@ def train(split_result: dict[str, Any], search_candidates: int, run_id: str) -> 
                                     settings.pd_training_seed, settings.pd_training_threads)
     prefix = _prefix(run_id)
     store.put_bytes(f"{prefix}/xgboost_pd.json", model.dumps())
-    store.put_bytes(f"{prefix}/benchmark_logistic.json", json.dumps(
-        {"coefficients": benchmark.coefficient_table(), "horizon_quarters": benchmark.pd_horizon_}).encode())
+    store.put_bytes(f"{prefix}/benchmark_logistic.json", benchmark.dumps())
     return record_step(store, run_id, "pd_train", {
         "model_key": f"{prefix}/xgboost_pd.json", "benchmark_key": f"{prefix}/benchmark_logistic.json",
         "train_key": split_result["train_key"], "test_key": split_result["test_key"],
@@ -155,14 +155,15 @@ def train(split_result: dict[str, Any], search_candidates: int, run_id: str) -> 
 
 @task_entry
 def evaluate(split_result: dict[str, Any], trained: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Evaluate on the out-of-time rows and write the report (JSON, CSV, figures, model card)."""
+    """Evaluate both candidates on the out-of-time rows and write the report (JSON, CSV, figures, model cards)."""
     from pipelines.model.report import write_report
     from pipelines.model.training import OutOfTimeSplit, out_of_time_predictions
     from pipelines.model.training import evaluate as run_evaluation
 
     adapters = current_adapters()
     spec = _spec(adapters)
-    model, benchmark = _trained_models(adapters, trained)
+    candidates = _trained_models(adapters, trained)
+    model, benchmark = candidates["xgboost"], candidates["benchmark_logistic"]
     summary = {k: split_result[k] for k in ("train_quarters", "test_quarters", "embargo_quarters", "train_rows",
                                             "test_rows", "train_default_rate", "test_default_rate")}
     oot = OutOfTimeSplit(_frame(adapters, split_result["train_key"]), _frame(adapters, split_result["test_key"]),
@@ -170,9 +171,10 @@ def evaluate(split_result: dict[str, Any], trained: dict[str, Any], run_id: str)
     predictions = out_of_time_predictions(oot.test, spec, model, benchmark)
     evaluation = run_evaluation(oot, spec, model, predictions, adapters.settings.promotion_calibration_alpha)
     report_prefix = f"{_prefix(run_id)}/report"
-    files = write_report(adapters.object_store, report_prefix, evaluation, oot, spec, model, predictions,
+    files = write_report(adapters.object_store, report_prefix, evaluation, oot, spec, candidates, predictions,
                          trained["provenance"])
-    headline = {name: {k: round(m[k], 5) for k in ("auc", "gini", "ks", "brier", "log_loss", "calibrated_band_share")}
+    headline = {name: {k: round(m[k], 5) for k in ("auc", "auc_se", "gini", "ks", "brier", "log_loss",
+                                                   "calibrated_band_share")}
                 for name, m in evaluation["models"].items()}
     log.info("out-of-time evaluation: %s", headline)
     return record_step(adapters.object_store, run_id, "pd_evaluate", {
@@ -181,46 +183,80 @@ def evaluate(split_result: dict[str, Any], trained: dict[str, Any], run_id: str)
     })
 
 
+def _candidate_report(store, report_prefix: str, files: list[str], candidate: str, directory: Path) -> Path:
+    """The report a candidate's MLflow run logs: the run's shared files and the candidate's own (``<candidate>/``)."""
+    directory.mkdir()
+    for key in files:
+        relative = key.removeprefix(f"{report_prefix}/")
+        owner, _, name = relative.rpartition("/")
+        if owner in ("", candidate):
+            (directory / name).write_bytes(store.get_bytes(key))
+    return directory
+
+
 @task_entry
 def register(trained: dict[str, Any], evaluated: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Log the run, register the model as ``challenger``."""
+    """Log one MLflow run per candidate and register each as a version (``challenger``), in the gate's order."""
+    from pipelines.model.promotion import CANDIDATES
+
     adapters = current_adapters()
     store = adapters.object_store
-    model, _ = _trained_models(adapters, trained)
+    spec = _spec(adapters)
+    candidates = _trained_models(adapters, trained)
+    evaluation = json.loads(store.get_bytes(f"{evaluated['report_prefix']}/evaluation.json"))
+    example = _frame(adapters, trained["test_key"]).head(INPUT_EXAMPLE_ROWS)
+    registered = []
     with tempfile.TemporaryDirectory() as tmp:
-        for key in evaluated["report_files"]:
-            (Path(tmp) / key.rsplit("/", 1)[-1]).write_bytes(store.get_bytes(key))
-        evaluation = json.loads((Path(tmp) / "evaluation.json").read_text())
-        example = _frame(adapters, trained["test_key"]).head(INPUT_EXAMPLE_ROWS)
-        registered = adapters.model_registry.log_and_register(
-            model, evaluation, Path(tmp), example, trained["provenance"],
-            run_name=f"{model.spec.name}-{run_key(run_id)}")
-    log.info("registered %s version %s as challenger", registered["model_name"], registered["version"])
-    return record_step(store, run_id, "pd_register", {**registered, "test_key": trained["test_key"],
-                                                      "model_key": trained["model_key"],
-                                                      "benchmark_key": trained["benchmark_key"],
-                                                      "provenance": trained["provenance"]})
+        for candidate in CANDIDATES:
+            report = _candidate_report(store, evaluated["report_prefix"], evaluated["report_files"], candidate,
+                                       Path(tmp) / candidate)
+            registered.append(adapters.model_registry.log_and_register(
+                candidates[candidate], spec, candidate, evaluation, report, example, trained["provenance"],
+                run_name=f"{spec.name}-{candidate}-{run_key(run_id)}"))
+            log.info("registered %s as %s version %s", candidate, registered[-1]["model_name"],
+                     registered[-1]["version"])
+    return record_step(store, run_id, "pd_register", {
+        "model_name": registered[0]["model_name"], "tracking_uri": registered[0]["tracking_uri"],
+        "candidates": registered, "test_key": trained["test_key"], "report_prefix": evaluated["report_prefix"],
+        "model_key": trained["model_key"], "benchmark_key": trained["benchmark_key"],
+        "provenance": trained["provenance"]})
 
 
 @task_entry
 def promotion_gate(registered: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Run the promotion gate on the run's out-of-time rows (benchmark as incumbent when no champion)."""
-    from models.projection import PD_FEATURES
-    from pipelines.model.promotion import BENCHMARK_INCUMBENT, PromotionPolicy, run_promotion_gate
+    """Judge the run's candidates in order on its out-of-time rows; write each verdict into its model card."""
+    from pipelines.model.promotion import PromotionPolicy, run_promotion_gate
+    from pipelines.model.report import model_card, version_summary
 
     adapters = current_adapters()
+    store, registry = adapters.object_store, adapters.model_registry
+    spec = _spec(adapters)
     test = _frame(adapters, registered["test_key"])
-    _, benchmark = _trained_models(adapters, registered)
-    fallback = (f"{BENCHMARK_INCUMBENT} (same training rows)", benchmark.predict_pd(test[list(PD_FEATURES)]))
-    decision = run_promotion_gate(adapters.model_registry, registered["version"], test, _spec(adapters).target,
-                                  PromotionPolicy.from_settings(adapters.settings), fallback,
-                                  {"airflow_run_id": run_id, "data_sha256": registered["provenance"]["data_sha256"]})
-    log.info("promotion gate: %s against %s: %s", "PROMOTED" if decision.promote else "not promoted",
-             decision.incumbent, "; ".join(decision.reasons))
-    return record_step(adapters.object_store, run_id, "pd_promotion", {
-        "model_name": registered["model_name"], "version": registered["version"], "promoted": decision.promote,
-        "incumbent": decision.incumbent, "reasons": decision.reasons, "challenger": decision.challenger,
-        "incumbent_metrics": decision.incumbent_metrics, "tracking_uri": registered["tracking_uri"],
+    provenance = registered["provenance"]
+    decisions = run_promotion_gate(registry, [c["version"] for c in registered["candidates"]], test, spec.target,
+                                   PromotionPolicy.from_settings(adapters.settings),
+                                   {"airflow_run_id": run_id, "data_sha256": provenance["data_sha256"]})
+    evaluation = json.loads(store.get_bytes(f"{registered['report_prefix']}/evaluation.json"))
+    models = _trained_models(adapters, registered)
+    verdicts = []
+    for candidate, decision in zip(registered["candidates"], decisions, strict=True):
+        name = candidate["candidate"]
+        verdict = {"candidate": name, "version": candidate["version"], "flavour": candidate["flavour"],
+                   "promote": decision.promote, "incumbent": decision.incumbent, "reasons": decision.reasons,
+                   "decided_at": decision.extra["decided_at"], "challenger": decision.challenger,
+                   "incumbent_metrics": decision.incumbent_metrics}
+        shap = json.loads(store.get_bytes(f"{registered['report_prefix']}/{name}/shap_mean_abs.json"))
+        registry.publish_model_card(
+            candidate["version"], candidate["mlflow_run_id"],
+            model_card(evaluation, spec, name, models[name], provenance, shap, verdict, candidate),
+            version_summary(evaluation, name, provenance, shap, verdict, candidate))
+        log.info("promotion gate: %s v%s %s against %s: %s", name, candidate["version"],
+                 "PROMOTED" if decision.promote else "not promoted", decision.incumbent, "; ".join(decision.reasons))
+        verdicts.append(verdict)
+    champion = registry.champion_info()
+    return record_step(store, run_id, "pd_promotion", {
+        "model_name": registered["model_name"], "tracking_uri": registered["tracking_uri"], "decisions": verdicts,
+        "promoted": any(v["promote"] for v in verdicts), "champion": champion,
     })
 
 

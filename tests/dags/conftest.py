@@ -67,17 +67,43 @@ def _small_history_file() -> Path:
     return path
 
 
-@pytest.fixture
-def small_performance_history(_small_history_file: Path, stress_settings,
-                              monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A 3,000-loan synthetic performance history as STRESS_PERFORMANCE_HISTORY_URI, for one test.
+@pytest.fixture(scope="session")
+def _trained_registry(airflow_db: Path, dagbag, _small_history_file: Path) -> str:
+    """The MLflow tracking URI of a registry the real pd_model_training DAG trained once, on the small history.
 
-    On embedded defaults the benchmark PD model is estimated on a 30,000-loan history (about 30 s);
-    DAG tests that score or simulate request this fixture to fit on a tenth of that instead.
+    The gate leaves a champion in it (the benchmark logistic model, judged first, or the XGBoost model if it
+    beat it); the DAG tests that score or simulate use it as STRESS_MLFLOW_TRACKING_URI and only read it.
     """
     from pipelines.settings import get_settings
 
+    home = _HOME / "trained_registry"
+    saved = {name: value for name, value in os.environ.items() if name.startswith("STRESS_")}
+    for name in saved:
+        del os.environ[name]
+    os.environ.update({"STRESS_DATA_HOME": str(home), "STRESS_PD_TRAINING_THREADS": "1"})
+    get_settings.cache_clear()
+    try:
+        run = dagbag.get_dag("pd_model_training").test(run_conf={
+            "history_source_uri": str(_small_history_file), "holdout_quarters": 8, "search_budget": 1})
+        assert str(run.state) == "success", "pd_model_training failed: no registry for the DAG tests"
+        uri = get_settings().resolved_mlflow_tracking_uri
+    finally:
+        for name in [n for n in os.environ if n.startswith("STRESS_")]:
+            del os.environ[name]
+        os.environ.update(saved)
+        get_settings.cache_clear()
+    return uri
+
+
+@pytest.fixture
+def small_performance_history(_small_history_file: Path, _trained_registry: str, stress_settings,
+                              monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A 3,000-loan synthetic performance history as STRESS_PERFORMANCE_HISTORY_URI, for one test, and the
+    registry pd_model_training trained on it as STRESS_MLFLOW_TRACKING_URI (a champion to score with)."""
+    from pipelines.settings import get_settings
+
     monkeypatch.setenv("STRESS_PERFORMANCE_HISTORY_URI", str(_small_history_file))
+    monkeypatch.setenv("STRESS_MLFLOW_TRACKING_URI", _trained_registry)
     get_settings.cache_clear()
     yield _small_history_file
     get_settings.cache_clear()

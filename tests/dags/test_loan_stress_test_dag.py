@@ -51,6 +51,9 @@ def test_loan_stress_test_end_to_end(airflow_db, dagbag, small_performance_histo
     store = open_object_store(stress_settings.resolved_object_store_uri)
     steps = read_run_steps(store, run.run_id)
     assert (steps["plan"]["seed"], steps["plan"]["n_paths"], steps["plan"]["horizon"]) == (7, 500, 9)
+    model = steps["plan"]["pd_model"]  # a registered version that passed the gate, and the gate's reasons
+    assert model["alias"] == "champion" and model["gate_decision"] == "promoted"
+    assert model["flavour"] in {"macro_logistic", "xgboost"} and model["gate_reasons"] in model["note"]
     snapshot = steps["validate"]
     assert snapshot["input_rows"] == 400
     assert snapshot["accepted_rows"] + snapshot["quarantined_rows"] == 400

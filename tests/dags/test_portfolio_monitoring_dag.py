@@ -51,14 +51,16 @@ def test_portfolio_monitoring_end_to_end(airflow_db, dagbag, small_performance_h
     steps = read_run_steps(store, first.run_id)
     snapshot, score, backtest, drift = steps["validate"], steps["score"], steps["backtest"], steps["drift"]
     assert score["rows"] == snapshot["accepted_rows"] > 0
-    assert score["model"]["kind"] == "benchmark_logistic"  # a data home of its own: no champion registered
-    assert score["model"]["note"].startswith("no champion in the MLflow registry")
+    assert score["model"]["alias"] == "champion"  # the registry pd_model_training trained on this history
+    assert score["model"]["note"].startswith("the promotion gate's champion: gate promoted against")
     scores = store.get_parquet(score["scores_key"]).to_pandas()
     assert len(scores) == score["rows"] and scores["QuarterlyPD"].between(0, 1).all()
     assert scores["QuarterlyPD"].mean() == pytest.approx(score["mean_quarterly_pd"])
     assert backtest["defaults"] > 0 and 0.5 < backtest["auc"] < 1
     assert backtest["history_source"] == str(small_performance_history)
-    assert backtest["in_sample"] and backtest["note"].startswith("IN-SAMPLE")  # the benchmark saw this history
+    # out of time: only quarters from the first one after the version's training window and embargo
+    assert not backtest["in_sample"] and backtest["oot_start_quarter"] == score["model"]["oot_start_quarter"]
+    assert backtest["window"] == "2025Q1..2025Q4" and backtest["note"].startswith("out of time (from 2023Q1")
     assert drift["reference"] is None and drift["score_psi"] is None
 
     results = ResultsStore(stress_settings.resolved_loan_store_url)
@@ -66,7 +68,7 @@ def test_portfolio_monitoring_end_to_end(airflow_db, dagbag, small_performance_h
     assert {r.scope.value for r in records.values()} == {"data", "model"}  # no scenarios in a monitoring run
     assert records[("DATA_QUALITY_PASS_RATE", None)].actual == snapshot["accepted_rows"] / snapshot["input_rows"]
     assert records[("PD_MODEL_AUC", None)].actual == backtest["auc"]
-    assert records[("PD_MODEL_AUC", None)].note.startswith("IN-SAMPLE")  # the record says what its AUC is
+    assert records[("PD_MODEL_AUC", None)].note.startswith("out of time")  # the record says what its AUC is
     assert records[("PD_MODEL_CALIBRATION", None)].actual == backtest["calibrated_band_share"]
     for feature in (None, *DRIFT_FEATURES):
         metric_id = "PD_SCORE_PSI" if feature is None else "PD_FEATURE_PSI"

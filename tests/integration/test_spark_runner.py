@@ -51,7 +51,7 @@ def plan(spark_settings, tmp_path: Path) -> dict:
     from pipelines.engine.batches import save_scenario
     from pipelines.engine.scenarios import resolve_scenario
     from pipelines.engine.simulation import plan_batches
-    from pipelines.model.selection import benchmark_model_info
+    from pipelines.model.selection import resolve_stress_model
     from pipelines.tasks.stress import _scenario_key
 
     store = current_adapters().object_store
@@ -65,7 +65,21 @@ def plan(spark_settings, tmp_path: Path) -> dict:
     return {"scenarios": list(SCENARIOS), "batches": plan_batches(features.num_rows, 300),
             "features_key": "staging/features.parquet",
             "snapshot_id": "snapshot-test", "as_of": AS_OF.isoformat(), "horizon": 4, "n_paths": 300, "seed": 17,
-            "pd_model": benchmark_model_info(str(history), "us-east-1", store)}
+            "pd_model": resolve_stress_model(_trained_registry(history), require_champion=True)}
+
+
+def _trained_registry(history: Path):
+    """The registry after the training DAG's task functions ran on ``history`` (one search candidate): the
+    gate leaves a champion, which every Spark executor loads from MLflow like the local runner."""
+    from pipelines.composition import current_adapters
+    from pipelines.tasks import training
+
+    run = "manual__spark_runner_model"
+    split = training.split(training.build_dataset(training.validate_history(
+        training.ingest_history(str(history), run), run), run), 8, run)
+    trained = training.train(split, 1, run)
+    training.promotion_gate(training.register(trained, training.evaluate(split, trained, run), run), run)
+    return current_adapters().model_registry
 
 
 def _npz_members(data: bytes) -> dict[str, bytes]:
@@ -131,7 +145,7 @@ def test_the_simulation_job_round_trips_through_json() -> None:
     config = SimulationConfig(horizon=5, n_paths=123, seed=9, factor_persistence=0.4,
                               capital=replace(CapitalAssumptions(), approach=CapitalApproach.IRB,
                                               rwa_path=RWAPath.PROJECTED, starting_cet1=1.5e9))
-    job = SimulationJob("f.parquet", {"kind": "benchmark_logistic", "version": "v"}, config,
+    job = SimulationJob("f.parquet", {"name": "loan_pd_model", "version": "1"}, config,
                         [WorkItem("s", "s.json", {"batch": 0, "start": 0, "stop": 10}, "out/batch-00000")])
     assert SimulationJob.from_json(job.to_json()) == job
     assert SimulationJob.from_json(job.to_json()).config.capital.approach is CapitalApproach.IRB

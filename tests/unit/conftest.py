@@ -49,8 +49,8 @@ def make_stress_result(scenario_id: str, cet1_ratio: list[float], *, cet1: list[
                      "quarters": QUARTERS, "path": {"unemployment_rate": [4.0 + q / 2 for q in range(9)],
                                                     "house_price_index": [300.0 - 5 * q for q in range(9)]}},
         "provenance": {"snapshot_id": "snap0123456789abcdef0123", "pd_model": {
-            "kind": "benchmark_logistic", "name": "benchmark_macro_logistic", "version": "v-test-1",
-            "note": "no champion in the MLflow registry: using the benchmark macro-linked logistic PD model"},
+            "name": "loan_pd_model", "version": "v-test-1", "alias": "champion", "flavour": "macro_logistic",
+            "note": "the promotion gate's champion: gate promoted against none"},
             "airflow_run_id": "manual__test", "seed": 7, "n_paths": 100, "horizon": 9},
     }
 

@@ -212,7 +212,7 @@ def test_runs_are_attributed_scenario_by_scenario_from_their_recorded_inputs(boo
 
     def run(book, scenario_ids):
         inputs = {"data": {"snapshot_id": book, "as_of": "2025-12-31", "features_key": book},
-                  "model": {"kind": "benchmark_logistic", "name": "logistic", "version": "1"},
+                  "model": {"name": "loan_pd_model", "version": "1"},
                   "scenarios": dict.fromkeys(scenario_ids, scenario.fingerprint()), "parameters": parameters,
                   "measures": dict.fromkeys(scenario_ids, measures(metrics[book]))}
         return inputs, [{"metrics": metrics[book] | {"scenario_id": s}} for s in scenario_ids]

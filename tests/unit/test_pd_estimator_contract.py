@@ -123,8 +123,12 @@ def test_logistic_benchmark_is_a_scikit_learn_classifier_stating_its_horizon(pd_
     np.testing.assert_allclose(proba[:, 1], fitted.predict_pd(features))
     # quarterly hazard of a 4-quarter PD: 1 - (1 - p) ** (1 / 4)
     np.testing.assert_allclose(fitted(features), 1 - (1 - proba[:, 1]) ** 0.25)
-    restored = MacroLogisticPD.from_coefficients(fitted.coefficient_table(), horizon_quarters=4)
+    restored = MacroLogisticPD.loads(fitted.dumps())
+    assert restored.pd_horizon_ == 4 and restored.get_params() == fitted.get_params()
     np.testing.assert_allclose(restored.predict_proba(features), proba)
+    # linear SHAP: every row's contributions add up to its log-odds
+    shap = fitted.shap_values(features.head(50))
+    np.testing.assert_allclose(shap.sum(axis=1), np.log(proba[:50, 1] / proba[:50, 0]), rtol=1e-9, atol=1e-9)
 
 
 @pytest.fixture(scope="module")

@@ -277,13 +277,14 @@ def registered(trained, settings, tmp_path: Path):
 
     split, model = trained
     settings = settings.model_copy(update={"promotion_auc_margin": 0.0, "promotion_min_calibrated_band_share": 0.0,
-                                           "promotion_brier_tolerance": 1.0})
+                                           "promotion_brier_tolerance": 1.0, "promotion_max_mean_pd_ratio": 100.0})
     registry = build_adapters(settings).model_registry
     evaluation = evaluate(split, model.spec, model, {"xgboost": model.predict_pd(split.test)}, 0.01)
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "model_card.md").write_text("# card\n")
-    registry.log_and_register(model, evaluation, tmp_path / "report", split.test.head(5),
-                              {"source": "synthetic", "data_sha256": "ab" * 32, "airflow_run_id": "run-1"}, "run-1")
+    registry.log_and_register(model, model.spec, "xgboost", evaluation, tmp_path / "report", split.test.head(5),
+                              {"source": "synthetic", "data_sha256": "ab" * 32, "airflow_run_id": "run-1",
+                               "code_version": "unknown"}, "run-1")
     return registry, settings
 
 
@@ -295,8 +296,8 @@ def _gate(registry, settings, trained, promote: bool) -> None:
     policy = PromotionPolicy.from_settings(settings.model_copy(update={
         "promotion_min_calibrated_band_share": 0.0 if promote else 1.01}))
     split, model = trained
-    decision = run_promotion_gate(registry, "1", split.test, model.spec.target, policy,
-                                  context={"airflow_run_id": "test"})
+    (decision,) = run_promotion_gate(registry, ["1"], split.test, model.spec.target, policy,
+                                     context={"airflow_run_id": "test"})
     assert decision.promote is promote, decision.reasons
 
 
@@ -356,6 +357,6 @@ def test_a_champion_registered_without_its_hash_is_refused_until_retrained(regis
         load_quarterly_pd_function(registry.champion_info())
     message = str(refused.value)
     assert "version 1 is not loaded: it has no model_sha256 tag" in message
-    assert "registered before the SHA-256 of the model artifact was recorded" in message
+    assert "registered by an earlier release, before the SHA-256 and the flavour of the model artifact" in message
     assert "refused until a retrained version replaces it" in message
     assert "`airflow dags trigger pd_model_training`" in message and "`make demo`" in message

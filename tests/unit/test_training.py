@@ -146,14 +146,19 @@ def test_gate_refuses_a_model_that_does_not_beat_the_margin(outcomes):
 def test_gate_refuses_a_discriminating_but_miscalibrated_model(outcomes):
     y, true_pd = outcomes
     weak = np.full_like(true_pd, y.mean())
-    decision = decide_promotion(y, np.minimum(true_pd * 3, 1), weak, "benchmark", POLICY)
-    assert decision.challenger["auc"] > decision.incumbent_metrics["auc"] + POLICY.auc_margin
-    assert not decision.promote
-    assert decision.challenger["calibrated_band_share"] < POLICY.min_calibrated_band_share
-    assert any(r.startswith("Brier") and "worse" in r and "not worse" not in r for r in decision.reasons)
+    over = decide_promotion(y, np.minimum(true_pd * 3, 1), weak, "benchmark", POLICY)  # conservative, 3x
+    assert over.challenger["auc"] > over.incumbent_metrics["auc"] + POLICY.auc_margin
+    assert not over.promote
+    assert over.challenger["calibrated_band_share"] == 1.0  # the band tests are one-sided: never too few defaults
+    assert any(r.startswith("level:") and "> 2" in r for r in over.reasons)
+    assert any(r.startswith("Brier") and "worse" in r and "not worse" not in r for r in over.reasons)
+    under = decide_promotion(y, true_pd / 3, weak, "benchmark", POLICY)  # too few predicted defaults: refused
+    assert not under.promote
+    assert under.challenger["calibrated_band_share"] < POLICY.min_calibrated_band_share
 
 
 def test_gate_without_incumbent_judges_calibration_only(outcomes):
     y, true_pd = outcomes
     assert decide_promotion(y, true_pd, None, "none", POLICY).promote
-    assert not decide_promotion(y, np.minimum(true_pd * 3, 1), None, "none", POLICY).promote
+    assert not decide_promotion(y, np.minimum(true_pd * 3, 1), None, "none", POLICY).promote  # over-conservative
+    assert not decide_promotion(y, true_pd / 3, None, "none", POLICY).promote  # underestimates
