@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 SPARK_JOB = Path(__file__).resolve().parent.parent / "engine" / "spark_job.py"
+# The loan tape's ingestion, validation and features on Spark (STRESS_ETL_RUNNER=spark).
+ETL_JOB = Path(__file__).resolve().parent.parent / "data" / "spark_etl.py"
 PROJECT_ROOT = SPARK_JOB.parents[2]
 
 
@@ -36,10 +38,12 @@ class SparkSubmitRunner:
     python: str = sys.executable
     conf: dict[str, str] = field(default_factory=dict)
 
-    def command(self, store_uri: str, job_key: str, region: str) -> list[str]:
+    def command(self, store_uri: str, job_key: str, region: str, script: Path = SPARK_JOB) -> list[str]:
+        """The spark-submit of ``script`` (the simulation job, or :data:`ETL_JOB`) on the job at ``job_key``."""
         conf = [arg for key, value in sorted(self.conf.items()) for arg in ("--conf", f"{key}={value}")]
-        return [self.spark_submit, "--master", self.master, "--name", "loanstress-simulate", *conf,
-                str(SPARK_JOB), "--object-store-uri", store_uri, "--job-key", job_key, "--region", region]
+        name = "loanstress-simulate" if script == SPARK_JOB else "loanstress-etl"
+        return [self.spark_submit, "--master", self.master, "--name", name, *conf,
+                str(script), "--object-store-uri", store_uri, "--job-key", job_key, "--region", region]
 
     def environment(self) -> dict[str, str]:
         """The submitting process's environment, with the project importable by the driver and the workers."""
@@ -47,8 +51,8 @@ class SparkSubmitRunner:
         return {**os.environ, "PYSPARK_PYTHON": self.python, "PYSPARK_DRIVER_PYTHON": self.python,
                 "PYTHONPATH": path}
 
-    def run(self, store_uri: str, job_key: str, region: str) -> None:
-        completed = subprocess.run(self.command(store_uri, job_key, region), env=self.environment(),
+    def run(self, store_uri: str, job_key: str, region: str, script: Path = SPARK_JOB) -> None:
+        completed = subprocess.run(self.command(store_uri, job_key, region, script), env=self.environment(),
                                    capture_output=True, text=True)
         sys.stderr.write(completed.stderr[-20000:])
         if completed.returncode != 0:

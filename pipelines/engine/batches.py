@@ -17,9 +17,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from pipelines.adapters.object_store import ObjectStore
+from pipelines.adapters.parquet_rows import read_parquet_rows
 from pipelines.engine.scenarios import Scenario
 from pipelines.engine.simulation import SimulationConfig
 
@@ -98,30 +97,6 @@ def load_scenario(store: ObjectStore, key: str):
     return Scenario(saved["scenario_id"], saved["description"], path, jump_off, saved["rate_shock_bp"]), history
 
 
-def read_feature_rows(store: ObjectStore, key: str, start: int, stop: int):
-    """Rows ``[start, stop)`` of the features Parquet at ``key``: the rows of one batch.
-
-    From a folder store only the row groups holding those rows are read, so a batch of a book of
-    tens of millions of loans costs its own rows (and at most two partly used row groups), not the
-    whole table in every Spark task. From S3 the object is fetched whole through the store's own
-    client (its credentials and encryption settings) and sliced. The rows, their values and the
-    schema's metadata are the same either way.
-    """
-    import pyarrow.parquet as pq
-
-    from pipelines.adapters.object_store import LocalObjectStore
-
-    if not isinstance(store, LocalObjectStore):
-        return store.get_parquet(key).slice(start, stop - start)
-    with pq.ParquetFile(store.local_path(key)) as parquet:
-        ends = np.cumsum([parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)])
-        first = int(np.searchsorted(ends, start, side="right"))
-        last = int(np.searchsorted(ends, stop - 1, side="right"))
-        table = parquet.read_row_groups(list(range(first, last + 1)))
-    offset = start - (int(ends[first - 1]) if first else 0)
-    return table.slice(offset, stop - start)
-
-
 def simulate_work_item(store: ObjectStore, features_key: str, pd_model: dict[str, Any], config: SimulationConfig,
                        item: WorkItem) -> dict[str, Any]:
     """Simulate one (scenario, batch) and write its partial results under ``item.output_prefix``."""
@@ -129,7 +104,8 @@ def simulate_work_item(store: ObjectStore, features_key: str, pd_model: dict[str
     from pipelines.model.selection import load_pd_function
 
     batch = item.batch
-    features = read_feature_rows(store, features_key, batch["start"], batch["stop"])
+    # Only the batch's rows: from a folder store, only the row groups that hold them are read.
+    features = read_parquet_rows(store, features_key, batch["start"], batch["stop"])
     scenario, history = load_scenario(store, item.scenario_key)
     result = simulate_batch(features, scenario, history, load_pd_function(pd_model, store), config)
     store.put_parquet(f"{item.output_prefix}/loans.parquet", result.loans)
