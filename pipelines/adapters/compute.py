@@ -78,7 +78,8 @@ class EmrServerlessJob:
     log_uri: str
     region: str
 
-    def job_driver(self, store_uri: str, job_key: str) -> dict[str, Any]:
+    def job_driver(self, store_uri: str, job_key: str, entry_point: str = SPARK_JOB.name) -> dict[str, Any]:
+        """The ``jobDriver`` of a run of ``entry_point`` (the simulation job, or ``spark_etl.py``) on a job document."""
         code = self.code_uri.rstrip("/")
         parameters = " ".join([
             f"--archives {code}/loanstress-env.tar.gz#environment,{code}/loanstress-project.tar.gz#project",
@@ -89,7 +90,7 @@ class EmrServerlessJob:
             "--conf spark.executorEnv.PYTHONPATH=./project",
         ])
         return {"sparkSubmit": {
-            "entryPoint": f"{code}/spark_job.py",
+            "entryPoint": f"{code}/{entry_point}",
             "entryPointArguments": ["--object-store-uri", store_uri, "--job-key", job_key, "--region", self.region],
             "sparkSubmitParameters": parameters,
         }}

@@ -443,7 +443,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--object-store-uri", required=True)
     parser.add_argument("--job-key", required=True)
     parser.add_argument("--region", default="us-east-1")
-    args = parser.parse_args(argv)
+    # Known arguments only: AWS Glue (the documented alternative) adds its own (--JOB_NAME, ...).
+    args, _ = parser.parse_known_args(argv)
     result = run(args.object_store_uri, args.job_key, args.region)
     print(f"ETL stage {result['stage']} of {args.job_key}: {'table error' if 'table_error' in result else 'done'}")
 
