@@ -166,11 +166,15 @@ def _chunk_pass(source: str, header_line: bytes, names: list[str], chunk: tuple[
     for as_text, name in ((False, "typed"), (True, "text")):
         try:
             table, malformed = parse_csv_chunk(header_line, names, body, as_text=as_text)
-            return name, table.num_rows + len(malformed)
         except pa.ArrowInvalid:
             continue
         except UnicodeDecodeError:
             break
+        records = table.num_rows + len(malformed)
+        # A quoted value may hold a line break, and a cut at that line end would split its record in two:
+        # a chunk whose records are not its non-empty lines one for one is read whole by the driver.
+        lines = sum(1 for line in body.split(b"\n") if line.rstrip(b"\r"))
+        return (name, records) if records == lines else ("whole", 0)
     return "whole", 0
 
 

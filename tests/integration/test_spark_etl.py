@@ -192,3 +192,21 @@ def test_a_chunked_csv_numbers_its_rows_as_the_whole_tape(tmp_path: Path) -> Non
     pieces = cast_to_contract(pa.concat_tables(tables), malformed, str(tape))
     assert pieces.table.equals(whole.table) and pieces.raw_text.equals(whole.raw_text)
     assert pieces.malformed == whole.malformed and pieces.type_errors == whole.type_errors
+
+
+def test_a_chunk_whose_records_span_lines_is_left_to_the_driver(tmp_path: Path) -> None:
+    """A quoted line break cut by a chunk boundary would split a record: that tape is read whole instead."""
+    from pipelines.data.ingestion import csv_header_names
+    from pipelines.data.spark_etl import _chunk_pass
+
+    tape = _tape(tmp_path / "tape.csv", dirty=False)
+    lines = tape.read_bytes().split(b"\n")
+    segment = lines[3].split(b",")[-2]  # the ProductSegment cell, quoted: b'"credit_card"'
+    lines[3] = lines[3].replace(segment, segment[:3] + b"\n" + segment[3:])  # one record on two lines
+    tape.write_bytes(b"\n".join(lines))
+    header_line = lines[0]
+    names = csv_header_names(header_line, str(tape))
+    body_start = len(header_line) + 1
+    two_loans = (body_start, body_start + len(lines[1]) + len(lines[2]) + 2)
+    assert _chunk_pass(str(tape), header_line, names, two_loans) == ("typed", 2)
+    assert _chunk_pass(str(tape), header_line, names, (body_start, tape.stat().st_size)) == ("whole", 0)
