@@ -49,7 +49,7 @@ _DATE_TEXT = r"^\d{4}-\d{2}-\d{2}$"
 _WIDE_DECIMAL = pa.decimal128(38, 18)
 _NON_BLANK = re.compile(rb"\S")
 # Arrow's CSV reader ends a line at LF, CRLF or a lone CR (old Mac files); the header is found the same way.
-_LINE_END = re.compile(rb"\r\n?|\n")
+LINE_END = re.compile(rb"\r\n?|\n")
 # A table name is an SQL identifier, optionally schema-qualified; anything else (a number, which
 # PostgreSQL would read as an object id, quotes, spaces) is refused before it reaches a query.
 LOAN_TAPE_SETTING = "the run's source_uri or STRESS_LOAN_TAPE_URI"
@@ -138,7 +138,7 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
     if first_content is None:
         raise TableContractError(f"loan tape {source!r} is empty: expect a header line and at least one loan",
                                  rule="non_empty")
-    line_end = _LINE_END.search(data)
+    line_end = LINE_END.search(data)
     header_end = line_end.start() if line_end else -1
     header_line = data[: header_end if header_end >= 0 else len(data)]
     names = csv_header_names(header_line, source)
@@ -174,12 +174,6 @@ def csv_header_names(header_line: bytes, source: str) -> list[str]:
                                  rule="readable_header") from error
     check_unique_column_names(names, source)
     return names
-
-
-def csv_body_start(data: bytes) -> int:
-    """Offset of the first data line of CSV bytes (after the header's line end), or -1 without one."""
-    line_end = _LINE_END.search(data)
-    return line_end.end() if line_end else -1
 
 
 def parse_csv_chunk(header_line: bytes, names: list[str], body: bytes, *, as_text: bool,

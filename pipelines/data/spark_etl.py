@@ -125,7 +125,7 @@ def _chunk_ranges(source: str, chunk_bytes: int) -> tuple[bytes, list[tuple[int,
     None for a tape of at most one chunk (the driver reads it whole) or without a line end after
     its header: nothing would be gained by cutting it.
     """
-    from pipelines.data.ingestion import _LINE_END, TableContractError
+    from pipelines.data.ingestion import LINE_END, TableContractError
 
     filesystem, path = _csv_location(source)
     info = filesystem.get_file_info(path)
@@ -135,7 +135,7 @@ def _chunk_ranges(source: str, chunk_bytes: int) -> tuple[bytes, list[tuple[int,
     if size <= chunk_bytes:
         return None
     head = _read_range(source, 0, min(size, _BOUNDARY_WINDOW))
-    line_end = _LINE_END.search(head)
+    line_end = LINE_END.search(head)
     if line_end is None or line_end.end() >= len(head):  # a header longer than the window, or nothing after it
         return None
     ranges, start = [], line_end.end()
