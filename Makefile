@@ -64,9 +64,10 @@ monitor: install  ## one portfolio_monitoring run (score, back-test, drift, comp
 
 .PHONY: spark-bundle
 SPARK_BUNDLE ?= dist/spark
-spark-bundle:  ## the Spark job's code for EMR Serverless: $(SPARK_BUNDLE)/{spark_job.py,loanstress-project.tar.gz} from the working tree
+spark-bundle:  ## the Spark jobs' code for EMR Serverless: $(SPARK_BUNDLE)/{spark_job.py,spark_etl.py,loanstress-project.tar.gz} from the working tree
 	rm -rf $(SPARK_BUNDLE) && mkdir -p $(SPARK_BUNDLE)
 	cp pipelines/engine/spark_job.py $(SPARK_BUNDLE)/spark_job.py
+	cp pipelines/data/spark_etl.py $(SPARK_BUNDLE)/spark_etl.py
 	tar --create --gzip --file $(SPARK_BUNDLE)/loanstress-project.tar.gz --exclude=__pycache__ --exclude='*.pyc' \
 		--sort=name --owner=0 --group=0 --mtime=2026-01-01 pipelines models scenarios compliance expectations pyproject.toml
 	@echo "upload $(SPARK_BUNDLE)/* and loanstress-env.tar.gz (docs/scale_out.md) to STRESS_EMR_CODE_URI"

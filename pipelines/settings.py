@@ -27,6 +27,13 @@ class Target(StrEnum):
     AWS = "aws"
 
 
+class EtlRunner(StrEnum):
+    """Where the loan tape is ingested, validated and its features engineered: the task's process or Spark."""
+
+    LOCAL = "local"
+    SPARK = "spark"
+
+
 class SimulationRunner(StrEnum):
     """Where the simulation batches run: Airflow mapped tasks, a spark-submit, or EMR Serverless."""
 
@@ -158,6 +165,14 @@ class StressSettings(BaseSettings):
     simulation_runner: SimulationRunner = Field(default=SimulationRunner.LOCAL, description="local: one Airflow "
                                                 "mapped task per batch; spark: one spark-submit of the batches; "
                                                 "emr_serverless: the same Spark job on EMR Serverless.")
+    etl_runner: EtlRunner = Field(default=EtlRunner.LOCAL, description="local: the loan_tape tasks ingest, "
+                                  "validate and engineer features in their own process; spark: each runs its "
+                                  "step as a spark-submit of pipelines/data/spark_etl.py (same snapshot, "
+                                  "quarantine and features; docs/scale_out.md).")
+    etl_chunk_bytes: int = Field(default=64 << 20, ge=1024, description="Spark ETL: bytes of CSV tape per Spark "
+                                 "task (cut at line ends); a tape no larger is read whole by the driver.")
+    etl_part_rows: int = Field(default=1_000_000, ge=1, description="Spark ETL: rows per part of a tape the "
+                               "driver reads whole, and of the snapshot per features task.")
     spark_master: str = Field(default="local[2]", description="spark-submit --master of the spark runner.")
     spark_submit: str = Field(default="spark-submit", description="The spark-submit executable (PATH lookup).")
     spark_python: str = Field(default="", description="Python of the Spark driver and workers (PYSPARK_PYTHON); "

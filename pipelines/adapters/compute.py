@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 SPARK_JOB = Path(__file__).resolve().parent.parent / "engine" / "spark_job.py"
+# The loan tape's ingestion, validation and features on Spark (STRESS_ETL_RUNNER=spark).
+ETL_JOB = Path(__file__).resolve().parent.parent / "data" / "spark_etl.py"
 PROJECT_ROOT = SPARK_JOB.parents[2]
 
 
@@ -28,7 +30,8 @@ class SparkJobError(RuntimeError):
 
 
 def job_arguments(store_uri: str, job_key: str, region: str, kms_key_id: str = "") -> list[str]:
-    """The arguments of :mod:`pipelines.engine.spark_job` (the SSE-KMS key only when one is configured)."""
+    """The arguments of the Spark jobs (:mod:`pipelines.engine.spark_job`, :mod:`pipelines.data.spark_etl`; the
+    SSE-KMS key only when one is configured)."""
     return ["--object-store-uri", store_uri, "--job-key", job_key, "--region", region,
             *(["--kms-key-id", kms_key_id] if kms_key_id else [])]
 
@@ -43,10 +46,12 @@ class SparkSubmitRunner:
     conf: dict[str, str] = field(default_factory=dict)
     kms_key_id: str = ""  # the object store's SSE-KMS key: the job's own writes use it too
 
-    def command(self, store_uri: str, job_key: str, region: str) -> list[str]:
+    def command(self, store_uri: str, job_key: str, region: str, script: Path = SPARK_JOB) -> list[str]:
+        """The spark-submit of ``script`` (the simulation job, or :data:`ETL_JOB`) on the job at ``job_key``."""
         conf = [arg for key, value in sorted(self.conf.items()) for arg in ("--conf", f"{key}={value}")]
-        return [self.spark_submit, "--master", self.master, "--name", "loanstress-simulate", *conf,
-                str(SPARK_JOB), *job_arguments(store_uri, job_key, region, self.kms_key_id)]
+        name = "loanstress-simulate" if script == SPARK_JOB else "loanstress-etl"
+        return [self.spark_submit, "--master", self.master, "--name", name, *conf,
+                str(script), *job_arguments(store_uri, job_key, region, self.kms_key_id)]
 
     def environment(self) -> dict[str, str]:
         """The submitting process's environment, with the project importable by the driver and the workers."""
@@ -54,8 +59,8 @@ class SparkSubmitRunner:
         return {**os.environ, "PYSPARK_PYTHON": self.python, "PYSPARK_DRIVER_PYTHON": self.python,
                 "PYTHONPATH": path}
 
-    def run(self, store_uri: str, job_key: str, region: str) -> None:
-        completed = subprocess.run(self.command(store_uri, job_key, region), env=self.environment(),
+    def run(self, store_uri: str, job_key: str, region: str, script: Path = SPARK_JOB) -> None:
+        completed = subprocess.run(self.command(store_uri, job_key, region, script), env=self.environment(),
                                    capture_output=True, text=True)
         sys.stderr.write(completed.stderr[-20000:])
         if completed.returncode != 0:
@@ -82,7 +87,8 @@ class EmrServerlessJob:
     region: str
     kms_key_id: str = ""  # the object store's SSE-KMS key: the job's writes and its logs use it
 
-    def job_driver(self, store_uri: str, job_key: str) -> dict[str, Any]:
+    def job_driver(self, store_uri: str, job_key: str, entry_point: str = SPARK_JOB.name) -> dict[str, Any]:
+        """The ``jobDriver`` of a run of ``entry_point`` (the simulation job, or ``spark_etl.py``) on a job document."""
         code = self.code_uri.rstrip("/")
         parameters = " ".join([
             f"--archives {code}/loanstress-env.tar.gz#environment,{code}/loanstress-project.tar.gz#project",
@@ -93,7 +99,7 @@ class EmrServerlessJob:
             "--conf spark.executorEnv.PYTHONPATH=./project",
         ])
         return {"sparkSubmit": {
-            "entryPoint": f"{code}/spark_job.py",
+            "entryPoint": f"{code}/{entry_point}",
             "entryPointArguments": job_arguments(store_uri, job_key, self.region, self.kms_key_id),
             "sparkSubmitParameters": parameters,
         }}

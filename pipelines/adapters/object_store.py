@@ -148,6 +148,10 @@ class LocalObjectStore(ObjectStore):
     def get_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
+    def local_path(self, key: str) -> Path:
+        """The file holding ``key``, for readers that seek (ranged Parquet reads) rather than load it whole."""
+        return self._path(key)
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 

@@ -21,13 +21,19 @@ def expectation(kind: str, level: str | None = None, rule: str | None = None, **
     return entry
 
 
-def run_gx_suite(frame, suite_dict: dict[str, Any], data_docs_dir: Path | None = None) -> list[dict[str, Any]]:
+def run_gx_suite(frame, suite_dict: dict[str, Any], data_docs_dir: Path | None = None, *,
+                 spark_row_label: str | None = None) -> list[dict[str, Any]]:
     """Validate a pandas frame with a suite through a GX checkpoint; optionally build Data Docs there.
 
     Each result lists every unexpected row by its label in the frame's index (COMPLETE format, as
     ``unexpected_index_list``; the full list of unexpected values is not returned, the partial list
     and counts are). Returns the per-expectation results as JSON dicts.
     The Data Docs are rendered from an HTML-escaped copy (see :func:`_build_data_docs`).
+
+    With ``spark_row_label`` the frame is a Spark dataframe, validated through GX's Spark datasource.
+    A Spark dataframe has no index, so GX is asked for the values of that column of each unexpected
+    row (``unexpected_index_column_names``); they come back as ``{column: value}`` records and are
+    returned as the same plain list of labels a pandas frame gives.
     """
     import great_expectations as gx
 
@@ -35,21 +41,23 @@ def run_gx_suite(frame, suite_dict: dict[str, Any], data_docs_dir: Path | None =
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     _store_without_row_lists(context.validation_results_store)
-    batch_definition = (context.data_sources.add_pandas(name).add_dataframe_asset(name)
-                        .add_batch_definition_whole_dataframe("whole"))
+    source = context.data_sources.add_spark(name) if spark_row_label else context.data_sources.add_pandas(name)
+    batch_definition = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
     suite = context.suites.add(gx.ExpectationSuite(**suite_dict))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition,
                                                                             suite=suite))
     # No pandas query string listing every unexpected index: nobody reads it, and on a tape whose every
     # row is bad it is a string of millions of numbers that GX then copies and serialises.
+    result_format: dict[str, Any] = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
+    if spark_row_label:
+        result_format["unexpected_index_column_names"] = [spark_row_label]
     checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=name, validation_definitions=[definition],
-        result_format={"result_format": "COMPLETE", "return_unexpected_index_query": False}))
+        name=name, validation_definitions=[definition], result_format=result_format))
     run = checkpoint.run(batch_parameters={"dataframe": frame})
     ((identifier, result),) = run.run_results.items()
     if data_docs_dir is not None:
         _build_data_docs(context, identifier, result, data_docs_dir)
-    return [_as_json(r) for r in result.results]
+    return [_as_json(r, spark_row_label) for r in result.results]
 
 
 # Per-row lists of a COMPLETE result: as long as the unexpected rows, read by the platform only for the
@@ -83,19 +91,21 @@ def _store_without_row_lists(store) -> None:
     store.serialize = serialize
 
 
-def _as_json(result) -> dict[str, Any]:
+def _as_json(result, row_label: str | None = None) -> dict[str, Any]:
     """One expectation's result as a JSON dict, its unexpected row labels as a plain list.
 
     GX's ``to_json_dict`` deep-copies and converts every value of the result one by one, which for a
     million unexpected rows takes longer than the check itself: it is applied to the result without
-    its per-row lists, and the row labels are converted once, in numpy.
+    its per-row lists, and the row labels are converted once, in numpy. ``row_label``: the column
+    whose values label the rows of a Spark result (records ``{row_label: value}``).
     """
     import numpy as np
 
     rows = result.result.get("unexpected_index_list")
     entry = _without_row_lists(result).to_json_dict()
     if rows is not None:
-        entry["result"]["unexpected_index_list"] = np.asarray(rows).tolist()
+        labels = [row[row_label] for row in rows] if row_label else rows
+        entry["result"]["unexpected_index_list"] = np.asarray(labels, dtype=np.int64 if row_label else None).tolist()
     return entry
 
 

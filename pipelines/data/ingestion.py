@@ -53,7 +53,7 @@ _DATE_TEXT = r"^\d{4}-\d{2}-\d{2}$"
 _WIDE_DECIMAL = pa.decimal128(38, 18)
 _NON_BLANK = re.compile(rb"\S")
 # Arrow's CSV reader ends a line at LF, CRLF or a lone CR (old Mac files); the header is found the same way.
-_LINE_END = re.compile(rb"\r\n?|\n")
+LINE_END = re.compile(rb"\r\n?|\n")
 # A table name is an SQL identifier, optionally schema-qualified; anything else (a number, which
 # PostgreSQL would read as an object id, quotes, spaces) is refused before it reaches a query.
 LOAN_TAPE_SETTING = "the run's source_uri or STRESS_LOAN_TAPE_URI"
@@ -143,25 +143,16 @@ def ingest(source: str, aws_region: str = "us-east-1", http: HttpFetcher | None 
 
 def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[MalformedRow]]:
     """Parse CSV bytes into binary columns (no UTF-8 or type assumptions) and malformed lines."""
-    import pyarrow.csv as pacsv
 
     # Look at the first line and the first non-blank byte after it without copying a large file.
     first_content = _NON_BLANK.search(data)
     if first_content is None:
         raise TableContractError(f"loan tape {source!r} is empty: expect a header line and at least one loan",
                                  rule="non_empty")
-    line_end = _LINE_END.search(data)
+    line_end = LINE_END.search(data)
     header_end = line_end.start() if line_end else -1
     header_line = data[: header_end if header_end >= 0 else len(data)]
-    try:
-        header = next(iter(pacsv.read_csv(io.BytesIO(header_line + b"\n"),
-                                          read_options=pacsv.ReadOptions(autogenerate_column_names=True))
-                           .to_pylist()), {})
-        names = ["" if v is None else str(v) for v in header.values()]  # Arrow reads an empty name as null
-    except pa.ArrowInvalid as error:
-        raise TableContractError(f"loan tape {source!r} has an unreadable header line: {error}",
-                                 rule="readable_header") from error
-    check_unique_column_names(names, source)
+    names = csv_header_names(header_line, source)
     if header_end < 0 or _NON_BLANK.search(data, line_end.end()) is None:
         raise TableContractError(f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: "
                                  "the tape has a header but no loans", rule="non_empty")
@@ -178,6 +169,47 @@ def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[Malformed
     except UnicodeDecodeError:  # a malformed non-UTF-8 line, which would abort the second pass as well
         return _parse_with_non_utf8_lines_apart(data, names, header_line)
     return _with_row_numbers(table, malformed), malformed
+
+
+def csv_header_names(header_line: bytes, source: str) -> list[str]:
+    """The column names of a CSV header line (its line end excluded); a duplicated name is a table error."""
+    import pyarrow.csv as pacsv
+
+    try:
+        header = next(iter(pacsv.read_csv(io.BytesIO(header_line + b"\n"),
+                                          read_options=pacsv.ReadOptions(autogenerate_column_names=True))
+                           .to_pylist()), {})
+        names = ["" if v is None else str(v) for v in header.values()]  # Arrow reads an empty name as null
+    except pa.ArrowInvalid as error:
+        raise TableContractError(f"loan tape {source!r} has an unreadable header line: {error}",
+                                 rule="readable_header") from error
+    check_unique_column_names(names, source)
+    return names
+
+
+def parse_csv_chunk(header_line: bytes, names: list[str], body: bytes, *, as_text: bool,
+                    ) -> tuple[pa.Table, list[MalformedRow]]:
+    """Whole lines of a CSV tape, parsed by the pass :func:`read_csv_as_text` makes over a whole file.
+
+    ``as_text`` False is its first pass (contract columns straight into their types), True its second
+    (every column as bytes); either raises as it would on the whole file (``pa.ArrowInvalid``,
+    ``UnicodeDecodeError``), and the caller falls back as :func:`read_csv_as_text` does. Row numbers
+    count from 1 at the chunk's first line; :func:`shift_row_numbers` places them in the tape.
+    This is the per-chunk function of the Spark ETL (:mod:`pipelines.data.spark_etl`): a tape cut at
+    line ends gives, chunk by chunk, the rows and faults the whole tape gives.
+    """
+    types = dict.fromkeys(names, pa.binary()) if as_text else _first_pass_types(names)
+    table, malformed = _parse_csv_with_line_numbers(header_line + b"\n" + body, names, types)
+    return _with_row_numbers(table, malformed), malformed
+
+
+def shift_row_numbers(table: pa.Table, malformed: list[MalformedRow], offset: int,
+                      ) -> tuple[pa.Table, list[MalformedRow]]:
+    """The rows and malformed lines of a chunk numbered as in the whole tape (``offset`` records before it)."""
+    index = table.schema.get_field_index(ROW_NUMBER)
+    numbers = pc.add(table.column(ROW_NUMBER), pa.scalar(offset, pa.int64()))
+    return (table.set_column(index, ROW_NUMBER, numbers),
+            [MalformedRow(m.row_number + offset, m.text, m.reason) for m in malformed])
 
 
 def _first_pass_types(names: list[str]) -> dict[str, pa.DataType]:
@@ -533,14 +565,7 @@ def cast_to_contract(text: pa.Table, malformed: list[MalformedRow], source: str,
     listed with the other extra columns so the tape's owner still sees them reported.
     """
     present = set(text.column_names) - {ROW_NUMBER}
-    missing = [name for name in REQUIRED_COLUMNS if name not in present]
-    if missing:
-        hints = [f"{name} (found {close[0]!r}?)" if (close := get_close_matches(name, present, n=1)) else name
-                 for name in missing]
-        raise TableContractError(
-            f"expect_table_columns_to_match_set(exact_match=False) failed for {source!r}: "
-            f"missing column(s) {', '.join(hints)}; found columns {sorted(present)[:25]}", rule="required_columns"
-        )
+    check_required_columns(present, source)
     if text.num_rows == 0 and not malformed:
         raise TableContractError(
             f"expect_table_row_count_to_be_between(min_value=1) failed for {source!r}: the tape has a header "
@@ -561,6 +586,18 @@ def cast_to_contract(text: pa.Table, malformed: list[MalformedRow], source: str,
     names = [*COLUMN_NAMES, ROW_NUMBER]
     extra = sorted((present | set(unread_columns)) - set(COLUMN_NAMES))
     return TypedTape(pa.table(columns, names=names), text, source, malformed, errors, extra)
+
+
+def check_required_columns(present: set[str], source: str) -> None:
+    """A tape without every required contract column is a table error naming the closest names it has."""
+    missing = [name for name in REQUIRED_COLUMNS if name not in present]
+    if missing:
+        hints = [f"{name} (found {close[0]!r}?)" if (close := get_close_matches(name, present, n=1)) else name
+                 for name in missing]
+        raise TableContractError(
+            f"expect_table_columns_to_match_set(exact_match=False) failed for {source!r}: "
+            f"missing column(s) {', '.join(hints)}; found columns {sorted(present)[:25]}", rule="required_columns"
+        )
 
 
 def _cast_column(column: pa.ChunkedArray, contract_field: Field) -> tuple[pa.Array, np.ndarray]:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from pipelines.adapters.object_store import ObjectStore
 from pipelines.data.amendments import apply_amendments
 from pipelines.data.ingestion import ROW_NUMBER, MalformedRow, TableContractError, TypedTape, ingest
 from pipelines.data.sources import redact_credentials, redact_text
-from pipelines.data.validation import count_by_reason, validate
+from pipelines.data.validation import ValidationOutcome, count_by_reason, validate
 from pipelines.timing import timed
 
 TYPE_ERRORS = "__type_errors"
@@ -62,9 +62,31 @@ def input_hash(tape: TypedTape) -> str:
     The source may be a file or a database table, so the hash is of the parsed text rather than of
     bytes on disk; two tapes hash equal exactly when they held the same rows, bad ones included.
     """
-    digest = hashlib.sha256(content_hash(tape.raw_text).encode())
-    digest.update(json.dumps([asdict(m) for m in tape.malformed], ensure_ascii=False).encode())
+    return raw_input_hash(tape.raw_text, tape.malformed)
+
+
+def raw_input_hash(raw_text: pa.Table, malformed: list[MalformedRow]) -> str:
+    """:func:`input_hash` of a tape's raw text and malformed lines (the Spark ETL gathers them from its parts)."""
+    digest = hashlib.sha256(content_hash(raw_text).encode())
+    digest.update(json.dumps([asdict(m) for m in malformed], ensure_ascii=False).encode())
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TapeFacts:
+    """What an ingestion's record says of the tape itself, whichever engine read it."""
+
+    source: str
+    input_sha256: str
+    input_rows: int
+    malformed_rows: int
+    rows_with_type_errors: int
+    extra_columns: list[str]
+
+    @classmethod
+    def of(cls, tape: TypedTape) -> TapeFacts:
+        return cls(redact_credentials(tape.source), input_hash(tape), tape.input_rows, len(tape.malformed),
+                   len(tape.type_errors), tape.extra_columns)
 
 
 def stage_tape(source: str, run_key: str, store: ObjectStore, aws_region: str, *, loan_store: LoanStore,
@@ -84,16 +106,22 @@ def stage_tape(source: str, run_key: str, store: ObjectStore, aws_region: str, *
                           store, loan_store)
         raise
     prefix = f"staging/{run_key}"
-    errors = [";".join(tape.type_errors.get(n, [])) or None for n in tape.table.column(ROW_NUMBER).to_pylist()]
-    store.put_parquet(f"{prefix}/typed.parquet", tape.table.append_column(TYPE_ERRORS, pa.array(errors, pa.string())))
-    store.put_parquet(f"{prefix}/raw.parquet", tape.raw_text)
-    store.put_bytes(f"{prefix}/malformed.json", json.dumps([asdict(m) for m in tape.malformed]).encode())
+    write_staged_tape(store, prefix, tape)
     return {"source": redact_credentials(source), "staging_prefix": prefix, "input_rows": tape.input_rows,
             "malformed_rows": len(tape.malformed), "rows_with_type_errors": len(tape.type_errors),
             "extra_columns": tape.extra_columns}
 
 
+def write_staged_tape(store: ObjectStore, prefix: str, tape: TypedTape) -> None:
+    """The typed tape (with each row's type errors), its raw text and its malformed lines under ``prefix``."""
+    errors = [";".join(tape.type_errors.get(n, [])) or None for n in tape.table.column(ROW_NUMBER).to_pylist()]
+    store.put_parquet(f"{prefix}/typed.parquet", tape.table.append_column(TYPE_ERRORS, pa.array(errors, pa.string())))
+    store.put_parquet(f"{prefix}/raw.parquet", tape.raw_text)
+    store.put_bytes(f"{prefix}/malformed.json", json.dumps([asdict(m) for m in tape.malformed]).encode())
+
+
 def load_staged_tape(staged: dict[str, Any], store: ObjectStore) -> TypedTape:
+    """The tape :func:`write_staged_tape` kept under ``staged["staging_prefix"]``."""
     prefix = staged["staging_prefix"]
     typed = store.get_parquet(f"{prefix}/typed.parquet")
     errors = {n: e.split(";") for n, e in zip(typed.column(ROW_NUMBER).to_pylist(),
@@ -123,12 +151,35 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
         outcome = validate(tape, duplicate_tolerance=duplicate_tolerance, balance_tolerance=balance_tolerance,
                            data_docs_dir=docs_dir, timings=timings)
     except TableContractError as error:
-        _record_rejection(error, {
-            "ingestion_id": ingestion_id, "source": redact_credentials(tape.source), "input_sha256": input_hash(tape),
-            "as_of": as_of.isoformat() if as_of else None, "input_rows": tape.input_rows,
-            "malformed_rows": len(tape.malformed), "rows_with_type_errors": len(tape.type_errors),
-            "airflow_run_id": airflow_run_id}, store, loan_store)
+        record_validation_rejection(error, TapeFacts.of(tape), ingestion_id, as_of, airflow_run_id, store, loan_store)
         raise
+    return publish_validated(outcome, TapeFacts.of(tape), as_of, ingestion_id=ingestion_id, store=store,
+                             loan_store=loan_store, balance_tolerance=balance_tolerance, airflow_run_id=airflow_run_id,
+                             timings=timings, amendments=amendments)
+
+
+def record_validation_rejection(error: TableContractError, facts: TapeFacts, ingestion_id: str, as_of: date | None,
+                                airflow_run_id: str | None, store: ObjectStore, loan_store: LoanStore) -> None:
+    """Keep the record of an ingestion whose validation stopped on a table rule."""
+    _record_rejection(error, {
+        "ingestion_id": ingestion_id, "source": facts.source, "input_sha256": facts.input_sha256,
+        "as_of": as_of.isoformat() if as_of else None, "input_rows": facts.input_rows,
+        "malformed_rows": facts.malformed_rows, "rows_with_type_errors": facts.rows_with_type_errors,
+        "airflow_run_id": airflow_run_id}, store, loan_store)
+
+
+def publish_validated(outcome: ValidationOutcome, facts: TapeFacts, as_of: date | None, *, ingestion_id: str,
+                      store: ObjectStore, loan_store: LoanStore, balance_tolerance: float,
+                      airflow_run_id: str | None = None, timings: dict[str, float] | None = None,
+                      amendments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Keep the ingestion's record and publish the snapshot of a validation ``outcome`` (local or Spark).
+
+    Sorts the accepted loans, applies the pending amendments, names the snapshot by its hash, uploads
+    the quarantine and the Data Docs (``outcome.data_docs_dir``) and commits; see
+    :func:`validate_and_publish`.
+    """
+    timings = {} if timings is None else timings
+    docs_dir = outcome.data_docs_dir
     with timed(timings, "sort"):
         # In LoanId order (unique once duplicates are quarantined): the same loans give the same snapshot
         # whatever order the source delivered them in.
@@ -136,10 +187,9 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
     outcome.accepted, amendment_outcomes = apply_amendments(outcome.accepted, amendments or [], balance_tolerance)
     with timed(timings, "content_hash"):
         content_sha256 = content_hash(outcome.accepted) if outcome.accepted.num_rows else None
-        input_sha256 = input_hash(tape)
     prefix = f"ingestions/{ingestion_id}"
     with timed(timings, "data_docs_upload"):
-        for path in sorted(docs_dir.rglob("*")):
+        for path in sorted(docs_dir.rglob("*") if docs_dir else []):
             if path.is_file():
                 store.put_bytes(f"{prefix}/data_docs/{path.relative_to(docs_dir).as_posix()}", path.read_bytes())
     snapshot_id = content_sha256[:24] if content_sha256 else None
@@ -157,8 +207,8 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
         "ingestion_id": ingestion_id,
         "snapshot_id": snapshot_id,
         "content_sha256": content_sha256,
-        "input_sha256": input_sha256,
-        "source": redact_credentials(tape.source),
+        "input_sha256": facts.input_sha256,
+        "source": facts.source,
         "as_of": as_of.isoformat() if as_of else None,
         "input_rows": outcome.input_rows,
         "accepted_rows": outcome.accepted.num_rows,
@@ -166,7 +216,7 @@ def validate_and_publish(tape: TypedTape, as_of: date | None, *, store: ObjectSt
         "pass_rate": outcome.pass_rate,
         "quarantine_reasons": count_by_reason(outcome.quarantine),
         "failed_expectations": outcome.failed_expectations,
-        "extra_columns_ignored": tape.extra_columns,
+        "extra_columns_ignored": facts.extra_columns,
         "snapshot_uri": snapshot_uri,
         "quarantine_uri": quarantine_uri,
         "data_docs_uri": store.uri(f"{prefix}/data_docs/index.html"),

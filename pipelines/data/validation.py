@@ -85,7 +85,9 @@ def build_suite_dict() -> dict[str, Any]:
                                     ("expect_column_values_to_be_null", "fixed"))
         ],
         expectation("expect_column_values_to_not_be_null", "row", "secured_has_collateral",
-                     column="CollateralValue", row_condition=f"ProductSegment.isin({secured})",
+                     # One text both parsers read: pandas' DataFrame.query and Spark SQL (the Spark ETL).
+                     column="CollateralValue",
+                     row_condition=f"ProductSegment in ({', '.join(json.dumps(s) for s in secured)})",
                      condition_parser="pandas"),
         # Duplicates within tolerance are quarantined (GX lists every row of a duplicated id); above it the
         # expectation fails as a whole and the run stops. Ids are compared as loan_id_key normalises them.
@@ -132,32 +134,50 @@ def validate(tape: TypedTape, *, duplicate_tolerance: float, balance_tolerance: 
         results = _run_suite(frame, data_docs_dir, duplicate_tolerance)
     del frame  # a copy of the tape as wide as the tape itself: not kept while the quarantine is built
     with timed(timings, "quarantine"):
-        breaks = RuleBreaks(tape.table.column(ROW_NUMBER).to_numpy())
-        rows_by_type_error: dict[str, list[int]] = {}
-        for row, errors in tape.type_errors.items():
-            for error in errors:
-                rows_by_type_error.setdefault(error, []).append(row)
-        for error, rows in rows_by_type_error.items():
-            breaks.add_rows(error, rows)
-        for rule, rows in _text_rule_breaks(tape.table):
-            breaks.add_rows(rule, rows)
-        failed: dict[str, int] = {}
-        for result in results:
-            config = result["expectation_config"]
-            meta, rule = config["meta"], config["meta"]["rule"]
-            unexpected = result["result"].get("unexpected_index_list") or []
-            if not result["success"]:
-                failed[rule] = result["result"].get("unexpected_count", len(unexpected))
-            if meta["level"] == "table" and not result["success"]:
-                raise TableContractError(_table_failure_message(config, result, tape.source), rule=meta["rule"])
-            breaks.add_rows(rule, unexpected)
+        bad, reason_texts, failed = rule_breaks(tape.table.column(ROW_NUMBER).to_numpy(), tape.type_errors,
+                                                text_rule_breaks(tape.table), results, tape.source)
         del results
-        bad, reason_texts = breaks.reasons_of_bad_rows()
-        accepted = tape.table.filter(pa.array(~bad)).select(list(COLUMN_NAMES)).cast(ARROW_SCHEMA)
-        quarantine = _quarantine_table(tape, bad, reason_texts)
+        accepted, quarantine = split_rows(tape, bad, reason_texts)
         if accepted.num_rows + quarantine.num_rows != tape.input_rows:
             raise AssertionError("validation lost rows: accepted + quarantined != input")
     return ValidationOutcome(accepted, quarantine, tape.input_rows, failed, data_docs_dir)
+
+
+def rule_breaks(row_numbers: np.ndarray, type_errors: dict[int, list[str]], text_breaks: list[tuple[str, np.ndarray]],
+                results: list[dict[str, Any]], source: str) -> tuple[np.ndarray, pa.Array, dict[str, int]]:
+    """Which rows (of ``row_numbers``) break a rule, each bad row's reason text, and the failed expectations.
+
+    Gathers the cells that did not parse (``type_errors``), the contract's text rules and the GX results'
+    unexpected rows; raises :class:`TableContractError` on a failed table expectation. The local path
+    and the Spark ETL both end here, so a row gets the same reasons whichever engine found them.
+    """
+    breaks = RuleBreaks(row_numbers)
+    rows_by_type_error: dict[str, list[int]] = {}
+    for row, errors in type_errors.items():
+        for error in errors:
+            rows_by_type_error.setdefault(error, []).append(row)
+    for error, rows in rows_by_type_error.items():
+        breaks.add_rows(error, rows)
+    for rule, rows in text_breaks:
+        breaks.add_rows(rule, rows)
+    failed: dict[str, int] = {}
+    for result in results:
+        config = result["expectation_config"]
+        meta, rule = config["meta"], config["meta"]["rule"]
+        unexpected = result["result"].get("unexpected_index_list") or []
+        if not result["success"]:
+            failed[rule] = result["result"].get("unexpected_count", len(unexpected))
+        if meta["level"] == "table" and not result["success"]:
+            raise TableContractError(_table_failure_message(config, result, source), rule=meta["rule"])
+        breaks.add_rows(rule, unexpected)
+    bad, reason_texts = breaks.reasons_of_bad_rows()
+    return bad, reason_texts, failed
+
+
+def split_rows(tape: TypedTape, bad: np.ndarray, reason_texts: pa.Array) -> tuple[pa.Table, pa.Table]:
+    """The accepted rows (contract schema) and the quarantine of the rows marked ``bad`` with their reasons."""
+    accepted = tape.table.filter(pa.array(~bad)).select(list(COLUMN_NAMES)).cast(ARROW_SCHEMA)
+    return accepted, _quarantine_table(tape, bad, reason_texts)
 
 
 def _validation_frame(table: pa.Table, balance_tolerance: float):
@@ -175,6 +195,19 @@ def _validation_frame(table: pa.Table, balance_tolerance: float):
     """
     import pandas as pd
 
+    columns = validation_columns(table, balance_tolerance, for_spark=False)
+    frame = pd.DataFrame({name: column.to_pandas() for name, column in columns.items()})
+    frame.index = pd.Index(table.column(ROW_NUMBER).to_numpy())
+    return frame
+
+
+def validation_columns(table: pa.Table, balance_tolerance: float, *, for_spark: bool) -> dict[str, pa.ChunkedArray]:
+    """The columns the suite checks, with the values and nulls of ``table``: the same numbers for either engine.
+
+    For pandas (see :func:`_validation_frame`) dates are timestamps and enumerated columns categoricals;
+    for Spark dates stay dates and enumerations plain strings (Spark has neither pandas type). Both are
+    per-row functions of the tape, so the Spark ETL computes them chunk by chunk.
+    """
     columns = {}
     for f in FIELDS:
         column = table.column(f.name)
@@ -182,16 +215,16 @@ def _validation_frame(table: pa.Table, balance_tolerance: float):
             column = column.cast(pa.float64())
         elif pa.types.is_integer(f.arrow_type):
             column = column.cast(pa.int64())
-        elif pa.types.is_date(f.arrow_type):
+        elif pa.types.is_date(f.arrow_type) and not for_spark:
             column = column.cast(pa.timestamp("s"))
-        elif f.allowed:
+        elif f.allowed and not for_spark:
             column = column.dictionary_encode()
-        columns[f.name] = column.to_pandas()
-    frame = pd.DataFrame(columns)
-    frame[BALANCE_EXCESS] = _balance_excess(table, balance_tolerance)
-    frame[LOAN_ID_KEY] = loan_id_key(table.column("LoanId")).to_pandas()
-    frame.index = pd.Index(table.column(ROW_NUMBER).to_numpy())
-    return frame
+        columns[f.name] = column
+    # NaN (a missing amount or balance) as null: pandas reads it back as NaN, Spark would keep a NaN GX counts.
+    excess = pa.array(_balance_excess(table, balance_tolerance), pa.float64(), from_pandas=True)
+    columns[BALANCE_EXCESS] = pa.chunked_array([excess])
+    columns[LOAN_ID_KEY] = loan_id_key(table.column("LoanId"))
+    return columns
 
 
 def loan_id_key(loan_ids: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -224,7 +257,7 @@ def _normalised(loan_id: str) -> str:
     return "".join(c for c in normal if unicodedata.category(c) != "Cc")
 
 
-def _text_rule_breaks(table: pa.Table) -> list[tuple[str, np.ndarray]]:
+def text_rule_breaks(table: pa.Table) -> list[tuple[str, np.ndarray]]:
     """(rule, row numbers) for every TEXT_RULES rule of the contract some text cell breaks, checked in Arrow
     (the mixed-script test runs in Python once per distinct non-ASCII LoanId)."""
     row_numbers = table.column(ROW_NUMBER)
@@ -256,11 +289,22 @@ def _balance_excess(table: pa.Table, balance_tolerance: float) -> np.ndarray:
 
 
 def _run_suite(frame, data_docs_dir: Path | None, duplicate_tolerance: float) -> list[dict[str, Any]]:
+    return run_gx_suite(frame, loan_tape_suite(duplicate_tolerance), data_docs_dir)
+
+
+def loan_tape_suite(duplicate_tolerance: float, *, condition_parser: str = "pandas") -> dict[str, Any]:
+    """The suite of ``expectations/loan_tape.json`` with the run's duplicate tolerance.
+
+    ``condition_parser="spark"`` gives the same expectations for a Spark dataframe: the conditions are
+    written so that pandas' query and Spark SQL read them alike (``==`` and ``in (...)``).
+    """
     suite_dict = json.loads(SUITE_PATH.read_text())
     for entry in suite_dict["expectations"]:
         if entry["meta"]["rule"] == "duplicate_LoanId":
             entry["kwargs"]["mostly"] = 1.0 - duplicate_tolerance
-    return run_gx_suite(frame, suite_dict, data_docs_dir)
+        if "condition_parser" in entry["kwargs"]:
+            entry["kwargs"]["condition_parser"] = condition_parser
+    return suite_dict
 
 
 def _table_failure_message(config: dict[str, Any], result: dict[str, Any], source: str) -> str:

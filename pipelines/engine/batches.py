@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.adapters.object_store import ObjectStore
+from pipelines.adapters.parquet_rows import read_parquet_rows
 from pipelines.engine.scenarios import Scenario
 from pipelines.engine.simulation import SimulationConfig
 
@@ -103,7 +104,8 @@ def simulate_work_item(store: ObjectStore, features_key: str, pd_model: dict[str
     from pipelines.engine.simulation import simulate_batch
 
     batch = item.batch
-    features = store.get_parquet(features_key).slice(batch["start"], batch["stop"] - batch["start"])
+    # Only the batch's rows: from a folder store, only the row groups that hold them are read.
+    features = read_parquet_rows(store, features_key, batch["start"], batch["stop"])
     scenario, history = load_scenario(store, item.scenario_key)
     result = simulate_batch(features, scenario, history, load_quarterly_pd_function(pd_model), config)
     store.put_parquet(f"{item.output_prefix}/loans.parquet", result.loans)

@@ -28,6 +28,10 @@ def test_the_emr_job_driver_names_the_job_and_the_bundle(tmp_path) -> None:
     assert submit["entryPointArguments"][:4] == ["--object-store-uri", "s3://bank-risk/stress", "--job-key", job_key]
     assert "spark.executorEnv.PYTHONPATH=./project" in submit["sparkSubmitParameters"]
     assert adapters.emr_serverless_job.log_uri == "s3://bank-risk/stress/emr-logs/"
+    etl = adapters.emr_serverless_job.job_driver("s3://bank-risk/stress", "staging/r/etl/ingest/job.json",
+                                                 entry_point="spark_etl.py")["sparkSubmit"]
+    assert etl["entryPoint"] == "s3://bank-risk/code/spark_etl.py"
+    assert etl["sparkSubmitParameters"] == submit["sparkSubmitParameters"]
 
 
 def test_the_spark_runner_follows_the_settings(tmp_path) -> None:
