@@ -8,10 +8,9 @@ Amazon provider's ``SqsSensorTrigger``); its ``run()`` polls the queue once, del
 and fires, and its event payload, as Airflow stores it on the asset event, is what ``claim_tapes``
 turns into the stress-test configurations.
 
-Not exercised: the provider reaches SQS through aiobotocore (``SqsHook.get_async_conn``), which is not
-installed in this environment, so the test hands the trigger a boto3 client behind the same async
-calls (``receive_message``, ``delete_message_batch``); the triggerer process and the scheduler's
-asset-event handling are Airflow's and are not run.
+The trigger reaches SQS as the triggerer would, through aiobotocore (``SqsHook.get_async_conn``) on
+the ``aws_default`` connection, whose ``endpoint_url`` points at the moto server. Not run: the
+triggerer process and the scheduler's asset-event handling, which are Airflow's.
 """
 
 from __future__ import annotations
@@ -27,25 +26,6 @@ REGION = "us-east-1"
 BUCKET = "loanstress-landing"
 QUEUE = "loanstress-tape-arrivals"
 MOTO_PORT = 18122
-
-
-class _AsyncClient:
-    """The two SQS calls SqsSensorTrigger awaits, on a boto3 client (in place of aiobotocore's client)."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-
-    async def __aenter__(self) -> _AsyncClient:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        return None
-
-    async def receive_message(self, **kwargs):
-        return await asyncio.to_thread(self.client.receive_message, **kwargs)
-
-    async def delete_message_batch(self, **kwargs):
-        return await asyncio.to_thread(self.client.delete_message_batch, **kwargs)
 
 
 @pytest.fixture
@@ -69,8 +49,9 @@ def aws_arrival(stress_settings, moto_server, monkeypatch: pytest.MonkeyPatch):
 
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
+    connection = {"conn_type": "aws", "extra": {"region_name": REGION, "endpoint_url": moto_server}}
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():
+                        "AWS_DEFAULT_REGION": REGION, "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection)}.items():
         monkeypatch.setenv(name, value)
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_server)
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_server)
@@ -124,8 +105,7 @@ async def _first_event(trigger):
     return None
 
 
-def test_a_tape_put_in_s3_reaches_the_stress_test_configuration(aws_arrival, monkeypatch) -> None:
-    from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+def test_a_tape_put_in_s3_reaches_the_stress_test_configuration(aws_arrival) -> None:
     from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
@@ -144,10 +124,6 @@ def test_a_tape_put_in_s3_reaches_the_stress_test_configuration(aws_arrival, mon
     aws_arrival["s3"].put_object(Bucket=BUCKET, Key="incoming/branch book 2025Q4.csv", Body=b"LoanId\n1\n")
     aws_arrival["s3"].put_object(Bucket=BUCKET, Key="elsewhere/not-a-landing.csv", Body=b"x")  # no rule matches
 
-    async def boto3_behind_async_calls(self):
-        return _AsyncClient(aws_arrival["sqs"])
-
-    monkeypatch.setattr(SqsHook, "get_async_conn", boto3_behind_async_calls)
     sqs_trigger.wait_time_seconds = 0  # one short poll; the messages are already there
     event = asyncio.run(asyncio.wait_for(_first_event(trigger), timeout=60))
     assert event is not None and event.payload["status"] == "success"
