@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path
 
 from benchmarks.bench_simulation import AS_OF, BATCH_SIZE, HORIZON, N_LOANS, N_PATHS, SCENARIOS
-from benchmarks.common import BENCH_DIR, INPUTS, Timer, benchmark
+from benchmarks.common import BENCH_DIR, INPUTS, Timer, benchmark, on_request
 
 SPARK_MASTER = "local[2]"
 # The driver only collects the batches' small outputs; the Python workers do the work outside the JVM.
@@ -74,7 +74,6 @@ def _prepared_job(features_path: Path, run: str, scenarios: tuple[str, ...]):
     from pipelines.engine.batches import SimulationJob, WorkItem, save_scenario
     from pipelines.engine.scenarios import resolve_scenario
     from pipelines.engine.simulation import SimulationConfig, plan_batches
-    from pipelines.model.selection import benchmark_model_info
 
     root = BENCH_DIR / "spark" / run
     shutil.rmtree(root, ignore_errors=True)
@@ -90,10 +89,28 @@ def _prepared_job(features_path: Path, run: str, scenarios: tuple[str, ...]):
         items += [WorkItem(scenario_id, f"scenarios/{scenario_id}.json", batch,
                            f"simulation/{scenario_id}/batch-{batch['batch']:05d}")
                   for batch in plan_batches(n_loans, BATCH_SIZE)]
-    job = SimulationJob("inputs/features.parquet", benchmark_model_info(str(history), "us-east-1", store),
+    job = SimulationJob("inputs/features.parquet", _registered_model(history, root / "registry"),
                         SimulationConfig(horizon=HORIZON, n_paths=N_PATHS), items)
     store.put_bytes("job/simulation_job.json", job.to_json())
     return store, "job/simulation_job.json", job
+
+
+def _registered_model(history: Path, data_home: Path) -> dict:
+    """A gate-promoted PD model version trained on ``history`` (the training DAG's task functions, one search
+    candidate) in a registry of its own: what every executor loads from MLflow, as in production."""
+    from pipelines.composition import current_adapters
+    from pipelines.model.selection import resolve_stress_model
+    from pipelines.settings import get_settings
+    from pipelines.tasks import training
+
+    os.environ["STRESS_DATA_HOME"] = str(data_home)  # this benchmark's own process (benchmarks.run)
+    get_settings.cache_clear()
+    run = "manual__bench_spark_model"
+    split = training.split(training.build_dataset(training.validate_history(
+        training.ingest_history(str(history), run), run), run), 8, run)
+    trained = training.train(split, 1, run)
+    training.promotion_gate(training.register(trained, training.evaluate(split, trained, run), run), run)
+    return resolve_stress_model(current_adapters().model_registry, require_champion=True)
 
 
 class TreeMemory:
@@ -176,7 +193,7 @@ def simulate_spark_local() -> dict[str, float]:
             "partials_identical": len(partials), "spark_tree_peak_rss_mb": round(memory.peak_mb, 1)}
 
 
-@benchmark
+@on_request
 def simulate_spark_local_scale() -> dict[str, float]:
     """``BENCH_SPARK_LOANS`` loans (default 10,000,000) x 3 scenarios through the Spark runner on local[2]."""
     import json

@@ -19,10 +19,19 @@ INPUTS = BENCH_DIR / "inputs"
 REGISTRY: dict[str, Callable[[], dict[str, float]]] = {}
 
 
+ON_REQUEST: set[str] = set()  # benchmarks a plain `make bench` leaves out (they run for tens of minutes)
+
+
 def benchmark(function: Callable[[], dict[str, float]]) -> Callable[[], dict[str, float]]:
     """Register a benchmark under its function name; it returns its figures."""
     REGISTRY[function.__name__] = function
     return function
+
+
+def on_request(function: Callable[[], dict[str, float]]) -> Callable[[], dict[str, float]]:
+    """Register a benchmark that runs only when named (``make bench BENCH=name``)."""
+    ON_REQUEST.add(function.__name__)
+    return benchmark(function)
 
 
 def peak_rss_mb() -> float:

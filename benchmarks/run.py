@@ -1,11 +1,11 @@
 """``make bench``: run the benchmarks, print their figures, merge them into ``.bench/results.json``.
 
 Each benchmark runs in its own process so its ``peak_rss_mb`` is its own. ``make bench BENCH=name``
-runs one. Inputs (synthetic books) are cached in ``.bench/inputs`` so re-runs time the work, not
-the data generation. Each benchmark's entry is ``{"figures": ..., "measured": ...}``, the latter
-saying on which commit (dirty or not), CPU, cores and date (UTC) it ran, because entries of
-different runs are merged. ``.bench/results.md`` renders all entries as a markdown table for the
-README.
+runs one; the few that take tens of minutes (``ON_REQUEST``) run only when named. Inputs
+(synthetic books) are cached in ``.bench/inputs`` so re-runs time the work, not the data generation.
+Each benchmark's entry is ``{"figures": ..., "measured": ...}``, the latter saying on which commit
+(dirty or not), CPU, cores and date (UTC) it ran, because entries of different runs are merged.
+``.bench/results.md`` renders all entries as a markdown table for the README.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import BENCH_DIR, REGISTRY, RESULTS, RESULTS_MARKDOWN, measurement_record, peak_rss_mb
+from benchmarks.common import (
+    BENCH_DIR,
+    ON_REQUEST,
+    REGISTRY,
+    RESULTS,
+    RESULTS_MARKDOWN,
+    measurement_record,
+    peak_rss_mb,
+)
 
 
 def _load_modules() -> None:
@@ -59,7 +67,7 @@ def main(argv: list[str]) -> None:
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     # Entries of an older format have no measurement record: nobody can say what they measured.
     results = {name: entry for name, entry in saved.items() if "measured" in entry}
-    for name in argv or list(REGISTRY):
+    for name in argv or [name for name in REGISTRY if name not in ON_REQUEST]:
         print(f"== {name}", flush=True)
         measured = measurement_record()  # before the run: the tree as the benchmark ran it
         child = subprocess.run([sys.executable, "-m", "benchmarks.run", "--child", name],

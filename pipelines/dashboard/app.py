@@ -160,10 +160,8 @@ def _register_callbacks(app: Dash, source: DashboardSource, prefix: str) -> None
         except ServiceError as error:
             return _error(error), None, None, {}, [], None
         model = overview["pd_model"]
-        link = (html.A(f"MLflow: {model['name']} version {model['version']}", href=model["mlflow_url"],
-                       target="_blank", id="mlflow-link") if model["mlflow_url"]
-                else html.Span(f"{model['name']} version {model['version']} (not in the MLflow registry)",
-                               id="mlflow-link"))
+        link = html.A(f"MLflow: {model['name']} version {model['version']} (alias {model['alias']}, "
+                      f"{model['flavour']})", href=model["mlflow_url"], target="_blank", id="mlflow-link")
         info = html.Div([
             html.Div(["Run ", html.Code(overview["run_id"], id="shown-run-id"), f" ({overview['status']}), snapshot ",
                       html.Code(overview["snapshot_id"]), f" as of {overview['as_of']}, {overview['n_paths']:,} paths, "

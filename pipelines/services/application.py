@@ -503,8 +503,9 @@ def _measures(metrics: dict[str, float]) -> dict[str, Any]:
 
 MAX_HISTORY_RUNS = 50
 MAX_CONTRIBUTORS = 25  # what reduce keeps per segment: pipelines.engine.drilldown.TOP_CONTRIBUTORS_PER_SEGMENT
-REPORT_FORMATS = {"html": ("stress_test_report.html", "text/html; charset=utf-8", "html_uri"),
-                  "pdf": ("stress_test_report.pdf", "application/pdf", "pdf_uri")}
+# Format -> (file name, media type); the report step records {"report": {format: {"key", "uri"}}, ...}.
+REPORT_FORMATS = {"html": ("stress_test_report.html", "text/html; charset=utf-8"),
+                  "pdf": ("stress_test_report.pdf", "application/pdf")}
 RESULTS_FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
 
 
@@ -542,10 +543,8 @@ def _run_step(adapters: Adapters, run_id: str, step: str) -> dict[str, Any] | No
     return json.loads(store.get_bytes(key)) if store.exists(key) else None
 
 
-def mlflow_model_url(adapters: Adapters, model: dict[str, Any]) -> str | None:
-    """The MLflow UI page of a registered model version, or None for a model MLflow does not hold."""
-    if model.get("kind") != "mlflow_champion":
-        return None
+def mlflow_model_url(adapters: Adapters, model: dict[str, Any]) -> str:
+    """The MLflow UI page of a registered model version (every stress test runs one)."""
     base = adapters.settings.resolved_mlflow_ui_url.rstrip("/")
     return f"{base}/#/models/{model['name']}/versions/{model['version']}"
 
@@ -580,9 +579,10 @@ def _run_overview(adapters: Adapters, run_id: str) -> dict[str, Any]:
     return {"run_id": run_id, "status": status["status"] if status else None,
             "snapshot_id": provenance["snapshot_id"], "as_of": provenance["as_of"], "seed": provenance["seed"],
             "n_paths": provenance["n_paths"], "horizon_quarters": provenance["horizon"],
-            "pd_model": {"kind": model["kind"], "name": model["name"], "version": str(model["version"]),
+            "pd_model": {"name": model["name"], "version": str(model["version"]), "alias": model.get("alias"),
+                         "flavour": model.get("flavour"),
                          "note": model.get("note", ""), "mlflow_url": mlflow_model_url(adapters, model)},
-            "report_formats": sorted(f for f, (_, _, uri) in REPORT_FORMATS.items() if report and report.get(uri)),
+            "report_formats": sorted(f for f in REPORT_FORMATS if _report_uri(report, f)),
             "scenarios": [_scenario_figures(r) for r in results]}
 
 
@@ -766,11 +766,17 @@ def run_report(adapters: Adapters, run_id: str, report_format: str) -> tuple[byt
     if report_format not in REPORT_FORMATS:
         raise InvalidArgument([f"format: one of {sorted(REPORT_FORMATS)}"])
     run_id = _run_id_or_latest(adapters, run_id)
-    name, media_type, uri_field = REPORT_FORMATS[report_format]
-    report = _run_step(adapters, run_id, "report")
-    if report is None or not report.get(uri_field):
+    name, media_type = REPORT_FORMATS[report_format]
+    uri = _report_uri(_run_step(adapters, run_id, "report"), report_format)
+    if uri is None:
         raise NotFound(f"run {run_id!r} has no {report_format} report")
-    return _object_bytes(adapters, report[uri_field]), media_type, f"{_file_stem(run_id)}_{name}"
+    return _object_bytes(adapters, uri), media_type, f"{_file_stem(run_id)}_{name}"
+
+
+def _report_uri(report_step: dict[str, Any] | None, report_format: str) -> str | None:
+    """Where the report step put the report in ``report_format``, or None when it wrote none."""
+    written = ((report_step or {}).get("report") or {}).get(report_format) or {}
+    return written.get("uri")
 
 
 def _file_stem(run_id: str) -> str:

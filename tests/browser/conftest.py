@@ -38,6 +38,9 @@ generate_performance_history(3000, seed=5).to_parquet(settings.performance_histo
 tape = str(settings.data_home / "inputs" / "tape.csv")
 write_table(generate_loan_book(300, seed=11, as_of=date(2025, 12, 31)), tape)
 prepare_airflow(settings)
+# A registered PD model through the promotion gate first, as make demo does: the stress test runs no other.
+run_dag("pd_model_training", {"history_source_uri": str(settings.performance_history_uri), "holdout_quarters": 8,
+                              "search_budget": 1})
 print("RUN_ID=" + run_dag("loan_stress_test", {"source_uri": tape, "as_of_date": sys.argv[1]}))
 """
 
