@@ -56,7 +56,6 @@ def _asset_events(run_id: str) -> dict[str, dict]:
 def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_history, stress_settings, tmp_path,
                                           monkeypatch):
     from airflow.models.variable import Variable
-    from mlflow import MlflowClient
 
     from pipelines.adapters.object_store import open_object_store
     from pipelines.data.export import write_table
@@ -68,14 +67,14 @@ def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_
     from pipelines.tasks.runs import read_run_steps, run_key
 
     monkeypatch.setenv("STRESS_DASHBOARD_URL", DASHBOARD)
-    # The deployment's Airflow Variable names the tracking store and wins over STRESS_MLFLOW_TRACKING_URI, which
-    # names a store that does not exist: a plan that read it would fail the run (a lost store is an error).
+    # The deployment's Airflow Variable names the tracking store (the session's trained registry, with a champion)
+    # and wins over STRESS_MLFLOW_TRACKING_URI, which names a store that does not exist: a plan that read it would
+    # fail the run (a lost store is an error).
+    tracking_uri = os.environ["STRESS_MLFLOW_TRACKING_URI"]
     monkeypatch.setenv("STRESS_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'lost-mlflow.sqlite'}")
     get_settings.cache_clear()
     tape = str(tmp_path / "tape.csv")
     write_table(generate_loan_book(250, seed=21, as_of=AS_OF), tape)
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow-from-variable.sqlite'}"
-    MlflowClient(tracking_uri=tracking_uri).search_experiments()  # creates the (empty) store
     Variable.set(TRACKING_URI_VARIABLE, tracking_uri)
     try:
         run = dagbag.get_dag("loan_stress_test").test(run_conf={
