@@ -120,9 +120,12 @@ def dashboard_url(seeded_adapters) -> Iterator[str]:
     server.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
-    """Headless Debian Chromium through Playwright (Playwright's own browser download is not used)."""
+    """Headless Debian Chromium through Playwright (Playwright's own browser download is not used).
+
+    One per module, not per session: Playwright's sync API keeps an asyncio loop in the main thread while
+    it runs, and the later tests of the session (``asyncio.run``, Airflow's ``dag.test``) need it gone."""
     if not CHROMIUM.exists() and not shutil.which("chromium"):
         _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
