@@ -55,6 +55,7 @@ def _asset_events(run_id: str) -> dict[str, dict]:
 
 def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_history, stress_settings, tmp_path,
                                           monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
     from airflow.models.variable import Variable
 
     from pipelines.adapters.object_store import open_object_store
@@ -75,7 +76,10 @@ def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_
     write_table(generate_loan_book(250, seed=21, as_of=AS_OF), tape)
     Variable.set(TRACKING_URI_VARIABLE, tracking_uri)
     try:
-        run = dagbag.get_dag("loan_stress_test").test(run_conf={
+        # A DAG parsed for this test: dag.test(run_conf=...) leaves the conf in the params of the DAG object it
+        # ran, which would become the defaults of later tests using the session's DagBag.
+        dag = DagBag(str(REPO_ROOT / "dags" / "loan_stress_test.py")).get_dag("loan_stress_test")
+        run = dag.test(run_conf={
             "source_uri": tape, "as_of_date": AS_OF.isoformat(), "n_paths": 100,
             "scenarios": ["2026_baseline", "2026_severely_adverse"]})
     finally:
