@@ -298,8 +298,10 @@ def evaluate(split: OutOfTimeSplit, spec: FeatureSpec, model: XGBoostPD, predict
         "models": {name: performance_metrics(y, p, alpha) for name, p in predictions.items()},
         # XGBoost's AUC minus every other model's on the same rows, with DeLong's paired standard error:
         # the single-AUC intervals overlap even when the paired test separates two models.
+        # (empty when the evaluation has no XGBoost predictions, as for a benchmark registered on its own)
         "xgboost_auc_difference": {name: vm.paired_auc_difference(y, predictions["xgboost"], p).as_dict()
-                                   for name, p in predictions.items() if name != "xgboost"},
+                                   for name, p in predictions.items() if name != "xgboost"}
+                                  if "xgboost" in predictions else {},
         "train_auc_xgboost": vm.auc(split.train[spec.target].to_numpy(), model.margin(split.train)),
         "psi": stability(split.train, split.test, spec, model),
         "hyper_parameters": model.params_ | {"n_trees": model.n_trees_},

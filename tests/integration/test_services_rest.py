@@ -194,13 +194,13 @@ def test_airflow_plugin_mounts_the_protected_api_only_when_tokens_can_be_checked
 
     monkeypatch.setenv("STRESS_DATA_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("STRESS_AUTH_JWKS_URL", raising=False)
-    (dashboard,) = load_plugin().fastapi_apps  # the dashboard (behind Airflow's own login) only
-    assert dashboard["url_prefix"] == "/loanstress/dashboard"
+    dashboard, reports = load_plugin().fastapi_apps  # behind Airflow's own login: dashboard and reports only
+    assert (dashboard["url_prefix"], reports["url_prefix"]) == ("/loanstress/dashboard", "/loanstress-reports")
     assert TestClient(dashboard["app"]).get("/_dash-layout").status_code == 401  # no Airflow token
     for name, value in (("STRESS_AUTH_ISSUER", oauth_issuer.issuer), ("STRESS_AUTH_AUDIENCE", AUDIENCE),
                         ("STRESS_AUTH_JWKS_URL", oauth_issuer.jwks_url)):
         monkeypatch.setenv(name, value)
-    dashboard, mounted = load_plugin().fastapi_apps  # the dashboard first: /loanstress would match it too
+    dashboard, _, mounted = load_plugin().fastapi_apps  # the dashboard first: /loanstress would match it too
     assert (dashboard["url_prefix"], mounted["url_prefix"]) == ("/loanstress/dashboard", "/loanstress")
     client = TestClient(mounted["app"])
     assert client.get("/api/v1/compliance/CET1_MIN").status_code == 401
