@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -27,6 +28,16 @@ PROJECT_ROOT = SPARK_JOB.parents[2]
 
 class SparkJobError(RuntimeError):
     """spark-submit failed; the message carries the end of its log."""
+
+
+def job_argument_parser(description: str) -> argparse.ArgumentParser:
+    """The command line the Spark jobs read: what :func:`job_arguments` writes (one definition of both sides)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--object-store-uri", required=True)
+    parser.add_argument("--job-key", required=True)
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--kms-key-id", default="", help="SSE-KMS key of the store's writes; empty: SSE-S3")
+    return parser
 
 
 def job_arguments(store_uri: str, job_key: str, region: str, kms_key_id: str = "") -> list[str]:

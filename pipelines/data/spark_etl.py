@@ -37,7 +37,6 @@ here: everything comes from the job document, as for :mod:`pipelines.engine.spar
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import json
@@ -449,11 +448,9 @@ def run(store_uri: str, key: str, region: str, kms_key_id: str = "") -> dict[str
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--object-store-uri", required=True)
-    parser.add_argument("--job-key", required=True)
-    parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--kms-key-id", default="", help="SSE-KMS key of the store's writes; empty: SSE-S3")
+    from pipelines.adapters.compute import job_argument_parser
+
+    parser = job_argument_parser(__doc__.splitlines()[0])
     # Known arguments only: AWS Glue (the documented alternative) adds its own (--JOB_NAME, ...).
     args, _ = parser.parse_known_args(argv)
     result = run(args.object_store_uri, args.job_key, args.region, args.kms_key_id)

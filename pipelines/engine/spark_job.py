@@ -16,7 +16,6 @@ environment.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -68,12 +67,9 @@ def run(store_uri: str, job_key: str, region: str, kms_key_id: str = "") -> list
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--object-store-uri", required=True)
-    parser.add_argument("--job-key", required=True)
-    parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--kms-key-id", default="", help="SSE-KMS key of the store's writes; empty: SSE-S3")
-    args = parser.parse_args(argv)
+    from pipelines.adapters.compute import job_argument_parser
+
+    args = job_argument_parser(__doc__.splitlines()[0]).parse_args(argv)
     outputs = run(args.object_store_uri, args.job_key, args.region, args.kms_key_id)
     print(f"simulated {len(outputs)} batches of {args.job_key}")
 
