@@ -1,10 +1,13 @@
-"""Fixtures of the services' tests: the adapters on embedded stores or on PostgreSQL and Redis, and an
-OAuth 2.0 authorization server on loopback."""
+"""Fixtures of the integration tests: the adapters on embedded stores or on PostgreSQL and Redis, an
+OAuth 2.0 authorization server on loopback, and a private PostgreSQL cluster that speaks TLS only."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from services_support import adapters_fixture, fresh_postgres_database_fixture
+from tls_postgres import ClusterUnavailable, TlsPostgres
 
 from pipelines.services.certificates import CertificateAuthority
 from pipelines.services.local_issuer import ALL_SCOPES, OAuthIssuer
@@ -44,3 +47,22 @@ def client_credentials_token(issuer: OAuthIssuer, client_id: str, scope: str | N
 def certificate_authority(tmp_path_factory) -> CertificateAuthority:
     """A CA made for this test run; its server certificates name localhost and 127.0.0.1."""
     return CertificateAuthority(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def tls_postgres():
+    """A throwaway hostssl-only PostgreSQL cluster on a free loopback port, its certificate signed by a CA
+    made for the session; stopped and removed at the end. Fails under CI=true when it cannot start, else skips."""
+    server = TlsPostgres()
+    try:
+        server.start()
+    except ClusterUnavailable as error:
+        server.stop()
+        message = f"the private TLS PostgreSQL cluster did not start: {error}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -138,12 +138,16 @@ def _server_ssl(postgres_url: str) -> str:
 
 
 def test_sslmode_require_against_the_local_server(settings, postgres_url, postgres_database) -> None:
-    """The local server has ssl=off: require must refuse to connect in clear, with libpq's reason. Were TLS
-    on, the same settings must connect encrypted (pg_stat_ssl says so)."""
+    """The local server has ssl=off: require must refuse to connect in clear, naming the setting and with
+    libpq's reason. Were TLS on, the same settings must connect encrypted (pg_stat_ssl says so); verified
+    TLS against a server that has it is tested on a private cluster (test_postgres_tls.py)."""
+    from pipelines.adapters.sql import TlsRefused
+
     adapters = build_adapters(settings.model_copy(update={"loan_store_url": postgres_database,
                                                           "loan_store_sslmode": "require"}))
     if _server_ssl(postgres_url) == "off":
-        with pytest.raises(sa.exc.OperationalError, match="server does not support SSL, but SSL was required"):
+        with pytest.raises(TlsRefused, match=r"does not offer TLS and STRESS_LOAN_STORE_SSLMODE=require requires "
+                                             r"it.*server does not support SSL, but SSL was required"):
             _ = adapters.loan_store
     else:
         with adapters.loan_store.engine.connect() as connection:
