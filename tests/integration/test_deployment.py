@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -295,7 +296,7 @@ def test_the_servers_serve_tls_from_the_mounted_secret_with_probes_of_the_cli() 
         env_from = [ref["configMapRef"]["name"] for ref in container["envFrom"]]
         settings = {key: value for source in env_from for key, value in config[source].items()}
         (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
-        assert mount["readOnly"] and {v["name"]: v["secret"]["secretName"] for v in pod["volumes"]}["tls"] == \
+        assert mount["readOnly"] and {v["name"]: v for v in pod["volumes"]}["tls"]["secret"]["secretName"] == \
             "loanstress-tls"
         for setting in ("STRESS_TLS_CERT_PATH", "STRESS_TLS_KEY_PATH", "STRESS_TLS_CA_PATH"):
             assert settings[setting].startswith(mount["mountPath"] + "/"), (name, setting)
@@ -307,3 +308,173 @@ def test_the_servers_serve_tls_from_the_mounted_secret_with_probes_of_the_cli() 
         secret_refs = [env["valueFrom"]["secretKeyRef"] for env in container.get("env", [])
                        if "secretKeyRef" in env.get("valueFrom", {})]
         assert all(set(ref) == {"name", "key"} for ref in secret_refs), name
+
+
+# The aws configuration of the manifests and of the compose aws overlay.
+
+AWS_OVERLAY = ROOT / "docker-compose.aws.yaml"
+# What the Secrets hold, in a form the settings accept (the values themselves are the deployer's).
+SECRET_SAMPLES = {"STRESS_LOAN_STORE_URL": "postgresql+psycopg://loanstress@loanstress.example.invalid:5432/loanstress"}
+AWS_SHELL = {"AIRFLOW_JWT_SECRET": JWT_SECRET, "STRESS_OBJECT_STORE_URI": "s3://loanstress-data/prod",
+             "STRESS_LOAN_STORE_URL": SECRET_SAMPLES["STRESS_LOAN_STORE_URL"],
+             "LOANSTRESS_RDS_CA_BUNDLE": "/srv/rds/global-bundle.pem",
+             "STRESS_ARRIVAL_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/loanstress-tape-arrivals",
+             "STRESS_SAGEMAKER_IMAGE_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlflow-pyfunc:3.17.2",
+             "STRESS_SAGEMAKER_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/loanstress-sagemaker",
+             "STRESS_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/loanstress-emr-serverless",
+             "STRESS_EMR_CODE_URI": "s3://loanstress-data/prod/spark-bundle/"}
+
+
+# Settings naming a file the process reads (certificates, CA bundles): the pod or container must mount it.
+FILE_SETTING_SUFFIXES = ("_CERT_PATH", "_KEY_PATH", "_CA_PATH", "_SSLROOTCERT", "_CA_BUNDLE")
+
+
+def _setting_names() -> set[str]:
+    from pipelines.settings import StressSettings
+
+    return {f"STRESS_{name.upper()}" for name in StressSettings.model_fields}
+
+
+def _required_by_description() -> set[str]:
+    """Settings whose own description in pipelines/settings.py says they are required (for a choice)."""
+    from pipelines.settings import StressSettings
+
+    return {f"STRESS_{name.upper()}" for name, field in StressSettings.model_fields.items()
+            if "required for" in (field.description or "")}
+
+
+def _kubernetes_workloads() -> dict[str, tuple[dict[str, str], list[str], bool]]:
+    """Each workload's environment (ConfigMaps and literal values; a Secret's or another ConfigMap's key as
+    a sample or a placeholder), the mount paths of its files, and whether it builds the project's adapters
+    (the Airflow chart's components and the gRPC and REST servers do; the dashboard reads the REST API at
+    STRESS_DASHBOARD_API_URL instead, and MLflow reads only its own variables): the chart's and each
+    Deployment's."""
+    documents = _documents()
+    config = {doc["metadata"]["name"]: doc["data"] for doc in documents if doc["kind"] == "ConfigMap"}
+
+    def from_refs(env_from: list[dict], env: list[dict]) -> dict[str, str]:
+        values = {key: value for ref in env_from for key, value in config[ref["configMapRef"]["name"]].items()}
+        for entry in env:
+            if "value" in entry:
+                values[entry["name"]] = entry["value"]
+            else:
+                ref = next(iter(entry["valueFrom"].values()))
+                values[entry["name"]] = SECRET_SAMPLES.get(entry["name"], f"<{ref['name']}/{ref['key']}>")
+        return values
+
+    values = yaml.safe_load((KUBERNETES / "airflow-values.yaml").read_text())
+    chart_env = [{"name": s["envName"], "valueFrom": {"secretKeyRef": {"name": s["secretName"], "key": s["secretKey"]}}}
+                 for s in values["secret"]]
+    workloads = {"airflow (Helm chart)": (from_refs(yaml.safe_load(values["extraEnvFrom"]), chart_env),
+                                          [m["mountPath"] for m in values["volumeMounts"]], True)}
+    for doc in documents:
+        if doc["kind"] == "Deployment":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                env = from_refs(container.get("envFrom", []), container.get("env", []))
+                reads_the_api = container.get("args") == ["serve-dashboard"] and "STRESS_DASHBOARD_API_URL" in env
+                workloads[f"{doc['metadata']['name']}/{container['name']}"] = (
+                    env, [m["mountPath"] for m in container.get("volumeMounts", [])],
+                    container.get("command") == SERVER_ENTRYPOINT and not reads_the_api)
+    return workloads
+
+
+def _aws_settings(env: dict[str, str | None], mounts: list[str], files: Path, monkeypatch):
+    """The settings ``env`` gives, each file it names under one of ``mounts`` put in ``files`` (the pod's volume);
+    a file path outside every mount fails: the pod would not have it."""
+    from pipelines.settings import StressSettings
+
+    for name in list(os.environ):
+        if name.startswith("STRESS_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        if value is None:
+            continue
+        if name.endswith(FILE_SETTING_SUFFIXES):
+            assert any(value == mount or value.startswith(mount.rstrip("/") + "/") for mount in mounts), \
+                (name, value, mounts)
+            placed = files / value.lstrip("/")
+            placed.parent.mkdir(parents=True, exist_ok=True)
+            placed.write_text("a PEM bundle the pod mounts")
+            value = str(placed)
+        monkeypatch.setenv(name, value)
+    return StressSettings()
+
+
+def test_every_stress_variable_of_the_deployment_files_is_a_setting(compose_model: dict, tls_model: dict) -> None:
+    """The settings ignore unknown STRESS_* variables, so a misspelt one would be dropped without a word."""
+    names = {name for env, _, _ in _kubernetes_workloads().values() for name in env}
+    aws = _compose("config", "--format", "json", env=AWS_SHELL, overlays=(AWS_OVERLAY,))
+    assert aws.returncode == 0, aws.stderr
+    for model in (compose_model, tls_model, json.loads(aws.stdout)):
+        names |= {name for service in model["services"].values() for name in service.get("environment") or {}}
+    stress = {name for name in names if name.startswith("STRESS_")}
+    assert len(stress) > 30 and stress - _setting_names() == set()
+
+
+def test_the_aws_configmap_with_the_secrets_is_accepted_by_the_composition_root(tmp_path: Path, monkeypatch) -> None:
+    """Every workload's environment passes check_configuration (which refuses an aws target missing what it
+    needs, naming the setting), names every setting settings.py documents as required, carries the PostgreSQL
+    TLS parameters into the stores' URL, and builds the tape-arrival watcher of the aws target."""
+    from pipelines.composition import Adapters, check_configuration
+    from pipelines.settings import ModelServing, MonitoringScorer, SimulationRunner, Target
+    from pipelines.tasks import arrival
+
+    workloads = _kubernetes_workloads()
+    assert sorted(name for name, (*_, builds) in workloads.items() if builds) == \
+        ["airflow (Helm chart)", "loanstress-api/api", "loanstress-grpc/grpc"]
+    for workload, (env, mounts, builds_adapters) in workloads.items():
+        settings = _aws_settings(env, mounts, tmp_path / workload.replace("/", "_"), monkeypatch)
+        if not builds_adapters:
+            continue  # the files it is told of are mounted (checked above); it opens no store
+        check_configuration(settings)
+        assert _required_by_description() <= set(env), workload
+        assert settings.target is Target.AWS and settings.resolved_require_champion, workload
+        assert settings.resolved_model_serving is ModelServing.SAGEMAKER, workload
+        assert settings.resolved_monitoring_scorer is MonitoringScorer.BATCH_TRANSFORM, workload
+        assert settings.simulation_runner is SimulationRunner.EMR_SERVERLESS, workload
+        assert settings.object_store_kms_key_id and settings.object_store_require_bucket_encryption, workload
+        assert settings.resolved_mlflow_tracking_uri.startswith("https://"), workload
+        assert env["MLFLOW_TRACKING_SERVER_CERT_PATH"].startswith(tuple(mounts)), workload
+        query = sa.engine.make_url(Adapters(settings).loan_store_url).query
+        assert query["sslmode"] == "verify-full" and Path(query["sslrootcert"]).is_file(), workload
+        # The watcher refuses an aws target without STRESS_ARRIVAL_QUEUE_URL when the DAG file is parsed.
+        monkeypatch.setattr(arrival, "current_adapters", lambda settings=settings: Adapters(settings))
+        assert type(arrival.arrival_watcher().trigger).__name__ == "MessageQueueTrigger", workload
+
+
+def test_without_a_required_setting_the_aws_configmap_is_refused_naming_it(tmp_path: Path, monkeypatch) -> None:
+    """The acceptance above is not vacuous: drop each setting check_configuration needs and it says which."""
+    from pipelines.composition import ConfigurationError, check_configuration
+
+    env, mounts, _ = _kubernetes_workloads()["airflow (Helm chart)"]
+    for name in sorted(_required_by_description()):
+        settings = _aws_settings({**env, name: None}, mounts, tmp_path, monkeypatch)
+        with pytest.raises(ConfigurationError, match=name):
+            check_configuration(settings)
+
+
+def test_the_compose_aws_overlay_requires_the_aws_stores_and_gives_a_valid_configuration(tmp_path: Path,
+                                                                                         monkeypatch) -> None:
+    from pipelines.composition import check_configuration
+    from pipelines.settings import Target
+
+    for required in ("STRESS_OBJECT_STORE_URI", "STRESS_LOAN_STORE_URL", "LOANSTRESS_RDS_CA_BUNDLE",
+                     "STRESS_ARRIVAL_QUEUE_URL"):
+        missing = _compose("config", "--quiet", env={k: v for k, v in AWS_SHELL.items() if k != required},
+                           overlays=(AWS_OVERLAY,))
+        assert missing.returncode != 0 and required in missing.stderr, required
+    resolved = _compose("config", "--format", "json", env=AWS_SHELL, overlays=(AWS_OVERLAY, TLS_OVERLAY))
+    assert resolved.returncode == 0, resolved.stderr
+    model = json.loads(resolved.stdout)
+    assert model["secrets"]["rds-ca"]["file"] == AWS_SHELL["LOANSTRESS_RDS_CA_BUNDLE"]
+    for name in AIRFLOW_COMPONENTS | set(SERVERS):
+        service = model["services"][name]
+        mounts = [secret["target"] for secret in service["secrets"]]
+        settings = _aws_settings(service["environment"], mounts, tmp_path / name, monkeypatch)
+        check_configuration(settings)
+        assert settings.target is Target.AWS and settings.loan_store_sslmode == "verify-full", name
+        assert settings.resolved_object_store_uri == AWS_SHELL["STRESS_OBJECT_STORE_URI"], name
+        assert settings.resolved_mlflow_tracking_uri == "https://mlflow:5000", name  # the TLS overlay's, kept
+        assert _required_by_description() <= set(service["environment"]), name
+    for name in AIRFLOW_COMPONENTS:
+        assert model["services"][name]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"] == JWT_SECRET, name
