@@ -88,7 +88,7 @@ _REFUSALS = (
 )
 
 
-def tls_refusal(url: sa.engine.URL, reason: str) -> TlsRefused | None:
+def _tls_refusal(url: sa.engine.URL, reason: str) -> TlsRefused | None:
     """The :class:`TlsRefused` libpq's ``reason`` amounts to on ``url``, or None for a reason of another kind."""
     for pattern, explanation in _REFUSALS:
         if pattern.search(reason):
@@ -114,5 +114,5 @@ def open_engine(url: str) -> sa.Engine:
         def _explain_tls_refusal(context: sa.engine.ExceptionContext) -> TlsRefused | None:
             if context.connection is not None:  # a failing statement, not a refused connection
                 return None
-            return tls_refusal(parsed, str(context.original_exception))
+            return _tls_refusal(parsed, str(context.original_exception))
     return engine
