@@ -396,7 +396,8 @@ def _aws_settings(env: dict[str, str | None], mounts: list[str], files: Path, mo
             placed.parent.mkdir(parents=True, exist_ok=True)
             placed.write_text("a PEM bundle the pod mounts")
             value = str(placed)
-        monkeypatch.setenv(name, value)
+        if name.startswith("STRESS_"):  # Airflow's and MLflow's own variables are not the settings'
+            monkeypatch.setenv(name, value)
     return StressSettings()
 
 
