@@ -58,6 +58,7 @@ def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.variable import Variable
 
+    from pipelines.adapters.model_registry import CHAMPION, ModelRegistry
     from pipelines.adapters.object_store import open_object_store
     from pipelines.data.export import write_table
     from pipelines.data.synthetic import generate_loan_book
@@ -68,9 +69,12 @@ def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_
     from pipelines.tasks.runs import read_run_steps, run_key
 
     monkeypatch.setenv("STRESS_DASHBOARD_URL", DASHBOARD)
-    # The deployment's Airflow Variable names the tracking store: the session's trained registry, as
-    # STRESS_MLFLOW_TRACKING_URI does (the Variable's precedence is tested in tests/unit/test_airflow_config.py).
+    # The deployment's Airflow Variable names the tracking store (the session's trained registry, with a champion)
+    # and wins over STRESS_MLFLOW_TRACKING_URI, which names a store that does not exist: a plan that read it would
+    # fail the run (a configured store that is missing is an error, never an empty registry).
     tracking_uri = os.environ["STRESS_MLFLOW_TRACKING_URI"]
+    lost_store = tmp_path / "lost-mlflow.sqlite"
+    monkeypatch.setenv("STRESS_MLFLOW_TRACKING_URI", f"sqlite:///{lost_store}")
     get_settings.cache_clear()
     tape = str(tmp_path / "tape.csv")
     write_table(generate_loan_book(250, seed=21, as_of=AS_OF), tape)
@@ -85,8 +89,12 @@ def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_
     finally:
         Variable.delete(TRACKING_URI_VARIABLE)
     assert str(run.state) == "success"
+    assert not lost_store.exists()
     store = open_object_store(stress_settings.resolved_object_store_uri)
     steps = read_run_steps(store, run.run_id)
+    champion = ModelRegistry(tracking_uri, stress_settings.pd_registered_model_name,
+                             stress_settings.mlflow_experiment_name).alias_version(CHAMPION)
+    assert (steps["plan"]["pd_model"]["tracking_uri"], steps["plan"]["pd_model"]["version"]) == (tracking_uri, champion)
     scenarios = steps["plan"]["scenarios"]
     results = {s: json.loads(store.get_bytes(f"runs/{run_key(run.run_id)}/results/{s}/simulation_result.json"))
                for s in scenarios}
