@@ -1,6 +1,7 @@
 """Where a task's MLflow tracking URI comes from: the Airflow Variable, then STRESS_MLFLOW_TRACKING_URI, then
 the embedded store. The Variable is given the way Airflow's secrets chain reads it first, as an
-``AIRFLOW_VAR_*`` environment variable (the metadata-database path is in the DAG test of the UI)."""
+``AIRFLOW_VAR_*`` environment variable (the metadata-database path is in tests/dags/test_airflow_variables.py
+and the DAG test of the UI)."""
 
 from __future__ import annotations
 
