@@ -157,6 +157,17 @@ def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_
     assets = {node["id"]: node["label"] for node in graph["nodes"] if node["type"] == "asset"}
     drawn = {(edge["source_id"], assets[edge["target_id"]]) for edge in graph["edges"] if edge["target_id"] in assets}
     assert drawn == {("loan_tape.validate", "validated_loan_snapshot"), ("publish", "stress_test_results")}
+    # The XCom tab: the report task's return value is where the report is and what it says, not two URI strings;
+    # each reduce's is the keys of its stored result and the headline figures, not the loss distribution.
+    xcoms = {task: value if isinstance(value, dict) else json.loads(value) for task, value in seen["xcoms"].items()}
+    assert xcoms.pop("report[-1]") == report
+    assert {task for task in xcoms} == {"reduce[0]", "reduce[1]"}
+    by_scenario = {value["scenario_id"]: value for value in xcoms.values()}
+    assert sorted(by_scenario) == sorted(scenarios)
+    for scenario_id, value in by_scenario.items():
+        assert set(value) == {"scenario_id", "SimulationId", "result_key", "loans_key", "segment_losses_key", "figures"}
+        assert value["figures"] == headline_figures(results[scenario_id])
+        assert value["result_key"] == f"runs/{run_key(run.run_id)}/results/{scenario_id}/simulation_result.json"
     html, pdf = seen["reports"]["Report (HTML)"], seen["reports"]["Report (PDF)"]
     assert html["anonymous_status"] == pdf["anonymous_status"] == 401
     assert (html["status"], html["content_type"]) == (200, "text/html; charset=utf-8")
