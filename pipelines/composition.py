@@ -31,7 +31,9 @@ setting (:func:`check_configuration`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -235,28 +237,54 @@ def build_adapters(settings: StressSettings) -> Adapters:
 
 SettingsResolver = Callable[[StressSettings], StressSettings]
 
+
+@dataclass
+class _Resolution:
+    """One task call's resolver and what it made of the environment's settings (resolved once per call)."""
+
+    resolver: SettingsResolver
+    source: StressSettings | None = None
+    settings: StressSettings | None = None
+
+    def of(self, source: StressSettings) -> StressSettings:
+        if self.settings is None or self.source is not source:
+            self.settings, self.source = self.resolver(source), source
+        return self.settings
+
+
+_resolution: ContextVar[_Resolution | None] = ContextVar("settings_resolution", default=None)
 _current: Adapters | None = None
 _current_source: StressSettings | None = None  # the environment's settings _current was resolved from
-_resolver: SettingsResolver | None = None
 
 
-def resolve_settings_with(resolver: SettingsResolver | None) -> None:
-    """Have :func:`current_adapters` pass the environment's settings through ``resolver`` before building.
+@contextmanager
+def settings_resolved_by(resolver: SettingsResolver) -> Iterator[None]:
+    """Within the block, :func:`current_adapters` passes the environment's settings through ``resolver``.
 
-    The task layer installs the resolver of the Airflow deployment's Variables and Connections
-    (:mod:`pipelines.tasks.airflow_config`) when a task runs; the command line and the services
-    build from the environment alone. Installing another resolver rebuilds the adapters.
+    The task layer wraps each task function's call in this with the resolver of the Airflow deployment's
+    Variables (:mod:`pipelines.tasks.airflow_config`); the command line and the services build from the
+    environment alone. The resolver is scoped to the call, not installed for the process, because what it
+    reads is read only inside a running task (outside one, Airflow's secrets chain has no metadata
+    database: a DAG file's parse-time call would see no Variable) and changes while a worker process lives
+    (a Variable set or deleted between two tasks). It runs once per call, on the call's first request.
     """
-    global _resolver, _current
-    if resolver is not _resolver:
-        _resolver, _current = resolver, None
+    token = _resolution.set(_Resolution(resolver))
+    try:
+        yield
+    finally:
+        _resolution.reset(token)
 
 
 def current_adapters() -> Adapters:
-    """The adapters of this process's settings (rebuilt when the settings are re-read, as tests do)."""
+    """The adapters of this process's settings, as resolved for the running task if one is running.
+
+    Rebuilt when the environment's settings are re-read (as tests do) or resolve to other values (a
+    Variable set, changed or deleted since the adapters were built); reused otherwise.
+    """
     global _current, _current_source
-    settings = get_settings()
-    if _current is None or _current_source is not settings:
-        _current = build_adapters(_resolver(settings) if _resolver else settings)
-        _current_source = settings
+    source = get_settings()
+    resolution = _resolution.get()
+    settings = resolution.of(source) if resolution else source
+    if _current is None or _current_source is not source or _current.settings != settings:
+        _current, _current_source = build_adapters(settings), source
     return _current

@@ -7,8 +7,9 @@ when it is set (through Airflow's secrets chain: a secrets backend such as AWS S
 stay in the Airflow connection named by ``STRESS_AWS_CONN_ID`` (``aws_default``), which the Amazon
 provider's operators and hooks read (EMR Serverless, SageMaker). Precedence: docs/deployment.md.
 
-:func:`pipelines.tasks.policy.task_entry` installs :func:`airflow_settings` into the composition
-root before each task function runs; the composition root still builds every adapter.
+:func:`pipelines.tasks.policy.task_entry` runs each task function's call with :func:`airflow_settings`
+as the composition root's resolver (read anew by every call: a Variable can be set or deleted between two
+tasks of one worker process); the composition root still builds every adapter.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 def task_entry(function: Callable[P, R]) -> Callable[P, R]:
     """Mark a task function's permanent errors as non-retryable (the error and its cause stay in the log).
 
-    Before the call, the composition root is told to read the Airflow deployment's Variables
-    (:mod:`pipelines.tasks.airflow_config`), so a task's adapters follow what Airflow configures.
+    During the call, the composition root reads the Airflow deployment's Variables
+    (:mod:`pipelines.tasks.airflow_config`), so a task's adapters follow what Airflow configures now.
 
     Its ``run_id`` argument, if it has one, is bound to every log record of the call (JSON logs).
     """
@@ -42,13 +42,15 @@ def task_entry(function: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from pipelines.composition import resolve_settings_with
+        from pipelines.composition import settings_resolved_by
         from pipelines.observability.logs import bound_run_id
         from pipelines.tasks.airflow_config import airflow_settings
 
-        resolve_settings_with(airflow_settings)  # the deployment's Airflow Variables before STRESS_* settings
         try:
-            with bound_run_id(signature.bind_partial(*args, **kwargs).arguments.get("run_id")):
+            # The deployment's Airflow Variables before STRESS_* settings, read by this call (they can change
+            # between two tasks of one worker process).
+            with (settings_resolved_by(airflow_settings),
+                  bound_run_id(signature.bind_partial(*args, **kwargs).arguments.get("run_id"))):
                 return function(*args, **kwargs)
         except PERMANENT_ERRORS as error:
             from airflow.sdk.exceptions import AirflowFailException

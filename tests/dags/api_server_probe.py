@@ -3,7 +3,8 @@
 Run as a script by the DAG tests (``python tests/dags/api_server_probe.py DAG_ID RUN_ID``) in a process
 of its own, because Airflow reads the plugins folder once per process. Prints one JSON object: the
 plugin list, the extra links of every task instance of the run, the report endpoint's answers
-with and without an Airflow token, and the DAG's graph with its external dependencies (assets).
+with and without an Airflow token, the DAG's graph with its external dependencies (assets), and the
+XCom return values of the report and reduce task instances.
 """
 
 from __future__ import annotations
@@ -36,10 +37,18 @@ def main(dag_id: str, run_id: str) -> None:
             reports[name] = {"url": url, "anonymous_status": anonymous.status_code, "status": signed_in.status_code,
                              "content_type": signed_in.headers.get("content-type"),
                              "body_start": signed_in.content[:64].decode("latin-1")}
+    # The return values the UI's XCom tab shows for the report and each scenario's reduce.
+    xcoms = {}
+    for key in links:
+        task_id, map_index = key.removesuffix("]").split("[")
+        if task_id in {"report", "reduce"}:
+            answer = client.get(f"{run_path}/taskInstances/{task_id}/xcomEntries/return_value", headers=auth,
+                                params={"map_index": map_index})
+            xcoms[key] = answer.json()["value"]
     plugins = client.get("/api/v2/plugins", headers=auth).json()
     graph = client.get("/ui/structure/structure_data", headers=auth,
                        params={"dag_id": dag_id, "external_dependencies": True}).json()
-    print(json.dumps({"plugins": plugins, "links": links, "reports": reports, "graph": graph}))
+    print(json.dumps({"plugins": plugins, "links": links, "reports": reports, "graph": graph, "xcoms": xcoms}))
 
 
 if __name__ == "__main__":

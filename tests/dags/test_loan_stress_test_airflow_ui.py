@@ -58,6 +58,7 @@ def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.variable import Variable
 
+    from pipelines.adapters.model_registry import CHAMPION, ModelRegistry
     from pipelines.adapters.object_store import open_object_store
     from pipelines.data.export import write_table
     from pipelines.data.synthetic import generate_loan_book
@@ -68,9 +69,12 @@ def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_
     from pipelines.tasks.runs import read_run_steps, run_key
 
     monkeypatch.setenv("STRESS_DASHBOARD_URL", DASHBOARD)
-    # The deployment's Airflow Variable names the tracking store: the session's trained registry, as
-    # STRESS_MLFLOW_TRACKING_URI does (the Variable's precedence is tested in tests/unit/test_airflow_config.py).
+    # The deployment's Airflow Variable names the tracking store (the session's trained registry, with a champion)
+    # and wins over STRESS_MLFLOW_TRACKING_URI, which names a store that does not exist: a plan that read it would
+    # fail the run (a configured store that is missing is an error, never an empty registry).
     tracking_uri = os.environ["STRESS_MLFLOW_TRACKING_URI"]
+    lost_store = tmp_path / "lost-mlflow.sqlite"
+    monkeypatch.setenv("STRESS_MLFLOW_TRACKING_URI", f"sqlite:///{lost_store}")
     get_settings.cache_clear()
     tape = str(tmp_path / "tape.csv")
     write_table(generate_loan_book(250, seed=21, as_of=AS_OF), tape)
@@ -85,8 +89,12 @@ def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_
     finally:
         Variable.delete(TRACKING_URI_VARIABLE)
     assert str(run.state) == "success"
+    assert not lost_store.exists()
     store = open_object_store(stress_settings.resolved_object_store_uri)
     steps = read_run_steps(store, run.run_id)
+    champion = ModelRegistry(tracking_uri, stress_settings.pd_registered_model_name,
+                             stress_settings.mlflow_experiment_name).alias_version(CHAMPION)
+    assert (steps["plan"]["pd_model"]["tracking_uri"], steps["plan"]["pd_model"]["version"]) == (tracking_uri, champion)
     scenarios = steps["plan"]["scenarios"]
     results = {s: json.loads(store.get_bytes(f"runs/{run_key(run.run_id)}/results/{s}/simulation_result.json"))
                for s in scenarios}
@@ -149,6 +157,17 @@ def test_a_run_as_the_airflow_ui_shows_it(airflow_db, dagbag, small_performance_
     assets = {node["id"]: node["label"] for node in graph["nodes"] if node["type"] == "asset"}
     drawn = {(edge["source_id"], assets[edge["target_id"]]) for edge in graph["edges"] if edge["target_id"] in assets}
     assert drawn == {("loan_tape.validate", "validated_loan_snapshot"), ("publish", "stress_test_results")}
+    # The XCom tab: the report task's return value is where the report is and what it says, not two URI strings;
+    # each reduce's is the keys of its stored result and the headline figures, not the loss distribution.
+    xcoms = {task: value if isinstance(value, dict) else json.loads(value) for task, value in seen["xcoms"].items()}
+    assert xcoms.pop("report[-1]") == report
+    assert {task for task in xcoms} == {"reduce[0]", "reduce[1]"}
+    by_scenario = {value["scenario_id"]: value for value in xcoms.values()}
+    assert sorted(by_scenario) == sorted(scenarios)
+    for scenario_id, value in by_scenario.items():
+        assert set(value) == {"scenario_id", "SimulationId", "result_key", "loans_key", "segment_losses_key", "figures"}
+        assert value["figures"] == headline_figures(results[scenario_id])
+        assert value["result_key"] == f"runs/{run_key(run.run_id)}/results/{scenario_id}/simulation_result.json"
     html, pdf = seen["reports"]["Report (HTML)"], seen["reports"]["Report (PDF)"]
     assert html["anonymous_status"] == pdf["anonymous_status"] == 401
     assert (html["status"], html["content_type"]) == (200, "text/html; charset=utf-8")
