@@ -23,17 +23,24 @@ from pipelines.data.spark_etl import FEATURES, INGEST, VALIDATE, EtlJob, job_key
 
 
 class EtlSubmitter(Protocol):
-    """Runs a Spark script on a job document in the object store and waits (``SparkSubmitRunner``)."""
+    """Runs a Spark script on a job document in the object store and waits (``SparkSubmitRunner``, or
+    ``EmrServerlessSubmitter``); raises when the job fails."""
 
     def run(self, store_uri: str, job_key: str, region: str, script: Path) -> None: ...
 
 
 def _run_stage(store: ObjectStore, runner: EtlSubmitter, job: EtlJob) -> dict[str, Any]:
-    from pipelines.adapters.compute import ETL_JOB
+    """Write the stage's job, run it, and read its ``result.json``, which a job that ended well must have left."""
+    from pipelines.adapters.compute import ETL_JOB, SparkJobError
 
     key = job_key(job.staging_prefix, job.stage)
     store.put_bytes(key, job.to_json())
+    store.delete_prefix(result_key(key))  # a previous attempt's result must not pass for this one's
     runner.run(store.root_uri, key, job.region, ETL_JOB)
+    if not store.exists(result_key(key)):
+        # The driver writes it last, a table rule's failure included: without it nothing the job did is known.
+        raise SparkJobError(f"the Spark ETL {job.stage} job of {store.uri(key)} succeeded but left no result at "
+                            f"{store.uri(result_key(key))}")
     return json.loads(store.get_bytes(result_key(key)))
 
 
