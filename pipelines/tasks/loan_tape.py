@@ -30,7 +30,8 @@ def ingest(source_uri: str | None, as_of: str, run_id: str) -> dict[str, Any]:
         staged = stage_tape_on_spark(source, run_key(run_id), adapters.object_store, adapters.etl_submitter,
                                      settings.aws_region, loan_store=adapters.loan_store,
                                      chunk_bytes=settings.etl_chunk_bytes, part_rows=settings.etl_part_rows,
-                                     as_of=date.fromisoformat(as_of), airflow_run_id=run_id)
+                                     as_of=date.fromisoformat(as_of), airflow_run_id=run_id,
+                                     http=adapters.http_fetcher)
     else:
         staged = stage_tape(source, run_key(run_id), adapters.object_store, settings.aws_region,
                             loan_store=adapters.loan_store, as_of=date.fromisoformat(as_of), airflow_run_id=run_id,

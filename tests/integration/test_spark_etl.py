@@ -210,3 +210,54 @@ def test_a_chunk_whose_records_span_lines_is_left_to_the_driver(tmp_path: Path) 
     two_loans = (body_start, body_start + len(lines[1]) + len(lines[2]) + 2)
     assert _chunk_pass(str(tape), header_line, names, two_loans) == ("typed", 2)
     assert _chunk_pass(str(tape), header_line, names, (body_start, tape.stat().st_size)) == ("whole", 0)
+
+
+def test_a_signed_https_tape_on_spark_goes_through_the_http_fetcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    certificate_authority) -> None:
+    """An https:// tape on Spark: fetched with the fetcher's settings (the CA, retries), then cut by the executors.
+
+    Each runner's first request gets a 503, which only the fetcher's retry gets past; the snapshot is
+    the local path's of the same URL, and the signature is in no record, job document or message.
+    """
+    from source_server import Reply, SourceServer
+
+    from pipelines.composition import current_adapters
+    from pipelines.settings import get_settings
+    from pipelines.tasks import loan_tape
+
+    signature = "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7"
+    body = _tape(tmp_path / "tape.csv", dirty=True).read_bytes()
+    runs = {}
+    with SourceServer(certificate_authority.issue("tape-server").server_context()) as server:
+        busy, tape = Reply(503, b"busy"), Reply(body=body)
+        url = server.route("/tapes/book.csv", busy, tape, busy, tape) + (
+            f"?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-Signature={signature}")
+        for runner in ("local", "spark"):
+            _settings(monkeypatch, tmp_path / runner, runner)
+            monkeypatch.setenv("STRESS_HTTP_CA_BUNDLE", str(certificate_authority.ca_path))
+            monkeypatch.setenv("STRESS_HTTP_BACKOFF_BASE_SECONDS", "0")
+            get_settings.cache_clear()
+            staged = loan_tape.ingest(url, AS_OF.isoformat(), f"manual__{runner}")
+            manifest = loan_tape.validate(staged, f"manual__{runner}")
+            store = current_adapters().object_store
+            runs[runner] = {"staged": staged, "manifest": manifest, "store": store,
+                            "snapshot": store.get_bytes(f"snapshots/{manifest['snapshot_id']}/loans.parquet"),
+                            "recorded": current_adapters().loan_store.ingestion(manifest["ingestion_id"])}
+        assert server.hits("/tapes/book.csv") == 4
+        assert all(request.path.endswith(signature) for request in server.requests["/tapes/book.csv"])
+    get_settings.cache_clear()
+    local, spark = runs["local"], runs["spark"]
+    assert spark["staged"]["read_by"] == "executors" and spark["staged"]["parts"] >= 4  # the copy, cut in chunks
+    assert spark["snapshot"] == local["snapshot"]
+    for key in ("snapshot_id", "content_sha256", "input_sha256", "accepted_rows", "quarantine_reasons", "source"):
+        assert spark["manifest"][key] == local["manifest"][key], key
+    assert spark["recorded"]["source"] == local["recorded"]["source"]
+    assert "X-Amz-Signature=***" in spark["manifest"]["source"]
+    store = spark["store"]
+    staging = spark["staged"]["staging_prefix"]
+    job = json.loads(store.get_bytes(f"{staging}/etl/ingest/job.json"))
+    assert job["read_from"] == store.uri(f"{staging}/source/tape.csv") and store.get_bytes(
+        f"{staging}/source/tape.csv") == body
+    for key in store.list_keys(f"{staging}/etl/") + store.list_keys("ingestions/"):
+        assert signature.encode() not in store.get_bytes(key), key
+    assert signature not in json.dumps([spark["staged"], spark["manifest"], spark["recorded"]], default=str)
