@@ -25,7 +25,8 @@ import io
 import itertools
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from difflib import get_close_matches
@@ -138,12 +139,29 @@ def read_tape_bytes(source: str, aws_region: str = "us-east-1", http: HttpFetche
     An ``https://`` tape that stays unreachable raises :class:`~pipelines.adapters.http_source.HttpSourceUnavailable`
     (a ``ConnectionError``: a task retry may heal it).
     """
-    from pipelines.adapters.http_source import HttpSourceRejected, HttpSourceUnavailable
     from pipelines.adapters.object_store import read_uri_bytes
+
+    with _tape_read_errors(source):
+        return read_uri_bytes(source, aws_region, setting=LOAN_TAPE_SETTING, http=http)
+
+
+def download_tape(url: str, path: Path, http: HttpFetcher | None = None) -> None:
+    """An ``https://`` tape written to ``path`` as it arrives (:meth:`HttpFetcher.download`), its read failures
+    those of :func:`read_tape_bytes`."""
+    from pipelines.adapters.http_source import HttpFetcher
+
+    with _tape_read_errors(url):
+        (http or HttpFetcher()).download(url, path)
+
+
+@contextmanager
+def _tape_read_errors(source: str) -> Iterator[None]:
+    """A tape's read failures as the ingestion reports them: a retry cannot heal a :class:`TableContractError`."""
+    from pipelines.adapters.http_source import HttpSourceRejected, HttpSourceUnavailable
 
     shown = redact_credentials(source)
     try:
-        return read_uri_bytes(source, aws_region, setting=LOAN_TAPE_SETTING, http=http)
+        yield
     except HttpSourceUnavailable:
         raise
     except HttpSourceRejected as error:  # a 4xx, a redirect to plaintext, a body over the size limit

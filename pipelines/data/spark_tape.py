@@ -31,13 +31,20 @@ class EtlSubmitter(Protocol):
     def run(self, store_uri: str, job_key: str, region: str, script: Path) -> None: ...
 
 
-def _stage_http_copy(source: str, prefix: str, store: ObjectStore, aws_region: str,
-                     http: HttpFetcher | None) -> str:
-    """Fetch an ``https://`` tape into the staging prefix (its path's suffix kept, for its format); the copy's URI."""
-    from pipelines.data.ingestion import read_tape_bytes
+def _stage_http_copy(source: str, prefix: str, store: ObjectStore, http: HttpFetcher | None) -> str:
+    """Fetch an ``https://`` tape into the staging prefix (its path's suffix kept, for its format); the copy's URI.
+
+    The body goes to a local file as it arrives and is streamed up, so the task never holds the tape.
+    """
+    import tempfile
+
+    from pipelines.data.ingestion import download_tape
 
     suffix = PurePosixPath(urlparse(source).path).suffix.lower()
-    return store.put_bytes(f"{prefix}/source/tape{suffix}", read_tape_bytes(source, aws_region, http))
+    with tempfile.TemporaryDirectory(prefix="loanstress-tape-") as folder:
+        path = Path(folder) / f"tape{suffix}"
+        download_tape(source, path, http)
+        return store.put_file(f"{prefix}/source/tape{suffix}", path)
 
 
 def _run_stage(store: ObjectStore, runner: EtlSubmitter, job: EtlJob) -> dict[str, Any]:
@@ -74,7 +81,7 @@ def stage_tape_on_spark(source: str, run_key: str, store: ObjectStore, runner: E
     try:
         read_from = ""
         if urlparse(source).scheme == "https":
-            read_from = _stage_http_copy(source, prefix, store, aws_region, http)
+            read_from = _stage_http_copy(source, prefix, store, http)
         elif shown != source:
             raise TableContractError(f"the Spark ETL writes its source into the object store; {shown!r} carries "
                                      "credentials: pass them through the environment instead", rule="readable_tape")
