@@ -17,6 +17,7 @@ metrics sink      tables in the loan store        CloudWatch PutMetricData and a
 model registry    MLflow over SQLite in data_home MLflow server (``STRESS_MLFLOW_TRACKING_URI``)
 deployment        local ``mlflow models serve``   SageMaker endpoint, batch transform (provider)
 simulation runner mapped tasks or ``spark-submit`` EMR Serverless (``STRESS_SIMULATION_RUNNER``)
+ETL submitter     ``spark-submit`` (spark)         EMR Serverless job runs (``STRESS_ETL_RUNNER``)
 HTTP sources      retried GETs, cache in the      the same, cache in the S3 object store
                   object store                    (``STRESS_HTTP_*``)
 ================  ==============================  ============================================
@@ -39,6 +40,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from pipelines.settings import (
+    EtlRunner,
     ModelServing,
     MonitoringScorer,
     SimulationRunner,
@@ -49,7 +51,7 @@ from pipelines.settings import (
 
 if TYPE_CHECKING:
     from pipelines.adapters.cache import Cache
-    from pipelines.adapters.compute import EmrServerlessJob, SparkSubmitRunner
+    from pipelines.adapters.compute import EmrServerlessJob, EmrServerlessSubmitter, SparkSubmitRunner
     from pipelines.adapters.http_source import ContentCache, HttpFetcher
     from pipelines.adapters.loan_store import LoanStore
     from pipelines.adapters.metrics_sink import MetricsSink
@@ -93,6 +95,13 @@ def check_configuration(settings: StressSettings) -> None:
         for name in ("emr_execution_role_arn", "emr_code_uri"):
             if not getattr(settings, name):
                 raise ConfigurationError(f"STRESS_SIMULATION_RUNNER=emr_serverless needs STRESS_{name.upper()}")
+    if settings.etl_runner is EtlRunner.EMR_SERVERLESS:
+        if not settings.resolved_object_store_uri.startswith("s3://"):
+            raise ConfigurationError("STRESS_ETL_RUNNER=emr_serverless needs STRESS_OBJECT_STORE_URI=s3://bucket/"
+                                     "prefix: the job runs read the job documents and stage the tape there")
+        for name in ("emr_execution_role_arn", "emr_code_uri", "emr_etl_application_id"):
+            if not getattr(settings, name):
+                raise ConfigurationError(f"STRESS_ETL_RUNNER=emr_serverless needs STRESS_{name.upper()}")
     if settings.resolved_model_serving is ModelServing.SAGEMAKER:
         if not settings.resolved_object_store_uri.startswith("s3://"):
             raise ConfigurationError("model serving on SageMaker (STRESS_MODEL_SERVING=sagemaker, the aws default) "
@@ -213,6 +222,17 @@ class Adapters:
         return SparkSubmitRunner(master=self.settings.spark_master, spark_submit=self.settings.spark_submit,
                                  python=self.settings.spark_python or sys.executable, conf=self.settings.spark_conf,
                                  kms_key_id=self.settings.object_store_kms_key_id)
+
+    @cached_property
+    def etl_submitter(self) -> SparkSubmitRunner | EmrServerlessSubmitter:
+        """What runs the loan tape's Spark ETL stages: ``spark-submit``, or EMR Serverless job runs."""
+        from pipelines.adapters.compute import EmrServerlessSubmitter
+
+        if self.settings.etl_runner is not EtlRunner.EMR_SERVERLESS:
+            return self.spark_runner
+        return EmrServerlessSubmitter(self.emr_serverless_job, self.settings.emr_etl_application_id,
+                                      self.settings.aws_conn_id, self.settings.emr_etl_timeout_seconds,
+                                      self.settings.emr_etl_poll_seconds)
 
     @cached_property
     def emr_serverless_job(self) -> EmrServerlessJob:

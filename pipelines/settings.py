@@ -32,6 +32,7 @@ class EtlRunner(StrEnum):
 
     LOCAL = "local"
     SPARK = "spark"
+    EMR_SERVERLESS = "emr_serverless"
 
 
 class SimulationRunner(StrEnum):
@@ -168,7 +169,8 @@ class StressSettings(BaseSettings):
     etl_runner: EtlRunner = Field(default=EtlRunner.LOCAL, description="local: the loan_tape tasks ingest, "
                                   "validate and engineer features in their own process; spark: each runs its "
                                   "step as a spark-submit of pipelines/data/spark_etl.py (same snapshot, "
-                                  "quarantine and features; docs/scale_out.md).")
+                                  "quarantine and features; docs/scale_out.md); emr_serverless: the same "
+                                  "job as a job run on STRESS_EMR_ETL_APPLICATION_ID.")
     etl_chunk_bytes: int = Field(default=64 << 20, ge=1024, description="Spark ETL: bytes of CSV tape per Spark "
                                  "task (cut at line ends); a tape no larger is read whole by the driver.")
     etl_part_rows: int = Field(default=1_000_000, ge=1, description="Spark ETL: rows per part of a tape the "
@@ -185,6 +187,13 @@ class StressSettings(BaseSettings):
     emr_code_uri: str = Field(default="", description="s3:// folder holding `make spark-bundle`'s output "
                               "(spark_job.py, loanstress.zip, loanstress-env.tar.gz); required for "
                               "emr_serverless.")
+    emr_etl_application_id: str = Field(default="", description="EMR Serverless application (SPARK, auto-start "
+                                        "and auto-stop) the ETL stages run on; required for "
+                                        "STRESS_ETL_RUNNER=emr_serverless.")
+    emr_etl_timeout_seconds: float = Field(default=4 * 3600.0, gt=0, description="Longest an ETL job run may "
+                                           "take on EMR Serverless before it is cancelled and the task fails.")
+    emr_etl_poll_seconds: float = Field(default=30.0, gt=0, description="Seconds between two looks at an ETL "
+                                        "job run's state.")
     # Observability (pipelines/observability/; docs/observability.md).
     log_format: str = Field(default="text", pattern="^(text|json)$", description="json: the project's loggers "
                             "write one JSON object per line with the run id; text: Airflow's own format.")

@@ -8,17 +8,26 @@
   master);
 * ``emr_serverless``: the same job on EMR Serverless, through the Amazon provider's operators in the DAG
   (:class:`EmrServerlessJob` holds what they need).
+
+The loan tape's ETL stages (``STRESS_ETL_RUNNER``) are run by an ``EtlSubmitter``: the
+:class:`SparkSubmitRunner`, or :class:`EmrServerlessSubmitter`, which starts each stage as a job run of
+the same job driver on a standing application through the provider's ``EmrServerlessHook`` and waits.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 SPARK_JOB = Path(__file__).resolve().parent.parent / "engine" / "spark_job.py"
 # The loan tape's ingestion, validation and features on Spark (STRESS_ETL_RUNNER=spark).
@@ -27,7 +36,7 @@ PROJECT_ROOT = SPARK_JOB.parents[2]
 
 
 class SparkJobError(RuntimeError):
-    """spark-submit failed; the message carries the end of its log."""
+    """A Spark job failed (spark-submit's exit, an EMR Serverless job run's end); the message says why."""
 
 
 def job_argument_parser(description: str) -> argparse.ArgumentParser:
@@ -118,3 +127,79 @@ class EmrServerlessJob:
     def configuration_overrides(self) -> dict[str, Any]:
         logs = {"logUri": self.log_uri, **({"encryptionKeyArn": self.kms_key_id} if self.kms_key_id else {})}
         return {"monitoringConfiguration": {"s3MonitoringConfiguration": logs}}
+
+
+# EMR Serverless job-run states (the provider's EmrServerlessHook.JOB_* sets, without importing it at module level).
+_JOB_SUCCESS = frozenset({"SUCCESS"})
+_JOB_FAILURE = frozenset({"FAILED", "CANCELLING", "CANCELLED"})
+
+
+def wait_for_job_run(client: Any, application_id: str, job_run_id: str, *, timeout_seconds: float,
+                     poll_seconds: float, sleep: Callable[[float], None] = time.sleep,
+                     clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Poll ``get_job_run`` until the run ends; log each state it enters; its ``jobRun`` on ``SUCCESS``.
+
+    A failed or cancelled run, or one still going after ``timeout_seconds`` (then cancelled, so it
+    does not go on spending), raises :class:`SparkJobError` with the run's id and ``stateDetails``.
+    The provider's own waiter only logs the state on each poll and raises a generic waiter error,
+    which would hide the reason EMR gives.
+    """
+    deadline = clock() + timeout_seconds
+    state = ""
+    while True:
+        run = client.get_job_run(applicationId=application_id, jobRunId=job_run_id)["jobRun"]
+        if run["state"] != state:
+            state = run["state"]
+            log.info("EMR Serverless job run %s on %s: %s %s", job_run_id, application_id, state,
+                     run.get("stateDetails", ""))
+        if state in _JOB_SUCCESS:
+            return run
+        if state in _JOB_FAILURE:
+            raise SparkJobError(f"EMR Serverless job run {job_run_id} on application {application_id} ended "
+                                f"{state}: {run.get('stateDetails') or 'no state details'}")
+        if clock() >= deadline:
+            client.cancel_job_run(applicationId=application_id, jobRunId=job_run_id)
+            raise SparkJobError(f"EMR Serverless job run {job_run_id} on application {application_id} still "
+                                f"{state} after {timeout_seconds:g} s (STRESS_EMR_ETL_TIMEOUT_SECONDS); "
+                                f"cancelled: {run.get('stateDetails') or 'no state details'}")
+        sleep(poll_seconds)
+
+
+@dataclass(frozen=True)
+class EmrServerlessSubmitter:
+    """Run a Spark job as a job run on a standing EMR Serverless application and wait (the ETL stages).
+
+    The job run is the simulation's (:class:`EmrServerlessJob`: the bundle's entry point in S3, the
+    packed environment and project, the logs and their KMS key), so both jobs ship and run alike.
+    Unlike the simulation, whose DAG creates an application per run, an ETL stage is one step of a
+    task: it runs on ``application_id``, created once with auto-start and auto-stop, so three short
+    stages do not each wait for an application to be created and started.
+    """
+
+    job: EmrServerlessJob
+    application_id: str
+    aws_conn_id: str
+    timeout_seconds: float = 4 * 3600.0
+    poll_seconds: float = 30.0
+
+    def client(self) -> Any:
+        """The ``emr-serverless`` client of the provider's hook on the Airflow connection ``aws_conn_id``."""
+        from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
+
+        return EmrServerlessHook(aws_conn_id=self.aws_conn_id, region_name=self.job.region).conn
+
+    def run(self, store_uri: str, job_key: str, region: str, script: Path = SPARK_JOB) -> None:
+        """Start ``script`` (its name in the bundle) on the job document at ``job_key`` and wait for the run.
+
+        ``region`` is the store's, the one the job run's arguments carry (:attr:`EmrServerlessJob.region`).
+        """
+        client = self.client()
+        name = f"loanstress-{script.stem}-{job_key}"[:256]
+        started = client.start_job_run(
+            applicationId=self.application_id, executionRoleArn=self.job.execution_role_arn, name=name,
+            jobDriver=self.job.job_driver(store_uri, job_key, script.name),
+            configurationOverrides=self.job.configuration_overrides())
+        job_run_id = started["jobRunId"]
+        log.info("started EMR Serverless job run %s (%s) on application %s", job_run_id, name, self.application_id)
+        wait_for_job_run(client, self.application_id, job_run_id, timeout_seconds=self.timeout_seconds,
+                         poll_seconds=self.poll_seconds)

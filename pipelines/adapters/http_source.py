@@ -27,6 +27,7 @@ accepted them, so nothing malformed is ever served from the cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -36,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pipelines.data.sources import redact_credentials
@@ -94,7 +96,7 @@ class HttpTimeouts:
 
 @dataclass(frozen=True)
 class HttpResult:
-    """A successful (2xx) or not-modified (304) response, body read whole."""
+    """A successful (2xx) or not-modified (304) response, body read whole (empty after :meth:`HttpFetcher.download`)."""
 
     url: str
     status: int
@@ -148,6 +150,17 @@ class HttpFetcher:
 
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> HttpResult:
         """The response to GET ``url`` after as many attempts as transient errors need; errors as described above."""
+        return self._get(url, headers, None)
+
+    def download(self, url: str, path: Path, headers: Mapping[str, str] | None = None) -> HttpResult:
+        """:meth:`get` with the body written to ``path`` as it arrives, never whole in memory (a large loan tape).
+
+        Each attempt rewrites the file; the same timeouts, retries, size limit and errors apply, and an
+        error response's body stays in memory for its message. The result's ``content`` is empty.
+        """
+        return self._get(url, headers, path)
+
+    def _get(self, url: str, headers: Mapping[str, str] | None, path: Path | None) -> HttpResult:
         import httpx
 
         shown = redact_credentials(url)
@@ -157,7 +170,7 @@ class HttpFetcher:
         for attempt in range(1, self.retry.max_attempts + 1):
             wait: float | None = None
             try:
-                response, content = self._attempt(url, headers or {})
+                response, content = self._attempt(url, headers or {}, path)
             except (httpx.TransportError, _AttemptTimedOut) as error:
                 _refuse_untrusted_certificate(shown, error)
                 failures.append(f"{type(error).__name__}: {redact_credentials(str(error)) or 'no detail'}")
@@ -181,24 +194,30 @@ class HttpFetcher:
         raise HttpSourceUnavailable(f"{shown}: gave up after {self.retry.max_attempts} attempts "
                                     f"(STRESS_HTTP_MAX_ATTEMPTS): {'; '.join(failures)}")
 
-    def _attempt(self, url: str, headers: Mapping[str, str]) -> tuple[httpx.Response, bytes]:
-        """One GET, body read in chunks under the attempt deadline and the size limit."""
+    def _attempt(self, url: str, headers: Mapping[str, str], path: Path | None) -> tuple[httpx.Response, bytes]:
+        """One GET, body read in chunks under the attempt deadline and the size limit (a 2xx body into ``path``)."""
         deadline = time.monotonic() + self.timeouts.attempt
         with self._client.stream("GET", url, headers=dict(headers)) as response:
             declared = response.headers.get("Content-Length", "")
             if response.status_code < 300 and declared.isdigit() and int(declared) > self.max_bytes:
                 raise HttpSourceRejected(f"{redact_credentials(url)}: {int(declared):,} bytes declared, more than "
                                          f"STRESS_HTTP_MAX_BYTES={self.max_bytes:,}")
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise HttpSourceRejected(f"{redact_credentials(url)}: body exceeds STRESS_HTTP_MAX_BYTES="
-                                             f"{self.max_bytes:,}")
-                if time.monotonic() > deadline:
-                    raise _AttemptTimedOut(f"body not complete after {self.timeouts.attempt:g} s "
-                                           "(STRESS_HTTP_ATTEMPT_TIMEOUT_SECONDS)")
-                chunks.append(chunk)
+            chunks: list[bytes] = []
+            size = 0
+            to_file = path is not None and 200 <= response.status_code < 300
+            with path.open("wb") if to_file else contextlib.nullcontext() as sink:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise HttpSourceRejected(f"{redact_credentials(url)}: body exceeds STRESS_HTTP_MAX_BYTES="
+                                                 f"{self.max_bytes:,}")
+                    if time.monotonic() > deadline:
+                        raise _AttemptTimedOut(f"body not complete after {self.timeouts.attempt:g} s "
+                                               "(STRESS_HTTP_ATTEMPT_TIMEOUT_SECONDS)")
+                    if sink is None:
+                        chunks.append(chunk)
+                    else:
+                        sink.write(chunk)
         return response, b"".join(chunks)
 
     @staticmethod

@@ -25,7 +25,8 @@ import io
 import itertools
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from difflib import get_close_matches
@@ -100,7 +101,8 @@ class TypedTape:
         return self.table.num_rows + len(self.malformed)
 
 
-def ingest(source: str, aws_region: str = "us-east-1", http: HttpFetcher | None = None) -> TypedTape:
+def ingest(source: str, aws_region: str = "us-east-1", http: HttpFetcher | None = None, *,
+           known_as: str = "") -> TypedTape:
     """Read ``source`` and cast it to the canonical loan table.
 
     ``source`` is a path or ``file://``/``s3://``/``https://`` URI of a ``.csv``/``.parquet`` file
@@ -108,28 +110,18 @@ def ingest(source: str, aws_region: str = "us-east-1", http: HttpFetcher | None 
     ``table`` query parameter, e.g. ``postgresql://user@host:5432/db?table=loan_tape`` or
     ``sqlite:////path/book.db?table=loans``. ``https://`` is read through ``http`` (timeouts,
     retries); a source that stays unreachable raises its ``ConnectionError``, which a task retry may heal.
+    ``known_as`` names the tape when ``source`` is a copy of it (the Spark ETL's staged copy of an
+    ``https://`` tape), so the tape reads as if from its own source.
     """
     # The real URI only connects; the tape, its messages and everything recorded from it carry the
     # redacted one, so a password in a database URL is never shown or stored.
-    shown = redact_credentials(source)
+    shown = known_as or redact_credentials(source)
     scheme = urlparse(source).scheme
     if scheme.startswith(("postgresql", "postgres", "sqlite")):
         text_table, malformed = _read_sql(source, shown)
     else:
         suffix = Path(urlparse(source).path).suffix.lower()
-        from pipelines.adapters.http_source import HttpSourceRejected, HttpSourceUnavailable
-        from pipelines.adapters.object_store import read_uri_bytes
-
-        try:
-            data = read_uri_bytes(source, aws_region, setting=LOAN_TAPE_SETTING, http=http)
-        except HttpSourceUnavailable:
-            raise
-        except HttpSourceRejected as error:  # a 4xx, a redirect to plaintext, a body over the size limit
-            raise TableContractError(f"cannot read loan tape {shown!r}: {error}") from error
-        except FileNotFoundError as error:
-            raise TableContractError(f"loan tape {shown!r} does not exist") from error
-        except OSError as error:  # a directory, no permission, an I/O error: retrying will not help
-            raise TableContractError(f"cannot read loan tape {shown!r}: {error.strerror or error}") from error
+        data = read_tape_bytes(source, aws_region, http)
         if suffix == ".parquet":
             text_table, unread = _parquet_as_text(data, shown)
             return cast_to_contract(text_table, [], shown, unread_columns=unread)
@@ -139,6 +131,45 @@ def ingest(source: str, aws_region: str = "us-east-1", http: HttpFetcher | None 
             raise TableContractError(f"cannot tell the format of {shown!r}: expected .csv or .parquet",
                                      rule="known_format")
     return cast_to_contract(text_table, malformed, shown)
+
+
+def read_tape_bytes(source: str, aws_region: str = "us-east-1", http: HttpFetcher | None = None) -> bytes:
+    """The bytes of a file, object or ``https://`` tape; a read a retry cannot heal is a :class:`TableContractError`.
+
+    An ``https://`` tape that stays unreachable raises :class:`~pipelines.adapters.http_source.HttpSourceUnavailable`
+    (a ``ConnectionError``: a task retry may heal it).
+    """
+    from pipelines.adapters.object_store import read_uri_bytes
+
+    with _tape_read_errors(source):
+        return read_uri_bytes(source, aws_region, setting=LOAN_TAPE_SETTING, http=http)
+
+
+def download_tape(url: str, path: Path, http: HttpFetcher | None = None) -> None:
+    """An ``https://`` tape written to ``path`` as it arrives (:meth:`HttpFetcher.download`), its read failures
+    those of :func:`read_tape_bytes`."""
+    from pipelines.adapters.http_source import HttpFetcher
+
+    with _tape_read_errors(url):
+        (http or HttpFetcher()).download(url, path)
+
+
+@contextmanager
+def _tape_read_errors(source: str) -> Iterator[None]:
+    """A tape's read failures as the ingestion reports them: a retry cannot heal a :class:`TableContractError`."""
+    from pipelines.adapters.http_source import HttpSourceRejected, HttpSourceUnavailable
+
+    shown = redact_credentials(source)
+    try:
+        yield
+    except HttpSourceUnavailable:
+        raise
+    except HttpSourceRejected as error:  # a 4xx, a redirect to plaintext, a body over the size limit
+        raise TableContractError(f"cannot read loan tape {shown!r}: {error}") from error
+    except FileNotFoundError as error:
+        raise TableContractError(f"loan tape {shown!r} does not exist") from error
+    except OSError as error:  # a directory, no permission, an I/O error: retrying will not help
+        raise TableContractError(f"cannot read loan tape {shown!r}: {error.strerror or error}") from error
 
 
 def read_csv_as_text(data: bytes, source: str) -> tuple[pa.Table, list[MalformedRow]]:

@@ -15,6 +15,9 @@ an :class:`EtlJob` written to the object store by the ``loan_tape`` task that wa
     path's forgiving parsers (lines that are not UTF-8), and every source that is not a CSV file or
     object (Parquet, database tables), is read by the driver with
     :func:`~pipelines.data.ingestion.ingest` itself and staged in parts of ``part_rows`` rows.
+    An ``https://`` tape (a signed URL) was fetched by the task beforehand, through the project's HTTP
+    fetcher, into the staging prefix (``read_from``); the stage reads that copy in place of it, under
+    its redacted URL, so the job document and the job's arguments never hold the signature.
 ``validate``
     The suite of ``expectations/loan_tape.json`` runs through GX's Spark datasource on a Spark
     dataframe whose partitions compute the checked columns from the parts with
@@ -23,12 +26,13 @@ an :class:`EtlJob` written to the object store by the ``loan_tape`` task that wa
     from there the rows' reasons are found by the local path's
     :func:`~pipelines.data.validation.rule_breaks` and each part is split into accepted rows and
     quarantine by :func:`~pipelines.data.validation.split_rows`, so a row gets the same reasons.
-    The driver writes the accepted rows and the quarantine (in row order), the input hash, the
+    The driver writes the accepted rows and the quarantine (in row order, one part at a time), the
+    input hash (of the whole tape's raw text, which it gathers: the hash is of one Arrow stream), the
     failed expectations and the Data Docs; the ``validate`` task publishes them as the local path does.
 ``features``
     Each Spark task engineers the features of one row group of the snapshot with
-    :func:`~pipelines.data.features.build_features`, a per-row function; the driver concatenates
-    them in snapshot order.
+    :func:`~pipelines.data.features.build_features`, a per-row function; the driver writes them
+    one after another in snapshot order.
 
 A stage's result (``result.json`` beside the job) carries a table rule's failure instead of raising,
 so the task records the rejected ingestion exactly as the local path does. No settings are read
@@ -58,7 +62,8 @@ class EtlJob:
 
     stage: str
     staging_prefix: str
-    source: str = ""
+    source: str = ""  # the tape's name in messages and records (credentials redacted)
+    read_from: str = ""  # where the ingest stage reads it, when not from ``source``: the staged copy of an https tape
     region: str = "us-east-1"
     chunk_bytes: int = 64 << 20
     part_rows: int = 1_000_000
@@ -73,6 +78,11 @@ class EtlJob:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"unknown ETL stage {self.stage!r}; expected one of {STAGES}")
+
+    @property
+    def location(self) -> str:
+        """The URI the ingest stage reads the tape from."""
+        return self.read_from or self.source
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self), indent=2).encode()
@@ -119,18 +129,19 @@ def _read_range(source: str, start: int, stop: int) -> bytes:
         return handle.read_at(stop - start, start)
 
 
-def _chunk_ranges(source: str, chunk_bytes: int) -> tuple[bytes, list[tuple[int, int]]] | None:
+def _chunk_ranges(source: str, chunk_bytes: int, shown: str = "") -> tuple[bytes, list[tuple[int, int]]] | None:
     """The header line and the (start, stop) byte ranges of whole lines, about ``chunk_bytes`` each.
 
     None for a tape of at most one chunk (the driver reads it whole) or without a line end after
-    its header: nothing would be gained by cutting it.
+    its header: nothing would be gained by cutting it. ``shown`` names the tape in the error of a
+    missing one (default ``source``).
     """
     from pipelines.data.ingestion import LINE_END, TableContractError
 
     filesystem, path = _csv_location(source)
     info = filesystem.get_file_info(path)
     if info.size is None:
-        raise TableContractError(f"loan tape {source!r} does not exist")
+        raise TableContractError(f"loan tape {shown or source!r} does not exist")
     size = info.size
     if size <= chunk_bytes:
         return None
@@ -184,7 +195,7 @@ def _stage_chunk(store_uri: str, job: EtlJob, header_line: bytes, names: list[st
     from pipelines.data.ingestion import cast_to_contract, parse_csv_chunk, shift_row_numbers
     from pipelines.data.snapshots import write_staged_tape
 
-    table, malformed = parse_csv_chunk(header_line, names, _read_range(job.source, *chunk), as_text=as_text)
+    table, malformed = parse_csv_chunk(header_line, names, _read_range(job.location, *chunk), as_text=as_text)
     table, malformed = shift_row_numbers(table, malformed, offset)
     tape = cast_to_contract(table, malformed, job.source)
     write_staged_tape(_job_store(store_uri, job), part_prefix(job.staging_prefix, part), tape)
@@ -201,14 +212,15 @@ def _ingest(spark, store, store_uri: str, job: EtlJob) -> dict[str, Any]:
     """Stage the tape in parts: chunk by chunk on the executors, or whole on the driver (see the module)."""
     from pipelines.data.ingestion import TableContractError, check_required_columns, csv_header_names
 
-    cut = _chunk_ranges(job.source, job.chunk_bytes) if _csv_location(job.source) is not None else None
+    location = job.location
+    cut = _chunk_ranges(location, job.chunk_bytes, job.source) if _csv_location(location) is not None else None
     if cut is None:
         return _ingest_on_driver(store, job)
     header_line, chunks = cut
     names = csv_header_names(header_line, job.source)
     context = spark.sparkContext
     passes = context.parallelize(chunks, len(chunks)).map(
-        lambda chunk: _chunk_pass(job.source, header_line, names, chunk)).collect()
+        lambda chunk: _chunk_pass(location, header_line, names, chunk)).collect()
     if any(needed == "whole" for needed, _ in passes):
         return _ingest_on_driver(store, job)
     if not any(records for _, records in passes):
@@ -237,7 +249,7 @@ def _ingest_on_driver(store, job: EtlJob) -> dict[str, Any]:
     from pipelines.data.ingestion import ROW_NUMBER, TypedTape, ingest
     from pipelines.data.snapshots import write_staged_tape
 
-    tape = ingest(job.source, job.region)
+    tape = ingest(job.location, job.region, known_as=job.source)
     numbers = tape.table.column(ROW_NUMBER).to_numpy()
     starts = list(range(0, len(numbers), job.part_rows)) or [0]
     first_numbers = [int(numbers[start]) for start in starts[1:]]
@@ -366,15 +378,16 @@ def _validate(spark, store, store_uri: str, job: EtlJob) -> dict[str, Any]:
     work = [(part, bad[end - size:end], reasons.slice(int(bad_before[end - size]), int(bad[end - size:end].sum())))
             for part, size, end in zip(parts, sizes, ends, strict=True)]
     context.parallelize(work, len(work)).map(lambda item: _split_part(store_uri, job, *item)).collect()
-    accepted = pa.concat_tables([store.get_parquet(f"{p}/accepted.parquet") for p in prefixes])
-    quarantine = pa.concat_tables([store.get_parquet(f"{p}/quarantine.parquet") for p in prefixes])
+    # Part by part, in row order: the driver holds one part (and one row group) of each output at a time.
     validated = f"{job.staging_prefix}/validated"
-    store.put_parquet(f"{validated}/accepted.parquet", accepted)
-    store.put_parquet(f"{validated}/quarantine.parquet", quarantine)
+    accepted, _ = store.put_parquet_parts(f"{validated}/accepted.parquet",
+                                          (store.get_parquet(f"{p}/accepted.parquet") for p in prefixes))
+    quarantined, _ = store.put_parquet_parts(f"{validated}/quarantine.parquet",
+                                             (store.get_parquet(f"{p}/quarantine.parquet") for p in prefixes))
     for path in sorted(docs_dir.rglob("*")):
         if path.is_file():
             store.put_bytes(f"{validated}/data_docs/{path.relative_to(docs_dir).as_posix()}", path.read_bytes())
-    if accepted.num_rows + quarantine.num_rows != input_rows:
+    if accepted + quarantined != input_rows:
         raise AssertionError("validation lost rows: accepted + quarantined != input")
     return {"validated_prefix": validated, "input_rows": input_rows, "failed_expectations": failed,
             "input_sha256": input_sha256}
@@ -399,7 +412,6 @@ def _range_features(store_uri: str, job: EtlJob, start: int, stop: int) -> bytes
 
 
 def _features(spark, store, store_uri: str, job: EtlJob) -> dict[str, Any]:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from pipelines.adapters.parquet_rows import parquet_rows
@@ -407,11 +419,12 @@ def _features(spark, store, store_uri: str, job: EtlJob) -> dict[str, Any]:
     rows = parquet_rows(store, job.snapshot_key)
     ranges = [(start, min(start + job.part_rows, rows)) for start in range(0, rows, job.part_rows)]
     pieces = spark.sparkContext.parallelize(ranges, len(ranges)).map(
-        lambda bounds: _range_features(store_uri, job, *bounds)).collect()
-    features = pa.concat_tables([pq.read_table(io.BytesIO(piece)) for piece in pieces])
-    store.put_parquet(job.features_key, features)
-    return {"features_key": job.features_key, "rows": features.num_rows,
-            "macro_quarter": features.schema.metadata[b"macro_quarter"].decode()}
+        lambda bounds: _range_features(store_uri, job, *bounds))
+    # toLocalIterator fetches one partition at a time, in order: the driver holds one piece, not all of them.
+    written, schema = store.put_parquet_parts(job.features_key,
+                                              (pq.read_table(io.BytesIO(piece)) for piece in pieces.toLocalIterator()))
+    return {"features_key": job.features_key, "rows": written,
+            "macro_quarter": schema.metadata[b"macro_quarter"].decode()}
 
 
 # --- driver ---------------------------------------------------------------------------------------------

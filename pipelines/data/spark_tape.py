@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
+from pipelines.adapters.http_source import HttpFetcher
 from pipelines.adapters.loan_store import LoanStore
 from pipelines.adapters.object_store import ObjectStore
 from pipelines.data.ingestion import TableContractError
@@ -23,43 +25,75 @@ from pipelines.data.spark_etl import FEATURES, INGEST, VALIDATE, EtlJob, job_key
 
 
 class EtlSubmitter(Protocol):
-    """Runs a Spark script on a job document in the object store and waits (``SparkSubmitRunner``)."""
+    """Runs a Spark script on a job document in the object store and waits (``SparkSubmitRunner``, or
+    ``EmrServerlessSubmitter``); raises when the job fails."""
 
     def run(self, store_uri: str, job_key: str, region: str, script: Path) -> None: ...
 
 
+def _stage_http_copy(source: str, prefix: str, store: ObjectStore, http: HttpFetcher | None) -> str:
+    """Fetch an ``https://`` tape into the staging prefix (its path's suffix kept, for its format); the copy's URI.
+
+    The body goes to a local file as it arrives and is streamed up, so the task never holds the tape.
+    """
+    import tempfile
+
+    from pipelines.data.ingestion import download_tape
+
+    suffix = PurePosixPath(urlparse(source).path).suffix.lower()
+    with tempfile.TemporaryDirectory(prefix="loanstress-tape-") as folder:
+        path = Path(folder) / f"tape{suffix}"
+        download_tape(source, path, http)
+        return store.put_file(f"{prefix}/source/tape{suffix}", path)
+
+
 def _run_stage(store: ObjectStore, runner: EtlSubmitter, job: EtlJob) -> dict[str, Any]:
-    from pipelines.adapters.compute import ETL_JOB
+    """Write the stage's job, run it, and read its ``result.json``, which a job that ended well must have left."""
+    from pipelines.adapters.compute import ETL_JOB, SparkJobError
 
     key = job_key(job.staging_prefix, job.stage)
     store.put_bytes(key, job.to_json())
+    store.delete_prefix(result_key(key))  # a previous attempt's result must not pass for this one's
     runner.run(store.root_uri, key, job.region, ETL_JOB)
+    if not store.exists(result_key(key)):
+        # The driver writes it last, a table rule's failure included: without it nothing the job did is known.
+        raise SparkJobError(f"the Spark ETL {job.stage} job of {store.uri(key)} succeeded but left no result at "
+                            f"{store.uri(result_key(key))}")
     return json.loads(store.get_bytes(result_key(key)))
 
 
 def stage_tape_on_spark(source: str, run_key: str, store: ObjectStore, runner: EtlSubmitter, aws_region: str, *,
                         loan_store: LoanStore, chunk_bytes: int, part_rows: int, as_of: date | None = None,
-                        airflow_run_id: str | None = None) -> dict[str, Any]:
+                        airflow_run_id: str | None = None, http: HttpFetcher | None = None) -> dict[str, Any]:
     """:func:`~pipelines.data.snapshots.stage_tape` on Spark: the tape staged in parts under ``staging/<run>``.
 
     The job document is kept in the object store, so a source with credentials in its URI is refused:
-    give a database's password through the environment (``PGPASSWORD``, ``.pgpass``) instead.
+    give a database's password through the environment (``PGPASSWORD``, ``.pgpass``) instead. An
+    ``https://`` tape is the exception: it is fetched here through ``http`` (the local path's fetcher:
+    its timeouts, retries, body limit and certificate checks) into ``staging/<run>/source/``, and the
+    job reads that copy, knowing the tape only by its redacted URL. A read or table rule that fails
+    is recorded as a rejected ingestion, as the local path records it.
     """
     from pipelines.data.snapshots import _record_rejection
 
     shown = redact_credentials(source)
-    if shown != source:
-        raise TableContractError(f"the Spark ETL writes its source into the object store; {shown!r} carries "
-                                 "credentials: pass them through the environment instead", rule="readable_tape")
     prefix = f"staging/{run_key}"
-    result = _run_stage(store, runner, EtlJob(INGEST, prefix, source=source, region=aws_region,
-                                              chunk_bytes=chunk_bytes, part_rows=part_rows))
-    if "table_error" in result:
-        error = TableContractError(result["table_error"]["message"], rule=result["table_error"]["rule"])
+    try:
+        read_from = ""
+        if urlparse(source).scheme == "https":
+            read_from = _stage_http_copy(source, prefix, store, http)
+        elif shown != source:
+            raise TableContractError(f"the Spark ETL writes its source into the object store; {shown!r} carries "
+                                     "credentials: pass them through the environment instead", rule="readable_tape")
+        result = _run_stage(store, runner, EtlJob(INGEST, prefix, source=shown, read_from=read_from,
+                                                  region=aws_region, chunk_bytes=chunk_bytes, part_rows=part_rows))
+        if "table_error" in result:
+            raise TableContractError(result["table_error"]["message"], rule=result["table_error"]["rule"])
+    except TableContractError as error:
         _record_rejection(error, {"ingestion_id": uuid.uuid4().hex, "source": shown,
                                   "as_of": as_of.isoformat() if as_of else None, "airflow_run_id": airflow_run_id},
                           store, loan_store)
-        raise error
+        raise
     parts = result["parts"]
     return {"source": shown, "staging_prefix": prefix, "input_rows": sum(p["input_rows"] for p in parts),
             "malformed_rows": sum(p["malformed_rows"] for p in parts),

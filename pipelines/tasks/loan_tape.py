@@ -26,11 +26,12 @@ def ingest(source_uri: str | None, as_of: str, run_id: str) -> dict[str, Any]:
     settings = adapters.settings
     source = source_uri or settings.resolved_loan_tape_uri
     log.info("ingesting the loan tape %s (as of %s, %s ETL)", redact_credentials(source), as_of, settings.etl_runner)
-    if settings.etl_runner is EtlRunner.SPARK:
-        staged = stage_tape_on_spark(source, run_key(run_id), adapters.object_store, adapters.spark_runner,
+    if settings.etl_runner is not EtlRunner.LOCAL:
+        staged = stage_tape_on_spark(source, run_key(run_id), adapters.object_store, adapters.etl_submitter,
                                      settings.aws_region, loan_store=adapters.loan_store,
                                      chunk_bytes=settings.etl_chunk_bytes, part_rows=settings.etl_part_rows,
-                                     as_of=date.fromisoformat(as_of), airflow_run_id=run_id)
+                                     as_of=date.fromisoformat(as_of), airflow_run_id=run_id,
+                                     http=adapters.http_fetcher)
     else:
         staged = stage_tape(source, run_key(run_id), adapters.object_store, settings.aws_region,
                             loan_store=adapters.loan_store, as_of=date.fromisoformat(as_of), airflow_run_id=run_id,
@@ -56,8 +57,8 @@ def validate(staged: dict[str, Any], run_id: str) -> dict[str, Any]:
               "work_dir": settings.data_home / "tmp" / run_key(run_id), "airflow_run_id": run_id,
               "amendments": adapters.service_store.pending_amendments()}
     as_of = date.fromisoformat(staged["as_of"])
-    if settings.etl_runner is EtlRunner.SPARK:
-        manifest = validate_and_publish_on_spark(staged, as_of, runner=adapters.spark_runner,
+    if settings.etl_runner is not EtlRunner.LOCAL:
+        manifest = validate_and_publish_on_spark(staged, as_of, runner=adapters.etl_submitter,
                                                  aws_region=settings.aws_region, **common)
     else:
         manifest = validate_and_publish(load_staged_tape(staged, adapters.object_store), as_of, **common)
@@ -90,8 +91,8 @@ def build_features(snapshot: dict[str, Any], run_id: str) -> dict[str, Any]:
     snapshot_key = f"snapshots/{snapshot['snapshot_id']}/loans.parquet"
     key = f"{run_prefix(run_id)}/features.parquet"
     as_of = date.fromisoformat(snapshot["as_of"])
-    if settings.etl_runner is EtlRunner.SPARK:
-        built = build_features_on_spark(snapshot_key, as_of, key, store=store, runner=adapters.spark_runner,
+    if settings.etl_runner is not EtlRunner.LOCAL:
+        built = build_features_on_spark(snapshot_key, as_of, key, store=store, runner=adapters.etl_submitter,
                                         aws_region=settings.aws_region, part_rows=settings.etl_part_rows)
         rows, macro_quarter = built["rows"], built["macro_quarter"]
     else:

@@ -324,3 +324,21 @@ def test_fetch_macro_saves_validated_tables_where_the_scenarios_read_them(server
         assert sorted(p.name for p in (tmp_path / "fed").iterdir()) == [SCENARIO_FILE]
     finally:
         get_settings.cache_clear()
+
+
+def test_a_download_writes_the_body_to_a_file_with_the_same_retries_and_limits(server, fetcher, sleep,
+                                                                               tmp_path: Path) -> None:
+    path = f"/tapes/{SCENARIO_FILE}"
+    url = server.route(path, Reply(503, b"busy", {"Retry-After": "0"}), Reply(body=SCENARIO_BYTES))
+    target = tmp_path / "tape.csv"
+    result = fetcher.download(url, target)
+    assert target.read_bytes() == SCENARIO_BYTES and result.content == b"" and result.attempts == 2
+    assert server.hits(path) == 2 and sleep.waits == [0.0]
+
+    small = HttpFetcher(max_bytes=1000, sleep=sleep)
+    with pytest.raises(HttpSourceRejected, match="STRESS_HTTP_MAX_BYTES=1,000"):
+        small.download(server.route("/big.csv", Reply(body=SCENARIO_BYTES)), tmp_path / "big.csv")
+    expired = server.route("/expired.csv", Reply(403, b"Request has expired"))
+    with pytest.raises(HttpSourceRefused, match="HTTP 403 Forbidden: Request has expired") as refused:
+        fetcher.download(expired, tmp_path / "expired.csv")
+    assert not (tmp_path / "expired.csv").exists() and "sign a new one" in str(refused.value)

@@ -249,3 +249,18 @@ def test_other_s3_errors_pass_unchanged(s3) -> None:
         with pytest.raises(ClientError) as raised:
             store.put_bytes("a.json", b"{}")
     assert not isinstance(raised.value, ObjectStoreAccessError)
+
+
+def test_parquet_parts_stream_up_encrypted_as_put_parquet_writes_them(s3) -> None:
+    import boto3
+
+    from pipelines.adapters.object_store import S3ObjectStore, ServerSideEncryption
+
+    key_arn = boto3.client("kms", region_name=REGION).create_key(Description="loanstress")["KeyMetadata"]["Arn"]
+    store = S3ObjectStore(BUCKET, "stress", REGION, encryption=ServerSideEncryption(key_arn))
+    table = pa.table({"n": pa.array(range(5000), pa.int64())})
+    store.put_parquet("whole.parquet", table)
+    assert store.put_parquet_parts("parts.parquet", [table.slice(0, 1234), table.slice(1234)])[0] == 5000
+    assert store.get_bytes("parts.parquet") == store.get_bytes("whole.parquet")
+    head = s3.head_object(Bucket=BUCKET, Key="stress/parts.parquet")
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key_arn

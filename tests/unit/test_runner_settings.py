@@ -60,3 +60,32 @@ def test_the_spark_job_writes_with_the_object_store_kms_key(tmp_path) -> None:
     assert "--kms-key-id" not in plain.job_driver("s3://bank-risk/stress", "k")["sparkSubmit"]["entryPointArguments"]
     assert "encryptionKeyArn" not in plain.configuration_overrides()["monitoringConfiguration"][
         "s3MonitoringConfiguration"]
+
+
+ETL_EMR = {"etl_runner": "emr_serverless", "object_store_uri": "s3://bank-risk/stress",
+           "emr_execution_role_arn": "arn:aws:iam::123456789012:role/emr", "emr_code_uri": "s3://bank-risk/code",
+           "emr_etl_application_id": "00fabc123", "emr_etl_timeout_seconds": 900}
+
+
+@pytest.mark.parametrize(("missing", "message"), [
+    ("object_store_uri", "STRESS_ETL_RUNNER=emr_serverless needs STRESS_OBJECT_STORE_URI=s3://"),
+    ("emr_execution_role_arn", "STRESS_EMR_EXECUTION_ROLE_ARN"), ("emr_code_uri", "STRESS_EMR_CODE_URI"),
+    ("emr_etl_application_id", "STRESS_EMR_ETL_APPLICATION_ID")])
+def test_the_etl_on_emr_serverless_needs_its_application_role_code_and_s3(tmp_path, missing: str,
+                                                                          message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        build_adapters(StressSettings(data_home=tmp_path, **{**ETL_EMR, missing: ""}))
+
+
+def test_the_etl_submitter_follows_the_etl_runner(tmp_path) -> None:
+    from pipelines.adapters.compute import EmrServerlessSubmitter, SparkSubmitRunner
+
+    submitter = build_adapters(StressSettings(data_home=tmp_path, **ETL_EMR)).etl_submitter
+    assert isinstance(submitter, EmrServerlessSubmitter)
+    assert (submitter.application_id, submitter.aws_conn_id, submitter.timeout_seconds) == \
+        ("00fabc123", "aws_default", 900)
+    # The simulation's job settings, not a copy of them.
+    assert submitter.job.execution_role_arn == ETL_EMR["emr_execution_role_arn"]
+    assert submitter.job.code_uri == "s3://bank-risk/code"
+    assert isinstance(build_adapters(StressSettings(data_home=tmp_path, etl_runner="spark")).etl_submitter,
+                      SparkSubmitRunner)
