@@ -37,9 +37,10 @@ CONTRIBUTOR_COLUMNS = ("LoanId", "ProductSegment", "ExpectedLoss", "ProjectedDef
 LOOKUP_ROW_GROUP_ROWS = 8192
 
 
-def write_loan_results(store: ObjectStore, key: str, loans: pa.Table) -> str:
+def write_loan_results(store: ObjectStore, key: str, loans: pa.Table,
+                       rows_per_group: int = LOOKUP_ROW_GROUP_ROWS) -> str:
     """Write a scenario's per-loan results at ``key`` for lookups by loan id (module docstring); its URI."""
-    return store.put_parquet(key, loans.sort_by("LoanId"), row_group_size=LOOKUP_ROW_GROUP_ROWS)
+    return store.put_parquet(key, loans.sort_by("LoanId"), row_group_size=rows_per_group)
 
 
 def top_loss_contributors(loans: pa.Table, per_segment: int = TOP_CONTRIBUTORS_PER_SEGMENT) -> dict[str, list]:
