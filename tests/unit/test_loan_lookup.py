@@ -108,7 +108,7 @@ def test_row_groups_without_order_are_all_candidates() -> None:
 
 
 def test_a_file_uri_opens_for_ranged_reads(stored) -> None:
-    _, uri, data = stored
+    _, uri, _ = stored
     with open_uri_ranges(uri) as file:
         found, _ = read_rows_with(file, "LoanId", "L-0000042")
     assert found.column("LoanId").to_pylist() == ["L-0000042"]
