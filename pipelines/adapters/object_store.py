@@ -109,13 +109,16 @@ class ObjectStore(ABC):
     def uri(self, key: str) -> str:
         return f"{self.root_uri.rstrip('/')}/{key}"
 
-    def put_parquet(self, key: str, table: pa.Table, row_group_size: int | None = None) -> str:
+    def put_parquet(self, key: str, table: pa.Table, row_group_size: int | None = None,
+                    use_dictionary: bool | list[str] = True) -> str:
         """``table`` as zstd Parquet; ``row_group_size`` rows per row group (pyarrow's default when None), so a
-        reader of a few rows can fetch one small row group by range (:meth:`open_ranges`)."""
+        reader of a few rows can fetch one small row group by range (:meth:`open_ranges`); ``use_dictionary``
+        the columns to dictionary-encode (all by default). Small row groups of unique values want no
+        dictionary: each row group's dictionary then holds every value and the file grows by a third."""
         import pyarrow.parquet as pq
 
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd", row_group_size=row_group_size)
+        pq.write_table(table, buffer, compression="zstd", row_group_size=row_group_size, use_dictionary=use_dictionary)
         return self.put_bytes(key, buffer.getvalue())
 
     @abstractmethod

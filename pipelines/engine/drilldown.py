@@ -15,9 +15,10 @@ reads the footer and the one row group whose range holds the id, by ranged reads
 store: the file is the index. It needs no second write that could disagree with the file, no index of
 a million rows per scenario in PostgreSQL, and it works wherever the file is (the Spark runner's S3
 output, a results file downloaded and opened elsewhere). The cost is small: the engine already
-simulates the book in ``LoanId`` order (the snapshot is sorted), so the sort finds it sorted, and 8,192
-rows per row group add about 120 row groups' statistics (tens of KB) to a million-loan file's footer
-while a lookup reads about 1 MB, not the whole file.
+simulates the book in ``LoanId`` order (the snapshot is sorted), so the sort (0.3 s on a million loans)
+finds it sorted; 8,192 rows per row group (123 on a million loans) put about 110 KB of statistics in the
+footer, write as fast as pyarrow's one large row group, and a lookup reads the footer and about 1.2 MB
+instead of the whole 64 MB file.
 """
 
 from __future__ import annotations
@@ -39,8 +40,13 @@ LOOKUP_ROW_GROUP_ROWS = 8192
 
 def write_loan_results(store: ObjectStore, key: str, loans: pa.Table,
                        rows_per_group: int = LOOKUP_ROW_GROUP_ROWS) -> str:
-    """Write a scenario's per-loan results at ``key`` for lookups by loan id (module docstring); its URI."""
-    return store.put_parquet(key, loans.sort_by("LoanId"), row_group_size=rows_per_group)
+    """Write a scenario's per-loan results at ``key`` for lookups by loan id (module docstring); its URI.
+
+    Only the segment is dictionary-encoded: in row groups of a few thousand loans the ids, figures and paths
+    are all distinct, and a dictionary of them would make a million-loan file 90 MB instead of 64 MB.
+    """
+    return store.put_parquet(key, loans.sort_by("LoanId"), row_group_size=rows_per_group,
+                             use_dictionary=["ProductSegment"])
 
 
 def top_loss_contributors(loans: pa.Table, per_segment: int = TOP_CONTRIBUTORS_PER_SEGMENT) -> dict[str, list]:
