@@ -114,7 +114,14 @@ class Projection:
     lgd: NDArray[np.float64]
     rwa: NDArray[np.float64]  # RWA of the loan at quarter end, weighted by survival
     surviving_balance: NDArray[np.float64]  # balance at quarter end, weighted by survival
-    final_balance: NDArray[np.float64]  # contractual balance at the end of the horizon (if alive)
+    # Contractual balance at each quarter's end if the loan is still alive (amortised, not net of defaults:
+    # multiply by the survival to the quarter's end for the expected balance); 0 once it has matured.
+    balance: NDArray[np.float64]
+
+    @property
+    def final_balance(self) -> NDArray[np.float64]:
+        """Contractual balance at the end of the horizon (if alive)."""
+        return self.balance[:, -1]
 
     @property
     def expected_loss(self) -> NDArray[np.float64]:
@@ -152,7 +159,7 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
     """Project every loan over the horizon of ``macro`` (see the module docstring for the rules)."""
     n, horizon = len(book), macro.horizon
     shape = (n, horizon)
-    result = Projection(*(np.empty(shape) for _ in range(7)), final_balance=np.empty(n))
+    result = Projection(*(np.empty(shape) for _ in range(8)))
     balance = book.balance.copy()
     remaining = book.remaining_quarters.astype(np.int64)
     survival = np.ones(n)
@@ -203,5 +210,5 @@ def project_book(book: BookArrays, macro: MacroPath, pd_model: PDFunction) -> Pr
         remaining = remaining - 1
         result.rwa[:, q] = survival * risk_weighted_assets(balance, annual_pd, lgd, asset_class, pd_floor=pd_floor)
         result.surviving_balance[:, q] = survival * balance
-    result.final_balance = balance
+        result.balance[:, q] = balance
     return result

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urlparse
 
 if TYPE_CHECKING:
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 
 OBJECT_STORE_SETTING = "STRESS_OBJECT_STORE_URI"
+# Bytes an S3 ranged read fetches at least: a Parquet reader's small reads (footer length, page headers) then
+# cost one GET between them, not one each.
+RANGE_READ_BUFFER = 256 * 1024
 # S3 error codes a retry cannot fix, by what the operator has to check.
 _DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "403", "Forbidden", "AccountProblem"})
 _NO_BUCKET = frozenset({"NoSuchBucket"})
@@ -113,11 +116,16 @@ class ObjectStore(ABC):
     def uri(self, key: str) -> str:
         return f"{self.root_uri.rstrip('/')}/{key}"
 
-    def put_parquet(self, key: str, table: pa.Table) -> str:
+    def put_parquet(self, key: str, table: pa.Table, row_group_size: int | None = None,
+                    use_dictionary: bool | list[str] = True) -> str:
+        """``table`` as zstd Parquet; ``row_group_size`` rows per row group (pyarrow's default when None), so a
+        reader of a few rows can fetch one small row group by range (:meth:`open_ranges`); ``use_dictionary``
+        the columns to dictionary-encode (all by default). Small row groups of unique values want no
+        dictionary: each row group's dictionary then holds every value and the file grows by a third."""
         import pyarrow.parquet as pq
 
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, **_PARQUET_OPTIONS)
+        pq.write_table(table, buffer, **_PARQUET_OPTIONS, row_group_size=row_group_size, use_dictionary=use_dictionary)
         return self.put_bytes(key, buffer.getvalue())
 
     def put_parquet_parts(self, key: str, tables: Iterable[pa.Table]) -> tuple[int, pa.Schema]:
@@ -157,6 +165,11 @@ class ObjectStore(ABC):
                     writer.close()
             self.put_file(key, path)
         return rows, schema
+
+    @abstractmethod
+    def open_ranges(self, key: str) -> BinaryIO:
+        """The object at ``key`` as a seekable binary file whose reads fetch only the bytes asked for (a
+        Parquet reader reads the footer, then the column chunks it needs, not the whole object)."""
 
     def get_parquet(self, key: str) -> pa.Table:
         import pyarrow.parquet as pq
@@ -214,6 +227,9 @@ class LocalObjectStore(ObjectStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def open_ranges(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
 
     def list_keys(self, prefix: str = "") -> list[str]:
         base = self.root.resolve()
@@ -307,6 +323,24 @@ class S3ObjectStore(ObjectStore):
                     raise FileNotFoundError(f"no object {self.uri(key)}") from error
                 raise
 
+    def open_ranges(self, key: str) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
+        with self._refusals_explained("head", key):
+            try:
+                size = self._client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+            except ClientError as error:
+                if _is_missing(error):
+                    raise FileNotFoundError(f"no object {self.uri(key)}") from error
+                raise
+        return io.BufferedReader(_S3RangeFile(self, key, int(size)), buffer_size=RANGE_READ_BUFFER)
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the object at ``key`` (one ranged GET)."""
+        with self._refusals_explained("get", key):
+            return self._client.get_object(Bucket=self.bucket, Key=self._key(key),
+                                           Range=f"bytes={start}-{stop - 1}")["Body"].read()
+
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -381,6 +415,36 @@ class S3ObjectStore(ObjectStore):
             ) from error
 
 
+class _S3RangeFile(io.RawIOBase):
+    """A read-only, seekable view of one S3 object: each read is a ranged GET of just the bytes asked for."""
+
+    def __init__(self, store: S3ObjectStore, key: str, size: int) -> None:
+        self.store, self.key, self.size, self.position = store, key, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]  # a writable buffer (memoryview)
+        stop = min(self.size, self.position + len(buffer))
+        if stop <= self.position:
+            return 0
+        data = self.store.get_range(self.key, self.position, stop)
+        buffer[:len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+
 def _is_missing(error: Exception) -> bool:
     """Whether a botocore ClientError says the object does not exist."""
     return error.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}
@@ -397,6 +461,15 @@ def open_object_store(uri: str, region: str = "us-east-1",
             raise ValueError(f"S3 URI {uri!r} names no bucket")
         return S3ObjectStore(parsed.netloc, parsed.path, region, encryption=encryption)
     raise ValueError(f"unsupported object store URI {uri!r}: use file:///path or s3://bucket/prefix")
+
+
+def open_uri_ranges(uri: str, region: str = "us-east-1") -> BinaryIO:
+    """The object at a ``file://`` or ``s3://`` URI as a file of ranged reads (:meth:`ObjectStore.open_ranges`)."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in {"file", "s3"}:
+        raise ValueError(f"cannot range-read {uri!r}: use file:// or s3://")
+    parent, _, name = uri.rpartition("/")
+    return open_object_store(parent, region).open_ranges(unquote(name))
 
 
 def read_uri_bytes(uri: str, region: str = "us-east-1", setting: str = "the source URI",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines.adapters.object_store import LocalObjectStore, ObjectStore
 
@@ -17,8 +20,6 @@ def read_parquet_rows(store: ObjectStore, key: str, start: int, stop: int) -> pa
     own client (its credentials and encryption settings) and sliced. The rows, their values and the
     schema's metadata are the same either way.
     """
-    import pyarrow.parquet as pq
-
     if not isinstance(store, LocalObjectStore):
         return store.get_parquet(key).slice(start, stop - start)
     with pq.ParquetFile(store.local_path(key)) as parquet:
@@ -32,8 +33,36 @@ def read_parquet_rows(store: ObjectStore, key: str, start: int, stop: int) -> pa
 
 def parquet_rows(store: ObjectStore, key: str) -> int:
     """The number of rows of the Parquet object at ``key`` (from its footer where the store allows)."""
-    import pyarrow.parquet as pq
-
     if isinstance(store, LocalObjectStore):
         return pq.ParquetFile(store.local_path(key)).metadata.num_rows
     return store.get_parquet(key).num_rows
+
+
+def row_groups_holding(metadata: pq.FileMetaData, column: str, value: str) -> list[int]:
+    """The row groups whose min-max statistics of ``column`` admit ``value`` (every one without statistics).
+
+    On a file sorted by ``column`` the ranges do not overlap, so a value falls in at most one row group
+    (two when it straddles a boundary, which a unique key cannot).
+    """
+    position = metadata.schema.to_arrow_schema().get_field_index(column)
+    holding = []
+    for index in range(metadata.num_row_groups):
+        statistics = metadata.row_group(index).column(position).statistics
+        if statistics is None or not statistics.has_min_max or statistics.min <= value <= statistics.max:
+            holding.append(index)
+    return holding
+
+
+def read_rows_with(file: BinaryIO, column: str, value: str) -> tuple[pa.Table, int]:
+    """The rows of the Parquet ``file`` whose ``column`` equals ``value``, and how many row groups were read.
+
+    Only the footer and the row groups that :func:`row_groups_holding` admits are read, so on a file of
+    ranged reads (:meth:`~pipelines.adapters.object_store.ObjectStore.open_ranges`) a lookup by a sorted
+    key costs the footer and one row group whatever the file's size.
+    """
+    import pyarrow.compute as pc
+
+    with pq.ParquetFile(file) as parquet:
+        groups = row_groups_holding(parquet.metadata, column, value)
+        table = parquet.read_row_groups(groups) if groups else parquet.schema_arrow.empty_table()
+    return table.filter(pc.equal(table.column(column), value)), len(groups)

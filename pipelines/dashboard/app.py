@@ -59,6 +59,18 @@ def _error(error: ServiceError) -> html.Div:
     return html.Div(f"{type(error).__name__}: {error}", className="dashboard-error", style={"color": "#cf222e"})
 
 
+def _balance_path(loan: dict[str, Any]) -> list[Any]:
+    """The loan's projected balance at each quarter's end (chart and table), or a note for results published
+    before the engine kept the path."""
+    if not loan["QuarterlyBalance"]:
+        return [html.Div("This run's results hold no quarterly balance path (published before it was kept).")]
+    rows = [[quarter, money(balance), percent(pd)]
+            for quarter, balance, pd in zip(loan["quarters"], loan["QuarterlyBalance"], loan["QuarterlyPD"],
+                                            strict=True)]
+    return [dcc.Graph(figure=figures.loan_balance_path(loan), id="loan-balance-chart"),
+            _table(["quarter end", "balance if it survives", "PD of the quarter"], rows, "loan-balance-table")]
+
+
 def _layout() -> html.Div:
     graph = {"config": {"displaylogo": False}}
     return html.Div([
@@ -87,7 +99,10 @@ def _layout() -> html.Div:
         _section("Attribution against the previous run", "view-attribution", html.Div(id="attribution")),
         _section("Drill-down: segment, largest loss contributors, loan", "view-drilldown",
                  dcc.Dropdown(id="segment-picker", clearable=False, placeholder="segment (or click a bar above)"),
-                 html.Div(id="contributors"), html.Div(id="loan-detail")),
+                 html.Div(id="contributors"),
+                 html.Div([dcc.Input(id="loan-search", type="text", placeholder="any loan id", debounce=True),
+                           html.Button("Show loan", id="loan-search-button", n_clicks=0)]),
+                 html.Div(id="loan-detail")),
         _section("Allocation under stress", "view-allocation", html.Div(id="allocation")),
     ], style={"fontFamily": "sans-serif", "maxWidth": "1200px", "margin": "0 auto"})
 
@@ -293,12 +308,19 @@ def _register_callbacks(app: Dash, source: DashboardSource, prefix: str) -> None
                 _table(["loan", "expected loss", "horizon PD", "balance at horizon end"], rows, "contributors-table")]
 
     @app.callback(Output("loan-detail", "children"), Input({"type": "loan-button", "index": ALL}, "n_clicks"),
+                  Input("loan-search-button", "n_clicks"), State("loan-search", "value"),
                   State("run-id", "data"), State("scenario-picker", "value"), prevent_initial_call=True)
-    def show_loan(clicks: list[int], run_id: str | None, scenario_id: str | None) -> Any:
-        if not any(clicks) or not isinstance(ctx.triggered_id, dict):
+    def show_loan(clicks: list[int], searches: int, searched: str | None, run_id: str | None,
+                  scenario_id: str | None) -> Any:
+        # A contributor's button, or any loan id typed in (read from the per-loan results by row group).
+        if isinstance(ctx.triggered_id, dict) and any(clicks):
+            loan_id = ctx.triggered_id["index"]
+        elif ctx.triggered_id == "loan-search-button" and searches and (searched or "").strip():
+            loan_id = searched.strip()
+        else:
             return no_update
         try:
-            loan = source.loan(run_id or "", scenario_id or "", ctx.triggered_id["index"])
+            loan = source.loan(run_id or "", scenario_id or "", loan_id)
         except ServiceError as error:
             return _error(error)
         return html.Div([
@@ -310,7 +332,8 @@ def _register_callbacks(app: Dash, source: DashboardSource, prefix: str) -> None
                       f" at the end of {loan['quarters'][-1]} if it survives; expected loss ",
                       html.B(money(loan["ExpectedLoss"]), id="loan-expected-loss"), ", horizon PD ",
                       html.B(percent(loan["ProjectedDefaultRisk"]), id="loan-pd")]),
-            dcc.Graph(figure=figures.loan_term_structure(loan), id="loan-chart")], id="view-loan")
+            dcc.Graph(figure=figures.loan_term_structure(loan), id="loan-chart"),
+            *_balance_path(loan)], id="view-loan")
 
     @app.callback(Output("allocation", "children"), Input("run-id", "data"))
     def show_allocation(run_id: str | None) -> Any:

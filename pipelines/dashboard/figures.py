@@ -121,6 +121,21 @@ def loan_term_structure(loan: dict[str, Any]) -> go.Figure:
                    yaxis_tickformat=".1%")
 
 
+def loan_balance_path(loan: dict[str, Any]) -> go.Figure:
+    """The loan's contractual balance at jump-off and at each quarter's end if it survives (the engine's
+    amortisation, not net of defaults), beside the expected balance (times the survival to that quarter)."""
+    balances = [float(b) for b in loan["QuarterlyBalance"]]
+    alive = [1.0 - float(p) for p in loan["CumulativePD"]]
+    quarters = list(loan["quarters"])
+    jump_off = [loan["JumpOffQuarter"]] if loan["JumpOffBalance"] else []
+    start = [float(loan["JumpOffBalance"])] if loan["JumpOffBalance"] else []
+    figure = go.Figure([
+        go.Scatter(x=jump_off + quarters, y=start + balances, name="balance if it survives", mode="lines+markers"),
+        go.Scatter(x=jump_off + quarters, y=start + [b * s for b, s in zip(balances, alive, strict=True)],
+                   name="expected balance (x survival)", mode="lines", line={"dash": "dot"})])
+    return _layout(figure, f"Projected balance of loan {loan['LoanId']}, {loan['ScenarioId']} (USD)")
+
+
 def allocation_bars(recommendation: dict[str, Any]) -> go.Figure:
     assets = recommendation["assets"]
     names = [a["name"] for a in assets]

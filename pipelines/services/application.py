@@ -305,7 +305,8 @@ def get_results(adapters: Adapters, *, run_id: str = "", scenario_id: str = "", 
     """Published results of a run (default: the latest), per scenario, narrowed to a segment or a loan.
 
     Each scenario gives its summary; with ``segment`` its exposure, expected loss and loss rate in that
-    segment; with ``loan_id`` that loan's projected default risk, balance, expected loss and quarterly PDs.
+    segment; with ``loan_id`` that loan's projected default risk, balance, expected loss, quarterly PDs and
+    quarterly balances (read by row group, :func:`_stored_loan`).
     """
     key = "results:" + json.dumps([run_id, scenario_id, segment, loan_id])
     found = adapters.cache.get_or_compute(key, lambda: _results(adapters, run_id, scenario_id, segment, loan_id))
@@ -340,18 +341,10 @@ def _results(adapters: Adapters, run_id: str, scenario_id: str, segment: str, lo
                               "ExpectedLoss": _decimal(metrics["loss_by_segment"][segment], 2),
                               "LossRate": _decimal(metrics["loss_rate_by_segment"][segment], 8)}
         if loan_id:
-            import pyarrow.compute as pc
-
-            loans = _affected_loans(adapters, result["AffectedLoans"])
-            match = loans.filter(pc.equal(loans.column("LoanId"), loan_id))
-            if match.num_rows == 0:
+            loan = _stored_loan(adapters, result["AffectedLoans"], loan_id)
+            if loan is None:
                 return {"missing": f"loan {loan_id!r} is not in the results of run {run_id}"}
-            loan = match.to_pylist()[0]
-            row["Loan"] = {"LoanId": loan_id, "ProductSegment": loan["ProductSegment"],
-                           "ProjectedDefaultRisk": _decimal(loan["ProjectedDefaultRisk"], 10),
-                           "ProjectedBalance": _decimal(loan["ProjectedBalance"], 2),
-                           "ExpectedLoss": _decimal(loan["ExpectedLoss"], 2),
-                           "QuarterlyPD": [_decimal(p, 8) for p in loan["QuarterlyPD"]]}
+            row["Loan"] = _loan_figures(loan)
         rows.append(row)
     return {"run_id": run_id, "results": rows}
 
@@ -710,11 +703,26 @@ def _top_loss_contributors(adapters: Adapters, run_id: str, scenario_id: str, se
 
 
 def _loan_figures(loan: dict[str, Any]) -> dict[str, Any]:
+    """One loan's stored results as the services show them. ``QuarterlyBalance`` is the contractual balance at
+    each quarter's end if the loan survives (the engine's amortisation, not net of defaults); empty for results
+    published before the engine kept it."""
     return {"LoanId": loan["LoanId"], "ProductSegment": loan["ProductSegment"],
             "ExpectedLoss": _decimal(loan["ExpectedLoss"], 2),
             "ProjectedDefaultRisk": _decimal(loan["ProjectedDefaultRisk"], 10),
             "ProjectedBalance": _decimal(loan["ProjectedBalance"], 2),
-            "QuarterlyPD": [_decimal(p, 8) for p in loan["QuarterlyPD"]]}
+            "QuarterlyPD": [_decimal(p, 8) for p in loan["QuarterlyPD"]],
+            "QuarterlyBalance": [_decimal(b, 2) for b in loan.get("QuarterlyBalance") or []]}
+
+
+def _stored_loan(adapters: Adapters, uri: str, loan_id: str) -> dict[str, Any] | None:
+    """One loan's row of the per-loan results at ``uri``, or None; reads the file's footer and only the row
+    groups whose LoanId range holds it (one, as the reduce step writes the file: engine.drilldown)."""
+    from pipelines.adapters.object_store import open_uri_ranges
+    from pipelines.adapters.parquet_rows import read_rows_with
+
+    with open_uri_ranges(uri, adapters.settings.aws_region) as file:
+        match, _ = read_rows_with(file, "LoanId", loan_id)
+    return match.to_pylist()[0] if match.num_rows else None
 
 
 def _object_bytes(adapters: Adapters, uri: str) -> bytes:
@@ -724,11 +732,12 @@ def _object_bytes(adapters: Adapters, uri: str) -> bytes:
 
 
 def loan_projection(adapters: Adapters, run_id: str, scenario_id: str, loan_id: str) -> dict[str, Any]:
-    """One loan of a scenario: its balance at jump-off (the run's snapshot) and at the horizon's end, and its
-    PD term structure (the PD of each quarter and the cumulative PD to each quarter's end).
+    """One loan of a scenario: its balance at jump-off (the run's snapshot) and at each quarter's end
+    (``QuarterlyBalance``: contractual, if it survives), and its PD term structure (the PD of each quarter
+    and the cumulative PD to each quarter's end).
 
     A loan among its segment's largest contributors is read from the pre-aggregate; any other from the
-    per-loan results, reading only the rows of that loan id.
+    per-loan results, reading only the footer and the row group that holds that loan id (:func:`_stored_loan`).
     """
     if not loan_id or len(loan_id) > 64:
         raise InvalidArgument(["loan_id: required, at most 64 characters"])
@@ -742,13 +751,9 @@ def _loan_projection(adapters: Adapters, run_id: str, scenario_id: str, loan_id:
     loan = next((kept for segment in (result.get("TopLossContributors") or {}).values() for kept in segment
                  if kept["LoanId"] == loan_id), None)
     if loan is None:
-        import pyarrow.parquet as pq
-
-        match = pq.read_table(io.BytesIO(_object_bytes(adapters, result["AffectedLoans"])),
-                              filters=[("LoanId", "=", loan_id)])
-        if match.num_rows == 0:
+        loan = _stored_loan(adapters, result["AffectedLoans"], loan_id)
+        if loan is None:
             raise NotFound(f"loan {loan_id!r} is not in the results of run {run_id}")
-        loan = match.to_pylist()[0]
     quarterly = [float(p) for p in loan["QuarterlyPD"]]
     cumulative, alive = [], 1.0
     for pd in quarterly:
@@ -788,8 +793,8 @@ def _file_stem(run_id: str) -> str:
 
 def run_results_file(adapters: Adapters, run_id: str, scenario_id: str, file_format: str) -> tuple[bytes, str, str]:
     """A scenario's per-loan results (the Simulation Results Schema's AffectedLoans: loan id, segment,
-    projected default risk and balance, expected loss, quarterly PDs) as Parquet, or as CSV with the
-    quarterly PDs in columns ``PD_Q1`` ... (CSV has no lists)."""
+    projected default risk and balance, expected loss, quarterly PDs and balances) as Parquet, or as CSV with
+    the quarterly PDs in columns ``PD_Q1`` ... and balances in ``Balance_Q1`` ... (CSV has no lists)."""
     if file_format not in RESULTS_FORMATS:
         raise InvalidArgument([f"format: one of {sorted(RESULTS_FORMATS)}"])
     run_id = _run_id_or_latest(adapters, run_id)
@@ -803,10 +808,13 @@ def run_results_file(adapters: Adapters, run_id: str, scenario_id: str, file_for
     import pyarrow.parquet as pq
 
     table = pq.read_table(io.BytesIO(content))
-    quarterly = table.column("QuarterlyPD")
-    table = table.drop_columns(["QuarterlyPD"])
-    for quarter in range(quarterly.type.list_size):
-        table = table.append_column(f"PD_Q{quarter + 1}", pc.list_element(quarterly, quarter))
+    for column, prefix in (("QuarterlyPD", "PD_Q"), ("QuarterlyBalance", "Balance_Q")):
+        if column not in table.column_names:  # results published before the engine kept the balance path
+            continue
+        quarterly = table.column(column)
+        table = table.drop_columns([column])
+        for quarter in range(quarterly.type.list_size):
+            table = table.append_column(f"{prefix}{quarter + 1}", pc.list_element(quarterly, quarter))
     buffer = io.BytesIO()
     pacsv.write_csv(table, buffer)
     return buffer.getvalue(), RESULTS_FORMATS[file_format], name

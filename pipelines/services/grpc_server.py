@@ -113,7 +113,8 @@ def _scenario_result(row: dict[str, Any]) -> pb.ScenarioResult:
         message.loan.CopyFrom(pb.LoanResult(
             loan_id=loan["LoanId"], product_segment=loan["ProductSegment"],
             projected_default_risk=loan["ProjectedDefaultRisk"], projected_balance=loan["ProjectedBalance"],
-            expected_loss=loan["ExpectedLoss"], quarterly_pd=loan["QuarterlyPD"]))
+            expected_loss=loan["ExpectedLoss"], quarterly_pd=loan["QuarterlyPD"],
+            quarterly_balance=loan["QuarterlyBalance"]))
     return message
 
 

@@ -192,7 +192,7 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
 
     from models.portfolio_loss import ExposureHistogram
     from pipelines.engine.batches import load_scenario, read_partials
-    from pipelines.engine.drilldown import top_loss_contributors
+    from pipelines.engine.drilldown import top_loss_contributors, write_loan_results
     from pipelines.engine.simulation import reduce_scenario, segment_path_losses, simulation_id
 
     adapters = current_adapters()
@@ -222,7 +222,7 @@ def reduce(plan: dict[str, Any], scenario_id: str, run_id: str) -> dict[str, Any
         "InterestRateScenario": scenario.interest_rate_scenario,
         "StartDate": scenario.start_date,
         "EndDate": scenario.end_date,
-        "AffectedLoans": store.put_parquet(f"{result_prefix}/affected_loans.parquet", loans),
+        "AffectedLoans": write_loan_results(store, f"{result_prefix}/affected_loans.parquet", loans),
         "OverallImpact": round(metrics["expected_loss"], 2),
         "SegmentPathLosses": segment_losses_key,
         "TopLossContributors": top_loss_contributors(loans),  # the dashboard's drill-down reads only these
@@ -250,12 +250,13 @@ def _results(store, reduced: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @task_entry
 def check_results(reduced: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
     """GX checks on every scenario's results of this run (fails the task on a broken result)."""
+    from pipelines.engine.drilldown import LOAN_PATH_COLUMNS
     from pipelines.engine.result_checks import check_results as run_checks
 
     store = current_adapters().object_store
     # Airflow hands mapped outputs over as a lazy sequence; indexing by its length avoids probing past the end.
     reduced = [dict(reduced[index]) for index in range(len(reduced))]
-    loans = [store.get_parquet(r["loans_key"]).drop_columns(["QuarterlyPD"]).to_pandas()
+    loans = [store.get_parquet(r["loans_key"]).drop_columns(list(LOAN_PATH_COLUMNS)).to_pandas()
              for r in sorted(reduced, key=lambda r: r["scenario_id"])]
     outcome = run_checks(_results(store, reduced), loans)
     log.info("result checks passed: %s", outcome)

@@ -121,3 +121,31 @@ def test_an_unknown_run_says_so(page, dashboard_url):
     page.goto(f"{dashboard_url}/runs/{quote('manual__no-such-run', safe='')}")
     page.wait_for_selector(".dashboard-error")
     assert "NotFound" in page.inner_text(".dashboard-error")
+
+
+def test_any_loan_shows_its_stored_balance_path_and_pd_term_structure(page, dashboard_url, seeded_run,
+                                                                      seeded_adapters):
+    """A loan outside every segment's top contributors, typed in: the balance at each quarter's end and the PD
+    of each quarter on the page are the per-loan Parquet file's (read here in full, not by the lookup)."""
+    import json
+
+    run_id = seeded_run.run_id
+    result = _stored(seeded_adapters, run_id)["2026_severely_adverse"]
+    document = json.loads(read_uri_bytes(result["AffectedLoans"].rsplit("/", 1)[0] + "/simulation_result.json"))
+    kept = {loan["LoanId"] for loans in document["TopLossContributors"].values() for loan in loans}
+    loans = pq.read_table(io.BytesIO(read_uri_bytes(result["AffectedLoans"]))).to_pylist()
+    loan = next(row for row in reversed(loans) if row["LoanId"] not in kept and row["QuarterlyBalance"][0] > 0)
+    page.goto(f"{dashboard_url}/runs/{quote(run_id, safe='')}")
+    page.wait_for_selector("#scenario-expected-loss")
+    _pick(page, "scenario-picker", "2026_severely_adverse")
+    page.fill("#loan-search", loan["LoanId"])
+    page.click("#loan-search-button")
+    page.wait_for_function("([id, text]) => document.getElementById(id)?.innerText === text",
+                           arg=["loan-id", loan["LoanId"]])
+    rows = page.locator("#loan-balance-table tbody tr")
+    shown = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    quarters = document["scenario"]["quarters"]
+    assert shown == [[quarter, _money(balance), _percent(pd)] for quarter, balance, pd in
+                     zip(quarters, loan["QuarterlyBalance"], loan["QuarterlyPD"], strict=True)]
+    assert shown[-1][1] == page.inner_text("#loan-projected-balance") == _money(loan["ProjectedBalance"])
+    page.wait_for_selector("#loan-balance-chart .main-svg")

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines.compliance.rules import ComplianceRecord, Direction, Scope, Severity, Status
+from pipelines.engine.drilldown import write_loan_results
 
 AS_OF = date(2025, 12, 31)
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -85,12 +86,15 @@ def ingest_tape(rows: list[dict[str, str]], tmp_path: Path, write_csv, name: str
 
 def publish_known_results(adapters, run_id: str = RUN_ID) -> dict:
     """One scenario's result with known figures and three affected loans, published as a run does."""
-    uri = adapters.object_store.put_parquet(f"runs/{uuid.uuid4().hex}/affected_loans.parquet", pa.table({
+    # As the reduce step writes it, one loan per row group: a lookup must pick the right one.
+    uri = write_loan_results(adapters.object_store, f"runs/{uuid.uuid4().hex}/affected_loans.parquet", pa.table({
         "LoanId": ["A-1", "B-2", "C-3"], "ProductSegment": ["auto", "auto", "heloc"],
         "ProjectedDefaultRisk": [0.125, 0.0625, 0.5], "ProjectedBalance": [1000.0, 2000.5, 300.25],
         "ExpectedLoss": [50.0, 25.0, 60.0],
         "QuarterlyPD": pa.FixedSizeListArray.from_arrays(pa.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06],
-                                                                   pa.float32()), 2)}))
+                                                                   pa.float32()), 2),
+        "QuarterlyBalance": pa.FixedSizeListArray.from_arrays(
+            pa.array([1500.0, 1000.0, 2500.25, 2000.5, 310.0, 300.25]), 2)}), rows_per_group=1)
     result = {
         "SimulationId": f"SIM-{uuid.uuid4().hex[:16]}", "ScenarioDescription": "Severely adverse",
         "InterestRateScenario": -0.0275, "StartDate": "2026-01-01", "EndDate": "2026-06-30",

@@ -160,6 +160,7 @@ def test_results_by_run_scenario_segment_and_loan(adapters):
     loan = get_results(adapters, loan_id="B-2")["results"][0]["Loan"]
     assert loan["ProjectedDefaultRisk"] == "0.0625000000" and loan["ProjectedBalance"] == "2000.50"
     assert loan["QuarterlyPD"] == ["0.03000000", "0.04000000"]
+    assert loan["QuarterlyBalance"] == ["2500.25", "2000.50"]
     for kwargs, message in [({"segment": "boats"}, "segment 'boats'"), ({"loan_id": "Z-9"}, "loan 'Z-9'"),
                             ({"run_id": "other"}, "run 'other'"), ({"scenario_id": "nope"}, "scenario 'nope'")]:
         with pytest.raises(NotFound, match=message):

@@ -109,8 +109,8 @@ def test_results_runs_and_compliance_over_grpc(grpc_channel, bearer, adapters):
     assert found.run_id == RUN_ID and scenario.overall_impact == "135.00" and scenario.var_999 == "900.50"
     assert (scenario.segment.segment, scenario.segment.exposure, scenario.segment.loss_rate) == (
         "auto", "3000.50", "0.02500000")
-    assert (scenario.loan.projected_balance, list(scenario.loan.quarterly_pd)) == (
-        "300.25", ["0.05000000", "0.06000000"])
+    assert (scenario.loan.projected_balance, list(scenario.loan.quarterly_pd), list(scenario.loan.quarterly_balance)) \
+        == ("300.25", ["0.05000000", "0.06000000"], ["310.00", "300.25"])
     assert code_of(simulations.GetResults, pb.ResultsRequest(segment="boats"), metadata=bearer)[0] == \
         grpc.StatusCode.NOT_FOUND
     status = compliance.CheckCompliance(pb.ComplianceRequest(metric_id="CET1_MIN"), metadata=bearer)

@@ -13,7 +13,8 @@ def _loans() -> pa.Table:
         "LoanId": ["a", "b", "c", "d", "e"], "ProductSegment": ["auto", "auto", "heloc", "auto", "heloc"],
         "ExpectedLoss": [5.0, 9.0, 1.0, 9.0, 3.0], "ProjectedDefaultRisk": [0.1, 0.2, 0.3, 0.4, 0.5],
         "ProjectedBalance": [10.0, 20.0, 30.0, 40.0, 50.0],
-        "QuarterlyPD": pa.FixedSizeListArray.from_arrays(pa.array([0.5, 0.25] * 5, pa.float32()), 2)})
+        "QuarterlyPD": pa.FixedSizeListArray.from_arrays(pa.array([0.5, 0.25] * 5, pa.float32()), 2),
+        "QuarterlyBalance": pa.FixedSizeListArray.from_arrays(pa.array([8.0, 6.0] * 5), 2)})
 
 
 def test_each_segment_keeps_its_largest_expected_losses_ties_by_loan_id():
@@ -21,7 +22,8 @@ def test_each_segment_keeps_its_largest_expected_losses_ties_by_loan_id():
     assert {s: [loan["LoanId"] for loan in loans] for s, loans in top.items()} == {"auto": ["b", "d"],
                                                                                     "heloc": ["e", "c"]}
     assert top["auto"][0] == {"LoanId": "b", "ProductSegment": "auto", "ExpectedLoss": 9.0,
-                              "ProjectedDefaultRisk": 0.2, "ProjectedBalance": 20.0, "QuarterlyPD": [0.5, 0.25]}
+                              "ProjectedDefaultRisk": 0.2, "ProjectedBalance": 20.0, "QuarterlyPD": [0.5, 0.25],
+                              "QuarterlyBalance": [8.0, 6.0]}
 
 
 def test_a_segment_smaller_than_the_cut_keeps_every_loan():

@@ -271,3 +271,30 @@ def test_loans_without_income_are_counted_in_the_results(features, history, pd_m
     batch = simulate_batch(book, scenario, history, pd_model, CONFIG)
     result = reduce_scenario([batch.histogram], [batch.aggregates], scenario, CONFIG)
     assert result["data_warnings"] == {"income_missing_loans": 2}
+
+
+def test_a_fixed_rate_annuity_loans_balance_path_is_its_amortisation_schedule(features, history, pd_model):
+    """A 100,000 loan at 6 % fixed with 6 quarters left, through the engine: the stored quarterly balance is the
+    annuity schedule by hand (contractual, not weighted by survival), zero once repaid, and ends at
+    ProjectedBalance."""
+    schedule = features.column("ScheduleCode").to_numpy()
+    fixed = ~features.column("IsVariableRate").to_numpy(zero_copy_only=False)
+    row = int(np.flatnonzero((schedule == 0) & fixed & (features.column("DaysPastDue").to_numpy() == 0))[0])
+    loan = features.slice(row, 1)
+    for name, value in (("CurrentBalance", 100_000.0), ("InterestRate", 0.06)):
+        loan = loan.set_column(loan.schema.get_field_index(name), name, pa.array([value]))
+    loan = loan.set_column(loan.schema.get_field_index("RemainingQuarters"), "RemainingQuarters",
+                           pa.array([6], pa.int32()))
+    scenario = resolve_scenario("2026_severely_adverse")
+    batch = simulate_batch(loan, scenario, history, pd_model, CONFIG)
+    # 1.5 % a quarter over 6 quarters: payment 100,000 x 0.015 / (1 - 1.015^-6) = 17,552.52.
+    payment = 100_000.0 * 0.015 / (1.0 - 1.015 ** -6)
+    assert payment == pytest.approx(17_552.52, abs=0.005)
+    by_hand = [round(100_000.0 * 1.015 ** k - payment * (1.015 ** k - 1.0) / 0.015, 2) for k in range(1, 7)]
+    assert by_hand[0] == pytest.approx(83_947.48, abs=0.005)
+    path = batch.loans.column("QuarterlyBalance").to_pylist()[0]
+    assert len(path) == scenario.horizon == 9
+    np.testing.assert_allclose(path[:6], by_hand, atol=0.011)
+    assert path[5] == pytest.approx(0.0, abs=0.011) and path[6:] == [0.0, 0.0, 0.0]
+    assert path[-1] == batch.loans.column("ProjectedBalance").to_pylist()[0]
+    assert min(batch.loans.column("QuarterlyPD").to_pylist()[0][:6]) > 0  # a survival weight would lower it

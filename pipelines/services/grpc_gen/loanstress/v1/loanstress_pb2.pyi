@@ -149,20 +149,22 @@ class SegmentResult(_message.Message):
     def __init__(self, segment: _Optional[str] = ..., exposure: _Optional[str] = ..., expected_loss: _Optional[str] = ..., loss_rate: _Optional[str] = ...) -> None: ...
 
 class LoanResult(_message.Message):
-    __slots__ = ("loan_id", "product_segment", "projected_default_risk", "projected_balance", "expected_loss", "quarterly_pd")
+    __slots__ = ("loan_id", "product_segment", "projected_default_risk", "projected_balance", "expected_loss", "quarterly_pd", "quarterly_balance")
     LOAN_ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_SEGMENT_FIELD_NUMBER: _ClassVar[int]
     PROJECTED_DEFAULT_RISK_FIELD_NUMBER: _ClassVar[int]
     PROJECTED_BALANCE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_LOSS_FIELD_NUMBER: _ClassVar[int]
     QUARTERLY_PD_FIELD_NUMBER: _ClassVar[int]
+    QUARTERLY_BALANCE_FIELD_NUMBER: _ClassVar[int]
     loan_id: str
     product_segment: str
     projected_default_risk: str
     projected_balance: str
     expected_loss: str
     quarterly_pd: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, loan_id: _Optional[str] = ..., product_segment: _Optional[str] = ..., projected_default_risk: _Optional[str] = ..., projected_balance: _Optional[str] = ..., expected_loss: _Optional[str] = ..., quarterly_pd: _Optional[_Iterable[str]] = ...) -> None: ...
+    quarterly_balance: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, loan_id: _Optional[str] = ..., product_segment: _Optional[str] = ..., projected_default_risk: _Optional[str] = ..., projected_balance: _Optional[str] = ..., expected_loss: _Optional[str] = ..., quarterly_pd: _Optional[_Iterable[str]] = ..., quarterly_balance: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ScenarioResult(_message.Message):
     __slots__ = ("simulation_id", "scenario_id", "scenario_description", "interest_rate_scenario", "start_date", "end_date", "affected_loans", "overall_impact", "airflow_run_id", "snapshot_id", "loans", "exposure", "loss_rate", "var_999", "expected_shortfall_99", "min_cet1_ratio", "segment", "loan")
