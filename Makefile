@@ -13,7 +13,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo test bench airflow mlflow lint lock contract clean serve-model
+.PHONY: install demo test fuzz bench airflow mlflow lint lock contract clean serve-model
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ demo: install  ## the quarterly stress test end to end on embedded defaults
 
 test: install  ## the whole test suite
 	$(PY) -m pytest -q -p no:cacheprovider
+
+fuzz: install  ## the tape fuzz tests with twenty times the suite's examples (about 15 min on 2 cores)
+	LOANSTRESS_FUZZ_EXAMPLES=400 $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_tape_fuzz.py
 
 bench: install  ## benchmarks: prints figures, writes .bench/results.json
 	$(PY) -m benchmarks.run $(BENCH)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -132,13 +133,15 @@ def ingest_and_validate(data: bytes, suffix: str, expected_rows: int) -> None:
 
 
 # Every example is a GX run: few examples and no shrinking (which would re-run GX hundreds of times);
-# Hypothesis still prints the failing example as generated.
-FUZZ = hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+# Hypothesis still prints the failing example as generated. The suite draws 20 Parquet and 40 CSV
+# examples; `make fuzz` (LOANSTRESS_FUZZ_EXAMPLES=400) draws twenty times as many.
+FUZZ_EXAMPLES = int(os.environ.get("LOANSTRESS_FUZZ_EXAMPLES", "20"))
+FUZZ = hypothesis_settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                            phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 
 # CSV examples often stop early at the header and cost no GX run: cheaper, so more of them.
-@hypothesis_settings(FUZZ, max_examples=80)
+@hypothesis_settings(FUZZ, max_examples=2 * FUZZ_EXAMPLES)
 @given(copies=st.integers(1, 40), edits=cell_edits, layout=csv_layout,
        byte_edits=st.lists(byte_edit, max_size=3))
 def test_mangled_csv_never_crashes_and_never_loses_rows(valid_tape_rows_factory, copies, edits, layout,
