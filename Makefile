@@ -30,7 +30,7 @@ demo: install  ## the quarterly stress test end to end on embedded defaults
 test: install  ## the whole test suite
 	$(PY) -m pytest -q -p no:cacheprovider
 
-fuzz: install  ## the tape fuzz tests with twenty times the suite's examples (about 15 min on 2 cores)
+fuzz: install  ## the tape fuzz tests with twenty times the suite's examples (400 Parquet, 800 CSV)
 	LOANSTRESS_FUZZ_EXAMPLES=400 $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_tape_fuzz.py
 
 bench: install  ## benchmarks: prints figures, writes .bench/results.json
