@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -159,20 +159,20 @@ class LoanStore:
         self.snapshots, self.loans, self.ingestions, self.quarantine = _tables(self.is_sqlite)
         ensure_schema(self.engine, self.snapshots.metadata)
 
-    def record_ingestion(self, record: dict[str, Any], accepted: pa.Table | None, quarantine: pa.Table) -> bool:
+    def record_ingestion(self, record: dict[str, Any], accepted: pa.Table | Iterable[pa.Table] | None,
+                         quarantine: pa.Table | Iterable[pa.Table]) -> bool:
         """Publish the snapshot of ``accepted`` unless it is stored, then record the ingestion, in one transaction.
 
         ``record`` needs ``ingestion_id``, ``source``, ``input_sha256``, ``as_of``, the three counts,
         ``quarantine_uri``, ``airflow_run_id`` and, with ``accepted``, ``snapshot_id``,
         ``content_sha256`` and ``snapshot_uri``. ``accepted`` is None when no row passed: the ingestion
-        and its quarantine are still kept, with no snapshot. Returns whether this call stored the
-        snapshot (False when it was already there, e.g. published by a concurrent run).
+        and its quarantine are still kept, with no snapshot. ``accepted`` and ``quarantine`` may each be
+        a table or tables in order, loaded one at a time (a snapshot too large for memory); a count
+        that disagrees with the record rolls the whole transaction back. Returns whether this call
+        stored the snapshot (False when it was already there, e.g. published by a concurrent run).
         """
         if record["accepted_rows"] + record["quarantined_rows"] != record["input_rows"]:
             raise ValueError(f"ingestion {record['ingestion_id']}: accepted + quarantined != input rows")
-        if quarantine.num_rows != record["quarantined_rows"]:
-            raise ValueError(f"ingestion {record['ingestion_id']}: {quarantine.num_rows} quarantine rows given, "
-                             f"the record says {record['quarantined_rows']}")
         now = datetime.now(UTC)
         with self.engine.begin() as connection:
             published = accepted is not None and self._insert_snapshot_if_absent(connection, record, accepted, now)
@@ -186,8 +186,11 @@ class LoanStore:
                 "quarantine_uri": record["quarantine_uri"], "created_at": now,
                 **_outcome(record),
             }])
-            self._bulk_insert(connection, self.quarantine, quarantine.add_column(
-                0, "ingestion_id", pa.array([record["ingestion_id"]] * quarantine.num_rows, pa.string())))
+            quarantined = self._bulk_insert_pieces(connection, self.quarantine, quarantine,
+                                                   "ingestion_id", record["ingestion_id"])
+            if quarantined != record["quarantined_rows"]:
+                raise ValueError(f"ingestion {record['ingestion_id']}: {quarantined} quarantine rows given, "
+                                 f"the record says {record['quarantined_rows']}")
         return published
 
     def record_rejection(self, record: dict[str, Any]) -> None:
@@ -205,8 +208,8 @@ class LoanStore:
                 "status": "rejected", "failed_rule": record["failed_rule"], "error": record["error"],
             }])
 
-    def _insert_snapshot_if_absent(self, connection: sa.Connection, record: dict[str, Any], accepted: pa.Table,
-                                   now: datetime) -> bool:
+    def _insert_snapshot_if_absent(self, connection: sa.Connection, record: dict[str, Any],
+                                   accepted: pa.Table | Iterable[pa.Table], now: datetime) -> bool:
         """Claim the snapshot id with ``INSERT ... ON CONFLICT DO NOTHING``, then load its loans if claimed.
 
         A content-addressed snapshot never changes, so the first writer wins and later ones have
@@ -214,9 +217,6 @@ class LoanStore:
         holds the key and then does nothing (or claims it, if the first rolled back); on SQLite the
         insert takes the write lock first, so there is no read-then-write race either.
         """
-        if accepted.num_rows != record["accepted_rows"]:
-            raise ValueError(f"snapshot {record['snapshot_id']}: {accepted.num_rows} loans given, "
-                             f"the record says {record['accepted_rows']}")
         insert = sqlite_insert(self.snapshots) if self.is_sqlite else postgresql_insert(self.snapshots)
         claimed = connection.execute(insert.values(
             snapshot_id=record["snapshot_id"], content_sha256=record["content_sha256"],
@@ -225,9 +225,21 @@ class LoanStore:
         ).on_conflict_do_nothing(index_elements=["snapshot_id"]).returning(self.snapshots.c.snapshot_id)
         ).first() is not None  # rowcount is -1 on psycopg for this statement; RETURNING says it plainly
         if claimed:
-            self._bulk_insert(connection, self.loans, accepted.add_column(
-                0, "snapshot_id", pa.array([record["snapshot_id"]] * accepted.num_rows, pa.string())))
+            loaded = self._bulk_insert_pieces(connection, self.loans, accepted, "snapshot_id", record["snapshot_id"])
+            if loaded != record["accepted_rows"]:
+                raise ValueError(f"snapshot {record['snapshot_id']}: {loaded} loans given, "
+                                 f"the record says {record['accepted_rows']}")
         return claimed
+
+    def _bulk_insert_pieces(self, connection: sa.Connection, table: sa.Table, rows: pa.Table | Iterable[pa.Table],
+                            key: str, value: str) -> int:
+        """Insert ``rows`` (a table or tables, one at a time) with ``key`` = ``value`` put first; how many."""
+        count = 0
+        for piece in [rows] if isinstance(rows, pa.Table) else rows:
+            self._bulk_insert(connection, table, piece.add_column(0, key, pa.array([value] * piece.num_rows,
+                                                                                   pa.string())))
+            count += piece.num_rows
+        return count
 
     def _bulk_insert(self, connection: sa.Connection, table: sa.Table, rows: pa.Table) -> None:
         if rows.num_rows == 0:

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from pipelines.adapters.http_source import HttpFetcher
 from pipelines.adapters.loan_store import LoanStore
 from pipelines.adapters.object_store import ObjectStore
 from pipelines.data.amendments import apply_amendments
+from pipelines.data.hashing import content_hash, content_hash_of_parts
 from pipelines.data.ingestion import ROW_NUMBER, MalformedRow, TableContractError, TypedTape, ingest
 from pipelines.data.sources import redact_credentials, redact_text
 from pipelines.data.validation import ValidationOutcome, count_by_reason, validate
@@ -48,14 +50,6 @@ TOP_REASONS = 5  # quarantine reasons named in the error of a tape with no accep
 log = logging.getLogger(__name__)
 
 
-def content_hash(table: pa.Table) -> str:
-    """SHA-256 of the table's Arrow IPC stream: equal data and schema give equal hashes."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table.combine_chunks())
-    return hashlib.sha256(sink.getvalue()).hexdigest()
-
-
 def input_hash(tape: TypedTape) -> str:
     """SHA-256 of the tape as it arrived: every cell's raw text and every malformed line, in source order.
 
@@ -65,9 +59,14 @@ def input_hash(tape: TypedTape) -> str:
     return raw_input_hash(tape.raw_text, tape.malformed)
 
 
-def raw_input_hash(raw_text: pa.Table, malformed: list[MalformedRow]) -> str:
-    """:func:`input_hash` of a tape's raw text and malformed lines (the Spark ETL gathers them from its parts)."""
-    digest = hashlib.sha256(content_hash(raw_text).encode())
+def raw_input_hash(raw_text: pa.Table | Iterable[pa.Table], malformed: list[MalformedRow]) -> str:
+    """:func:`input_hash` of a tape's raw text (whole, or in row order in parts) and malformed lines.
+
+    The Spark ETL passes its parts' raw text one at a time (:func:`content_hash_of_parts`), so the
+    driver never holds the tape's text, and the hash is the one the local path records.
+    """
+    text_hash = content_hash(raw_text) if isinstance(raw_text, pa.Table) else content_hash_of_parts(raw_text)
+    digest = hashlib.sha256(text_hash.encode())
     digest.update(json.dumps([asdict(m) for m in malformed], ensure_ascii=False).encode())
     return digest.hexdigest()
 
@@ -168,25 +167,103 @@ def record_validation_rejection(error: TableContractError, facts: TapeFacts, ing
         "airflow_run_id": airflow_run_id}, store, loan_store)
 
 
-def publish_validated(outcome: ValidationOutcome, facts: TapeFacts, as_of: date | None, *, ingestion_id: str,
-                      store: ObjectStore, loan_store: LoanStore, balance_tolerance: float,
+@dataclass(frozen=True)
+class StoredValidation:
+    """A validation's outcome held in the object store in pieces, as the Spark ETL leaves it.
+
+    ``accepted_keys`` are Parquet pieces of the accepted loans, each sorted by ``LoanId`` and all of
+    them in ``LoanId`` order end to end (a range partition); ``quarantine_key`` is the quarantine's
+    Parquet, read one row group at a time. :func:`publish_validated` reads each piece when it needs
+    it, so the worker that publishes holds one piece, never the snapshot.
+    """
+
+    accepted_keys: list[str]
+    accepted_rows: int
+    quarantine_key: str
+    quarantined_rows: int
+    input_rows: int
+    failed_expectations: dict[str, int]
+    data_docs_dir: Path | None
+
+
+class _ValidatedLoans:
+    """The one interface :func:`publish_validated` reads an outcome through, whole or in pieces."""
+
+    def __init__(self, outcome: ValidationOutcome | StoredValidation, store: ObjectStore,
+                 timings: dict[str, float]) -> None:
+        self.store = store
+        self.outcome = outcome
+        self.in_memory = isinstance(outcome, ValidationOutcome)
+        if isinstance(outcome, ValidationOutcome):
+            with timed(timings, "sort"):
+                # In LoanId order (unique once duplicates are quarantined): the same loans give the same
+                # snapshot whatever order the source delivered them in.
+                self.sorted_accepted = outcome.accepted.sort_by("LoanId")
+            self.accepted_rows, self.quarantined_rows = outcome.accepted.num_rows, outcome.quarantine.num_rows
+        else:
+            self.accepted_rows, self.quarantined_rows = outcome.accepted_rows, outcome.quarantined_rows
+
+    def accepted_pieces(self) -> Iterator[pa.Table]:
+        if isinstance(self.outcome, ValidationOutcome):
+            yield self.sorted_accepted
+            return
+        for key in self.outcome.accepted_keys:
+            yield self.store.get_parquet(key)
+
+    def quarantine_pieces(self) -> Iterator[pa.Table]:
+        if isinstance(self.outcome, ValidationOutcome):
+            yield self.outcome.quarantine
+            return
+        import pyarrow.parquet as pq
+
+        with self.store.open_ranges(self.outcome.quarantine_key) as file:
+            parquet = pq.ParquetFile(file)
+            for group in range(parquet.num_row_groups):
+                yield parquet.read_row_group(group)
+
+    def put_quarantine(self, key: str) -> str:
+        if isinstance(self.outcome, ValidationOutcome):
+            return self.store.put_parquet(key, self.outcome.quarantine)
+        return self.store.copy(self.outcome.quarantine_key, key)
+
+
+def publish_validated(outcome: ValidationOutcome | StoredValidation, facts: TapeFacts, as_of: date | None, *,
+                      ingestion_id: str, store: ObjectStore, loan_store: LoanStore, balance_tolerance: float,
                       airflow_run_id: str | None = None, timings: dict[str, float] | None = None,
                       amendments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Keep the ingestion's record and publish the snapshot of a validation ``outcome`` (local or Spark).
 
-    Sorts the accepted loans, applies the pending amendments, names the snapshot by its hash, uploads
-    the quarantine and the Data Docs (``outcome.data_docs_dir``) and commits; see
-    :func:`validate_and_publish`.
+    Sorts the accepted loans (a :class:`StoredValidation` comes sorted), applies the pending
+    amendments, names the snapshot by its hash, uploads the quarantine and the Data Docs
+    (``outcome.data_docs_dir``) and commits; see :func:`validate_and_publish`. An outcome in pieces
+    is read piece by piece in each pass (hash, Parquet, loan store), and its snapshot, hash and
+    record are the ones the same loans give in one table.
     """
     timings = {} if timings is None else timings
-    docs_dir = outcome.data_docs_dir
-    with timed(timings, "sort"):
-        # In LoanId order (unique once duplicates are quarantined): the same loans give the same snapshot
-        # whatever order the source delivered them in.
-        outcome.accepted = outcome.accepted.sort_by("LoanId")
-    outcome.accepted, amendment_outcomes = apply_amendments(outcome.accepted, amendments or [], balance_tolerance)
+    loans = _ValidatedLoans(outcome, store, timings)
+    amendment_outcomes: dict[str, tuple[str, str]] = {}
+
+    def amended_pieces() -> Iterator[pa.Table]:
+        # Amendments change no LoanId, so each piece stays sorted; applied again on each pass, they give
+        # the same rows each time.
+        for piece in loans.accepted_pieces():
+            amended, outcomes = apply_amendments(piece, amendments or [], balance_tolerance)
+            amendment_outcomes.update(outcomes)
+            yield amended
+
+    if loans.in_memory:  # one table: amended once, and hashed and written as the local path always has
+        whole = list(amended_pieces())
+        pieces: Callable[[], Iterator[pa.Table]] = lambda: iter(whole)  # noqa: E731
+    else:
+        pieces = amended_pieces
     with timed(timings, "content_hash"):
-        content_sha256 = content_hash(outcome.accepted) if outcome.accepted.num_rows else None
+        if not loans.accepted_rows:
+            content_sha256 = None
+        elif loans.in_memory:
+            content_sha256 = content_hash(whole[0])
+        else:
+            content_sha256 = content_hash_of_parts(pieces())
+    docs_dir = outcome.data_docs_dir
     prefix = f"ingestions/{ingestion_id}"
     with timed(timings, "data_docs_upload"):
         for path in sorted(docs_dir.rglob("*") if docs_dir else []):
@@ -195,14 +272,22 @@ def publish_validated(outcome: ValidationOutcome, facts: TapeFacts, as_of: date 
     snapshot_id = content_sha256[:24] if content_sha256 else None
     snapshot_key = f"snapshots/{snapshot_id}"
     with timed(timings, "parquet_upload"):
-        quarantine_uri = store.put_parquet(f"{prefix}/quarantine.parquet", outcome.quarantine)
+        quarantine_uri = loans.put_quarantine(f"{prefix}/quarantine.parquet")
         snapshot_complete = snapshot_id is not None and store.exists(f"{snapshot_key}/{SNAPSHOT_MANIFEST}")
         if snapshot_id is None or snapshot_complete:
             snapshot_uri = store.uri(f"{snapshot_key}/loans.parquet") if snapshot_id else None
         else:
             # No manifest: never published, or a run died before committing. The bytes are the same
             # whoever writes them (content-addressed), so writing them again is safe.
-            snapshot_uri = store.put_parquet(f"{snapshot_key}/loans.parquet", outcome.accepted)
+            snapshot_uri = store.uri(f"{snapshot_key}/loans.parquet")
+            if loans.in_memory:
+                store.put_parquet(f"{snapshot_key}/loans.parquet", whole[0])
+            else:
+                store.put_parquet_parts(f"{snapshot_key}/loans.parquet", pieces())
+    reasons: dict[str, int] = {}
+    for piece in loans.quarantine_pieces():
+        for reason, count in count_by_reason(piece).items():
+            reasons[reason] = reasons.get(reason, 0) + count
     manifest = {
         "ingestion_id": ingestion_id,
         "snapshot_id": snapshot_id,
@@ -211,10 +296,11 @@ def publish_validated(outcome: ValidationOutcome, facts: TapeFacts, as_of: date 
         "source": facts.source,
         "as_of": as_of.isoformat() if as_of else None,
         "input_rows": outcome.input_rows,
-        "accepted_rows": outcome.accepted.num_rows,
-        "quarantined_rows": outcome.quarantine.num_rows,
-        "pass_rate": outcome.pass_rate,
-        "quarantine_reasons": count_by_reason(outcome.quarantine),
+        "accepted_rows": loans.accepted_rows,
+        "quarantined_rows": loans.quarantined_rows,
+        "pass_rate": loans.accepted_rows / outcome.input_rows if outcome.input_rows else 0.0,
+        # Most frequent first; a tie keeps the order of first appearance, as in one table's count.
+        "quarantine_reasons": dict(sorted(reasons.items(), key=lambda item: -item[1])),
         "failed_expectations": outcome.failed_expectations,
         "extra_columns_ignored": facts.extra_columns,
         "snapshot_uri": snapshot_uri,
@@ -228,7 +314,7 @@ def publish_validated(outcome: ValidationOutcome, facts: TapeFacts, as_of: date 
     if snapshot_id is None:
         manifest |= {"failed_rule": NO_ACCEPTABLE_ROW, "error": no_acceptable_row_message(manifest)}
     with timed(timings, "loan_store_load"):
-        loan_store.record_ingestion(manifest, outcome.accepted if snapshot_id else None, outcome.quarantine)
+        loan_store.record_ingestion(manifest, pieces() if snapshot_id else None, loans.quarantine_pieces())
     # The manifests last: each one marks its objects as committed to the loan store.
     store.put_bytes(f"{prefix}/manifest.json", json.dumps(manifest, indent=2).encode())
     if snapshot_id and not snapshot_complete:

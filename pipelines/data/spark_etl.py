@@ -26,9 +26,12 @@ an :class:`EtlJob` written to the object store by the ``loan_tape`` task that wa
     from there the rows' reasons are found by the local path's
     :func:`~pipelines.data.validation.rule_breaks` and each part is split into accepted rows and
     quarantine by :func:`~pipelines.data.validation.split_rows`, so a row gets the same reasons.
-    The driver writes the accepted rows and the quarantine (in row order, one part at a time), the
-    input hash (of the whole tape's raw text, which it gathers: the hash is of one Arrow stream), the
-    failed expectations and the Data Docs; the ``validate`` task publishes them as the local path does.
+    The accepted rows are then sorted by ``LoanId`` in a Spark range partition, each range written as a
+    piece (:class:`~pipelines.data.snapshots.StoredValidation`); the driver writes the quarantine (in
+    row order, one part at a time), the input hash (of the whole tape's raw text, one part at a time,
+    spilled to its local disk: :func:`~pipelines.data.hashing.content_hash_of_parts`), the failed
+    expectations and the Data Docs. The ``validate`` task publishes them as the local path does,
+    reading one piece at a time.
 ``features``
     Each Spark task engineers the features of one row group of the snapshot with
     :func:`~pipelines.data.features.build_features`, a per-row function; the driver writes them
@@ -332,7 +335,6 @@ def _split_part(store_uri: str, job: EtlJob, part: int, bad, reasons) -> dict[st
 
 def _validate(spark, store, store_uri: str, job: EtlJob) -> dict[str, Any]:
     import numpy as np
-    import pyarrow as pa
 
     from pipelines.data.gx import run_gx_suite
     from pipelines.data.ingestion import ROW_NUMBER, TableContractError
@@ -350,8 +352,8 @@ def _validate(spark, store, store_uri: str, job: EtlJob) -> dict[str, Any]:
 
     prefixes = [part_prefix(job.staging_prefix, part) for part in parts]
     input_rows = len(row_numbers) + len(malformed)
-    input_sha256 = raw_input_hash(pa.concat_tables([store.get_parquet(f"{p}/raw.parquet") for p in prefixes]),
-                                  malformed)
+    # One part's raw text at a time: the driver spills the columns to its local disk, not to memory.
+    input_sha256 = raw_input_hash((store.get_parquet(f"{p}/raw.parquet") for p in prefixes), malformed)
 
     from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -377,20 +379,67 @@ def _validate(spark, store, store_uri: str, job: EtlJob) -> dict[str, Any]:
     bad_before = np.concatenate([[0], np.cumsum(bad)])
     work = [(part, bad[end - size:end], reasons.slice(int(bad_before[end - size]), int(bad[end - size:end].sum())))
             for part, size, end in zip(parts, sizes, ends, strict=True)]
-    context.parallelize(work, len(work)).map(lambda item: _split_part(store_uri, job, *item)).collect()
-    # Part by part, in row order: the driver holds one part (and one row group) of each output at a time.
+    split = context.parallelize(work, len(work)).map(lambda item: _split_part(store_uri, job, *item)).collect()
+    accepted = sum(part["accepted"] for part in split)
     validated = f"{job.staging_prefix}/validated"
-    accepted, _ = store.put_parquet_parts(f"{validated}/accepted.parquet",
-                                          (store.get_parquet(f"{p}/accepted.parquet") for p in prefixes))
+    pieces = _sort_accepted(spark, store_uri, job, validated) if accepted else []
+    # Part by part, in row order: the driver holds one part (and one row group) of the quarantine at a time.
     quarantined, _ = store.put_parquet_parts(f"{validated}/quarantine.parquet",
                                              (store.get_parquet(f"{p}/quarantine.parquet") for p in prefixes))
     for path in sorted(docs_dir.rglob("*")):
         if path.is_file():
             store.put_bytes(f"{validated}/data_docs/{path.relative_to(docs_dir).as_posix()}", path.read_bytes())
-    if accepted + quarantined != input_rows:
-        raise AssertionError("validation lost rows: accepted + quarantined != input")
+    if accepted + quarantined != input_rows or sum(rows for _, rows in pieces) != accepted:
+        raise AssertionError("validation lost rows: accepted + quarantined != input, or the sort lost rows")
     return {"validated_prefix": validated, "input_rows": input_rows, "failed_expectations": failed,
-            "input_sha256": input_sha256}
+            "input_sha256": input_sha256, "accepted_pieces": [key for key, _ in pieces], "accepted_rows": accepted,
+            "quarantine_key": f"{validated}/quarantine.parquet", "quarantined_rows": quarantined}
+
+
+def _accepted_batches(store_uri: str, job: EtlJob, batches):
+    """Run on an executor (``mapInArrow``): the accepted rows of the parts named in ``batches``."""
+    store = _job_store(store_uri, job)
+    for batch in batches:
+        for part in batch.column(0).to_pylist():
+            yield from store.get_parquet(f"{part_prefix(job.staging_prefix, part)}/accepted.parquet").to_batches()
+
+
+def _write_sorted_piece(store_uri: str, job: EtlJob, validated: str, batches):
+    """Run on an executor (``mapInArrow``): one range of the sorted accepted rows, written as one piece."""
+    import pyarrow as pa
+    from pyspark import TaskContext
+
+    from pipelines.data.contract import ARROW_SCHEMA
+
+    batches = list(batches)
+    rows = sum(batch.num_rows for batch in batches)
+    if not rows:
+        return
+    piece = TaskContext.get().partitionId()
+    # Back from Spark's types to the contract's exactly (nullability included: the schema is hashed).
+    table = pa.Table.from_batches(batches).cast(ARROW_SCHEMA)
+    key = f"{validated}/sorted/piece-{piece:05d}.parquet"
+    _job_store(store_uri, job).put_parquet(key, table)
+    yield pa.RecordBatch.from_pydict({"piece": [piece], "key": [key], "rows": [rows]})
+
+
+def _sort_accepted(spark, store_uri: str, job: EtlJob, validated: str) -> list[tuple[str, int]]:
+    """The accepted rows in ``LoanId`` order as pieces (a range partition, each piece sorted); [(key, rows)].
+
+    Spark samples the ids, cuts them into ``parts`` ranges and shuffles each row to its range, so no
+    machine holds more than one range. Spark orders strings by their UTF-8 bytes, as Arrow's
+    ``sort_by`` does, and the accepted ids are unique, so the order is the local path's.
+    """
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from pipelines.data.contract import ARROW_SCHEMA
+
+    frame = spark.range(job.parts, numPartitions=job.parts).mapInArrow(
+        lambda batches: _accepted_batches(store_uri, job, batches), from_arrow_schema(ARROW_SCHEMA))
+    ranged = frame.repartitionByRange(job.parts, "LoanId").sortWithinPartitions("LoanId")
+    written = ranged.mapInArrow(lambda batches: _write_sorted_piece(store_uri, job, validated, batches),
+                                "piece LONG, key STRING, rows LONG").collect()
+    return [(row["key"], row["rows"]) for row in sorted(written, key=lambda row: row["piece"])]
 
 
 # --- features -------------------------------------------------------------------------------------------

@@ -107,8 +107,7 @@ def validate_and_publish_on_spark(staged: dict[str, Any], as_of: date | None, *,
                                   airflow_run_id: str | None = None,
                                   amendments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """:func:`~pipelines.data.snapshots.validate_and_publish` with the GX suite and the quarantine on Spark."""
-    from pipelines.data.snapshots import TapeFacts, publish_validated, record_validation_rejection
-    from pipelines.data.validation import ValidationOutcome
+    from pipelines.data.snapshots import StoredValidation, TapeFacts, publish_validated, record_validation_rejection
 
     result = _run_stage(store, runner, EtlJob(VALIDATE, staged["staging_prefix"], source=staged["source"],
                                               region=aws_region, parts=staged["parts"],
@@ -127,9 +126,9 @@ def validate_and_publish_on_spark(staged: dict[str, Any], as_of: date | None, *,
         path = docs_dir / key.removeprefix(f"{validated}/data_docs/")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(store.get_bytes(key))
-    outcome = ValidationOutcome(store.get_parquet(f"{validated}/accepted.parquet"),
-                                store.get_parquet(f"{validated}/quarantine.parquet"), result["input_rows"],
-                                result["failed_expectations"], docs_dir)
+    outcome = StoredValidation(result["accepted_pieces"], result["accepted_rows"], result["quarantine_key"],
+                               result["quarantined_rows"], result["input_rows"], result["failed_expectations"],
+                               docs_dir)
     return publish_validated(outcome, facts, as_of, ingestion_id=ingestion_id, store=store, loan_store=loan_store,
                              balance_tolerance=balance_tolerance, airflow_run_id=airflow_run_id,
                              amendments=amendments)

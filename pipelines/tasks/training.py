@@ -56,7 +56,7 @@ def ingest_history(source_uri: str | None, run_id: str) -> dict[str, Any]:
     """Read the history and stage it; its content hash identifies the data snapshot of the run."""
     import pyarrow as pa
 
-    from pipelines.data.snapshots import content_hash
+    from pipelines.data.hashing import content_hash
     from pipelines.model.lineage import code_version
     from pipelines.model.selection import performance_history
     from pipelines.model.training import read_history

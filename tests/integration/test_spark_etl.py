@@ -100,12 +100,15 @@ def test_spark_etl_gives_the_local_snapshot_quarantine_and_features(tmp_path: Pa
             "quarantine": store.get_parquet(f"ingestions/{manifest['ingestion_id']}/quarantine.parquet"),
             "docs": store.exists(f"ingestions/{manifest['ingestion_id']}/data_docs/index.html"),
             "recorded": current_adapters().loan_store.ingestion(manifest["ingestion_id"]),
+            "sorted_pieces": store.list_keys(f"{staged['staging_prefix']}/validated/sorted/"),
         }
     get_settings.cache_clear()
     local, spark = runs["local"], runs["spark"]
 
     # The Spark run did cut the tape: its executors parsed many chunks (a driver-side read would prove nothing).
     assert spark["staged"]["read_by"] == "executors" and spark["staged"]["parts"] >= 4
+    # ... and its snapshot was published from several sorted pieces, one at a time, not from one table.
+    assert len(spark["sorted_pieces"]) >= 2, spark["sorted_pieces"]
     for key in ("input_rows", "malformed_rows", "rows_with_type_errors", "extra_columns", "source"):
         assert spark["staged"][key] == local["staged"][key], key
     for key in ("snapshot_id", "content_sha256", "input_sha256", "input_rows", "accepted_rows", "quarantined_rows",

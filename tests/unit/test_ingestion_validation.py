@@ -609,7 +609,7 @@ def test_data_docs_index_is_produced(published: Published) -> None:
 
 
 def test_content_hash_follows_the_data() -> None:
-    from pipelines.data.snapshots import content_hash
+    from pipelines.data.hashing import content_hash
 
     table = pa.table({"LoanAmount": pa.array([Decimal("1.00"), Decimal("2.00")], pa.decimal128(18, 2))})
     same = pa.table({"LoanAmount": pa.array([Decimal("1.00"), Decimal("2.00")], pa.decimal128(18, 2))})
