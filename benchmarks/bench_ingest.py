@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
-from benchmarks.common import INPUTS, Timer, benchmark
+from benchmarks.common import INPUTS, ResidentSampler, Timer, benchmark
 
 N_LOANS = 1_000_000
 AS_OF = date(2025, 12, 31)
@@ -259,3 +260,126 @@ def ingest_and_validate_in_this_process(source: str, rows: int) -> dict[str, flo
             "validate_wall_s": round(validate_timer.seconds, 2),
             "wall_s": round(ingest_timer.seconds + validate_timer.seconds, 2), "peak_rss_mb": round(peak_rss_mb()),
             **{f"validate_{step}_s": round(seconds, 2) for step, seconds in timings.items()}}
+
+
+PUBLISH_COPIES = 4  # the validated 1,000,000-loan tape four times over, under other ids: 4,000,000 loans
+PUBLISH_PIECES_PER_COPY = 16
+PUBLISH_DB = "bench_publish"
+
+
+def _publish_inputs() -> Path:
+    """A validated tape of 4,000,000 loans, kept whole and as the Spark ETL leaves it (sorted pieces).
+
+    The 1,000,000-loan tape is validated once; its accepted loans are repeated under prefixed ids
+    (``c0-``, ``c1-``, ...), which keeps each copy sorted and the copies in order, and so are its
+    quarantined rows under shifted row numbers. The publish sees a tape four times as large without
+    four times the validation.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipelines.adapters.object_store import LocalObjectStore
+    from pipelines.data.ingestion import ingest
+    from pipelines.data.validation import validate
+
+    folder = INPUTS / "publish"
+    if (folder / "ready").exists():
+        return folder
+    outcome = validate(ingest(_book_csv()), duplicate_tolerance=0.01, balance_tolerance=0.05)
+    store = LocalObjectStore(folder)
+    ordered = outcome.accepted.sort_by("LoanId")
+    ids = ordered.schema.get_field_index("LoanId")
+    numbers = outcome.quarantine.schema.get_field_index("row_number")
+    copies, quarantines = [], []
+    for copy in range(PUBLISH_COPIES):
+        prefixed = pc.binary_join_element_wise(pa.scalar(f"c{copy}-"), ordered.column(ids), "")
+        copies.append(ordered.set_column(ids, ordered.schema.field(ids), prefixed))
+        shifted = pc.add(outcome.quarantine.column(numbers), copy * outcome.input_rows)
+        quarantines.append(outcome.quarantine.set_column(numbers, outcome.quarantine.schema.field(numbers), shifted))
+    store.put_parquet("whole/accepted.parquet", pa.concat_tables(copies))
+    store.put_parquet("whole/quarantine.parquet", pa.concat_tables(quarantines))
+    store.put_parquet("pieces/quarantine.parquet", pa.concat_tables(quarantines))
+    size = -(-ordered.num_rows // PUBLISH_PIECES_PER_COPY)
+    for copy, table in enumerate(copies):
+        for piece in range(PUBLISH_PIECES_PER_COPY):
+            store.put_parquet(f"pieces/piece-{copy:02d}-{piece:03d}.parquet", table.slice(piece * size, size))
+    (folder / "facts.json").write_text(json.dumps({"input_rows": PUBLISH_COPIES * outcome.input_rows,
+                                                   "failed_expectations": outcome.failed_expectations}))
+    (folder / "ready").touch()
+    return folder
+
+
+def _fresh_loan_store_url() -> str:
+    import psycopg
+
+    with psycopg.connect(PG_URL.replace("/test", "/postgres"), autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {PUBLISH_DB} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {PUBLISH_DB}")
+    return PG_URL.replace("/test", f"/{PUBLISH_DB}")
+
+
+def publish_in_this_process(folder: str, in_pieces: bool) -> dict[str, float]:
+    """Publish the validated tape at ``folder`` whole or from its pieces; seconds, peak RSS, snapshot id."""
+    import tempfile
+
+    from benchmarks.common import reset_peak_rss, step_peak_rss_mb
+    from pipelines.adapters.loan_store import LoanStore
+    from pipelines.adapters.object_store import LocalObjectStore
+    from pipelines.data.snapshots import StoredValidation, TapeFacts, publish_validated
+    from pipelines.data.validation import ValidationOutcome
+
+    inputs = LocalObjectStore(Path(folder))
+    facts = json.loads((Path(folder) / "facts.json").read_text())
+    loan_store = LoanStore(_fresh_loan_store_url())
+    reset_peak_rss()
+    before_mb = step_peak_rss_mb()
+    with tempfile.TemporaryDirectory(prefix="bench-publish-") as out:
+        store = LocalObjectStore(Path(out))
+        # The inputs are copied into the store the task publishes from, as the Spark job leaves them there.
+        if in_pieces:
+            keys = inputs.list_keys("pieces/piece-")
+            for key in [*keys, "pieces/quarantine.parquet"]:
+                store.put_file(key, inputs.local_path(key))
+            validated = StoredValidation(keys, sum(_rows(inputs, key) for key in keys), "pieces/quarantine.parquet",
+                                         _rows(inputs, "pieces/quarantine.parquet"), facts["input_rows"],
+                                         facts["failed_expectations"], None)
+        else:
+            validated = ValidationOutcome(inputs.get_parquet("whole/accepted.parquet"),
+                                          inputs.get_parquet("whole/quarantine.parquet"), facts["input_rows"],
+                                          facts["failed_expectations"], None)
+        held_mb = step_peak_rss_mb()
+        timings: dict[str, float] = {}
+        with Timer() as timer, ResidentSampler() as resident:
+            manifest = publish_validated(validated, TapeFacts("bench.csv", "0" * 64, facts["input_rows"], 0, 0, []),
+                                         AS_OF, ingestion_id=f"bench-{in_pieces}", store=store,
+                                         loan_store=loan_store, balance_tolerance=0.05, timings=timings)
+    return {"wall_s": round(timer.seconds, 2), "rss_before_inputs_mb": round(before_mb, 1),
+            "rss_holding_inputs_mb": round(held_mb, 1), "peak_rss_mb": round(step_peak_rss_mb(), 1),
+            "peak_anonymous_rss_mb": round(resident.peak_anonymous_mb, 1),
+            "snapshot_id": manifest["snapshot_id"], "accepted_rows": manifest["accepted_rows"],
+            **{f"{step}_s": round(seconds, 2) for step, seconds in timings.items()}}
+
+
+def _rows(store, key: str) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(store.local_path(key)).metadata.num_rows
+
+
+@benchmark
+def publish_in_pieces_4m() -> dict[str, float]:
+    """The ``validate`` task's publish of 4,000,000 loans: whole (the local path) against 64 sorted pieces (Spark).
+
+    Each variant runs in a fresh process. ``peak_anonymous_rss_mb`` is what the publish keeps in memory;
+    ``peak_rss_mb`` adds file-backed pages (the hash's memory-mapped spill files, files being read).
+    """
+    from benchmarks.common import in_fresh_process
+
+    folder = str(_publish_inputs())
+    whole = in_fresh_process(publish_in_this_process, folder, False)
+    pieces = in_fresh_process(publish_in_this_process, folder, True)
+    if whole["snapshot_id"] != pieces["snapshot_id"] or whole["accepted_rows"] != pieces["accepted_rows"]:
+        raise AssertionError(f"the pieces published another snapshot: {pieces} against {whole}")
+    return {"pieces": PUBLISH_COPIES * PUBLISH_PIECES_PER_COPY, "accepted_rows": whole["accepted_rows"],
+            **{f"whole_{key}": value for key, value in whole.items() if key not in {"snapshot_id", "accepted_rows"}},
+            **{f"pieces_{key}": value for key, value in pieces.items() if key not in {"snapshot_id", "accepted_rows"}}}

@@ -57,6 +57,39 @@ def step_peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+class ResidentSampler:
+    """The peak of this process's anonymous resident memory (``RssAnon``) over a ``with`` block.
+
+    VmHWM counts file-backed pages too: memory-mapped files and the pages of files being read, which
+    the kernel drops under pressure. A step that spills to disk is bounded by what it keeps in
+    anonymous memory, which the kernel reports only as a current value; a thread samples it.
+    """
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.peak_anonymous_mb = 0.0
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            with open("/proc/self/status") as handle:
+                for line in handle:
+                    if line.startswith("RssAnon:"):
+                        self.peak_anonymous_mb = max(self.peak_anonymous_mb, int(line.split()[1]) / 1024)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> ResidentSampler:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def in_fresh_process(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """``function(*args)`` in a newly spawned interpreter, so that its memory peak is its own alone.
 
