@@ -322,9 +322,16 @@ class S3ObjectStore(ObjectStore):
     def copy(self, source_key: str, key: str) -> str:
         # boto3's managed copy: a server-side CopyObject, in parts above its threshold (objects over 5 GB);
         # the copy is encrypted as every put is.
+        from botocore.exceptions import ClientError
+
         with self._refusals_explained("copy", key):
-            self._client.copy({"Bucket": self.bucket, "Key": self._key(source_key)}, self.bucket, self._key(key),
-                              ExtraArgs=self.encryption.put_arguments())
+            try:
+                self._client.copy({"Bucket": self.bucket, "Key": self._key(source_key)}, self.bucket,
+                                  self._key(key), ExtraArgs=self.encryption.put_arguments())
+            except ClientError as error:
+                if _is_missing(error):
+                    raise FileNotFoundError(f"no object {self.uri(source_key)} to copy") from error
+                raise
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:

@@ -264,3 +264,20 @@ def test_parquet_parts_stream_up_encrypted_as_put_parquet_writes_them(s3) -> Non
     assert store.get_bytes("parts.parquet") == store.get_bytes("whole.parquet")
     head = s3.head_object(Bucket=BUCKET, Key="stress/parts.parquet")
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key_arn
+
+
+def test_a_copy_is_server_side_and_encrypted_with_the_stores_key(s3) -> None:
+    import boto3
+
+    from pipelines.adapters.object_store import S3ObjectStore, ServerSideEncryption
+
+    key_arn = boto3.client("kms", region_name=REGION).create_key(Description="loanstress")["KeyMetadata"]["Arn"]
+    s3.put_object(Bucket=BUCKET, Key="stress/staging/quarantine.parquet", Body=b"PAR1 quarantine bytes")  # unencrypted
+    store = S3ObjectStore(BUCKET, "stress", REGION, encryption=ServerSideEncryption(key_arn))
+    uri = store.copy("staging/quarantine.parquet", "ingestions/i/quarantine.parquet")
+    assert uri == f"s3://{BUCKET}/stress/ingestions/i/quarantine.parquet"
+    assert store.get_bytes("ingestions/i/quarantine.parquet") == b"PAR1 quarantine bytes"
+    head = s3.head_object(Bucket=BUCKET, Key="stress/ingestions/i/quarantine.parquet")
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key_arn
+    with pytest.raises(FileNotFoundError):
+        store.copy("staging/missing.parquet", "ingestions/i/other.parquet")
