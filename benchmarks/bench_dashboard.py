@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -28,8 +26,8 @@ GOAL_SECONDS = 1.0
 
 def _published_run(home) -> None:
     """A published 1,000,000-loan ``loan_stress_test`` run in ``home`` (run once; later runs reuse it)."""
-    from benchmarks.bench_dag import SCENARIOS, _airflow_environment
-    from benchmarks.bench_ingest import AS_OF, _book_csv
+    from benchmarks.bench_dag import _airflow_environment, airflow_with_a_champion, stress_test
+    from benchmarks.bench_ingest import _book_csv
 
     marker = home / "published"
     os.environ.update(_airflow_environment(home))
@@ -37,19 +35,7 @@ def _published_run(home) -> None:
         return
     tape = _book_csv()
     shutil.rmtree(home, ignore_errors=True)
-    (home / "airflow").mkdir(parents=True)
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=os.environ.copy(),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    training = bag.get_dag("pd_model_training").test(run_conf={"search_budget": 1})
-    if str(training.state) != "success":
-        raise RuntimeError(f"pd_model_training ended {training.state}")
-    run = bag.get_dag("loan_stress_test").test(
-        run_conf={"source_uri": tape, "as_of_date": AS_OF.isoformat(), "scenarios": SCENARIOS})
-    if str(run.state) != "success":
-        raise RuntimeError(f"loan_stress_test ended {run.state}")
+    run = stress_test(airflow_with_a_champion(home), tape)
     marker.write_text(str(run.run_id))
 
 
