@@ -8,6 +8,11 @@ as a sequence of parts, none of which need fit in memory together: each column's
 appended to files on local disk part by part, the one record batch is assembled over memory maps
 of those files, and the stream is written to disk and hashed in blocks. Memory holds one part and
 the columns' validity bitmaps (one bit a row), not the table.
+
+One rule extends the definition to tables Arrow cannot hold with their own types: a text or binary
+column whose values total more than 2 GiB cannot be one array with 32-bit offsets, so it is hashed
+as its 64-bit-offset type (``large_string``, ``large_binary``) and the stream's schema says so. No
+such table could be hashed before the rule, so it changes no recorded value.
 """
 
 from __future__ import annotations
@@ -26,11 +31,22 @@ _HASH_BLOCK_BYTES = 8 << 20
 _MAX_SMALL_BINARY_BYTES = np.iinfo(np.int32).max
 
 
+_LARGE_TYPES = {pa.string(): pa.large_string(), pa.binary(): pa.large_binary()}
+
+
 def content_hash(table: pa.Table) -> str:
     """SHA-256 of the table's Arrow IPC stream: equal data and schema give equal hashes."""
+    import pyarrow.compute as pc
+
+    schema, widened = table.schema, False
+    for index, field in enumerate(table.schema):
+        if field.type in _LARGE_TYPES and len(table) and (
+                pc.sum(pc.binary_length(table.column(index))).as_py() or 0) > _MAX_SMALL_BINARY_BYTES:
+            schema, widened = schema.set(index, field.with_type(_LARGE_TYPES[field.type])), True
+    one_chunk = (table.cast(schema) if widened else table).combine_chunks()
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table.combine_chunks())
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(one_chunk)
     return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
@@ -38,10 +54,10 @@ def content_hash_of_parts(parts: Iterable[pa.Table], spill_dir: Path | None = No
     """:func:`content_hash` of the concatenation of ``parts``, holding one part in memory at a time.
 
     The parts must share one schema (as :func:`pyarrow.concat_tables` requires). Columns of
-    primitive, decimal, date, timestamp, boolean, text and binary types are supported; a text or
-    binary column of more than 2 GiB raises ``pyarrow.ArrowInvalid``, as concatenating it in memory
-    does (its 32-bit offsets cannot address it). ``spill_dir`` holds the spilled columns and the
-    stream (the system's temporary folder by default); they are removed on return.
+    primitive, decimal, date, timestamp, boolean, text and binary types are supported (a text column
+    of more than 2 GiB as the module says). ``spill_dir`` holds the spilled columns and the stream
+    (the system's temporary folder by default, ``TMPDIR``): about twice the table's Arrow size. They
+    are removed on return.
     """
     with tempfile.TemporaryDirectory(prefix="loanstress-hash-", dir=spill_dir) as folder:
         spilled: list[_SpilledColumn] = []
@@ -59,9 +75,12 @@ def content_hash_of_parts(parts: Iterable[pa.Table], spill_dir: Path | None = No
                         column.append(chunk)
             if schema is None:
                 raise ValueError("no part to hash")
+            arrays = [column.array() for column in spilled]
+            hashed = pa.schema([field.with_type(array.type) for field, array in zip(schema, arrays, strict=True)],
+                               metadata=schema.metadata)
             stream = Path(folder) / "table.arrows"
-            with pa.OSFile(str(stream), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-                writer.write_table(pa.Table.from_arrays([column.array() for column in spilled], schema=schema))
+            with pa.OSFile(str(stream), "wb") as sink, pa.ipc.new_stream(sink, hashed) as writer:
+                writer.write_table(pa.Table.from_arrays(arrays, schema=hashed))
         finally:
             for column in spilled:
                 column.close()
@@ -103,8 +122,8 @@ class _SpilledColumn:
         self.files = {name: open(file_path, "wb") for name, file_path in self.paths.items()}  # noqa: SIM115
         self.length = self.null_count = self.data_bytes = 0
         self._maps: list[pa.MemoryMappedFile] = []
-        if self.kind == "binary":
-            self.files["offsets"].write(np.zeros(1, self.offset_type).tobytes())
+        if self.kind == "binary":  # offsets are spilled as 64-bit, narrowed when the array is assembled
+            self.files["offsets"].write(np.zeros(1, np.int64).tobytes())
 
     def append(self, chunk: pa.Array) -> None:
         length, offset = len(chunk), chunk.offset
@@ -122,10 +141,7 @@ class _SpilledColumn:
         else:
             offsets = np.frombuffer(buffers[1], self.offset_type)[offset:offset + length + 1]
             start, stop = int(offsets[0]), int(offsets[-1])
-            if self.offset_type is np.int32 and self.data_bytes + stop - start > _MAX_SMALL_BINARY_BYTES:
-                raise pa.ArrowInvalid(f"a {self.type} column of more than 2 GiB cannot be one Arrow array "
-                                      "(its offsets are 32-bit); its content hash is undefined")
-            rebased = (offsets[1:] - start + self.data_bytes).astype(self.offset_type)
+            rebased = offsets[1:].astype(np.int64) - start + self.data_bytes
             self.files["offsets"].write(rebased.tobytes())
             if stop > start:
                 self.files["values"].write(memoryview(buffers[2])[start:stop])
@@ -146,8 +162,26 @@ class _SpilledColumn:
         elif self.kind == "fixed":
             buffers = [validity, self._buffer("values")]
         else:
+            arrow_type = self.type
+            if self.offset_type is np.int32 and self.data_bytes > _MAX_SMALL_BINARY_BYTES:
+                arrow_type = _LARGE_TYPES[self.type]  # too large for 32-bit offsets: see the module
+            else:
+                self._narrow_offsets()
             buffers = [validity, self._buffer("offsets"), self._buffer("values")]
+            return pa.Array.from_buffers(arrow_type, self.length, buffers, null_count=self.null_count)
         return pa.Array.from_buffers(self.type, self.length, buffers, null_count=self.null_count)
+
+    def _narrow_offsets(self) -> None:
+        """Rewrite the spilled 64-bit offsets as 32-bit, block by block (they all fit: see :meth:`array`)."""
+        if self.offset_type is np.int64:
+            return
+        wide = self._mapped("offsets", np.int64)
+        narrow_path = self.paths["offsets"].with_name("offsets32")
+        with open(narrow_path, "wb") as narrow:
+            for start in range(0, len(wide), _HASH_BLOCK_BYTES // 8):
+                narrow.write(wide[start:start + _HASH_BLOCK_BYTES // 8].astype(np.int32).tobytes())
+        del wide
+        self.paths["offsets"] = narrow_path
 
     def close(self) -> None:
         """Close the spill files and the memory maps of the assembled array."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import hashlib
 import itertools
 from pathlib import Path
 
@@ -83,11 +84,20 @@ def test_parts_of_other_schemas_no_parts_and_nested_columns_are_refused(tmp_path
         content_hash_of_parts([pa.table({"values": [[1, 2]]})])
 
 
-def test_text_beyond_what_32_bit_offsets_address_is_refused_as_concatenation_is(monkeypatch) -> None:
+def test_text_beyond_what_32_bit_offsets_address_is_hashed_as_its_large_type(monkeypatch) -> None:
+    """Above the limit (2 GiB, lowered here) a text column is hashed as ``large_string``, whole or in parts."""
     monkeypatch.setattr(hashing, "_MAX_SMALL_BINARY_BYTES", 10)
-    parts = [pa.table({"text": ["abcdef"]}), pa.table({"text": ["ghijkl"]})]
-    with pytest.raises(pa.ArrowInvalid, match="more than 2 GiB"):
-        content_hash_of_parts(parts)
+    parts = [pa.table({"text": ["abcdef", None], "short": ["a", "b"]}),
+             pa.table({"text": ["ghijkl", ""], "short": [None, "c"]})]
+    whole = pa.concat_tables(parts)
+    large = pa.schema([pa.field("text", pa.large_string()), pa.field("short", pa.string())])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, large) as writer:  # the definition, written out independently
+        writer.write_table(whole.cast(large).combine_chunks())
+    expected = hashlib.sha256(sink.getvalue()).hexdigest()
+    assert content_hash_of_parts(parts) == content_hash(whole) == expected
+    monkeypatch.setattr(hashing, "_MAX_SMALL_BINARY_BYTES", 12)  # exactly at the limit: the column's own type
+    assert content_hash_of_parts(parts) == content_hash(whole) != expected
 
 
 def test_the_spilled_columns_are_removed(tmp_path: Path) -> None:
