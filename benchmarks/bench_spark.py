@@ -14,6 +14,10 @@ with psutil; the sum of RSS counts pages shared between forked Python workers on
 is an upper bound. The 10,000,000-loan book is ten independently seeded 1,000,000-loan synthetic
 books (seeds 1 to 10, LoanIds prefixed by the part), written part by part so generating it never
 holds more than one part.
+
+``etl_spark_local_1m`` runs the ``loan_tape`` group's task functions on the 1,000,000-loan CSV tape
+with each ETL runner in a fresh process and fails unless Spark published the local run's snapshot
+and features, byte for byte.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import threading
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from benchmarks.bench_simulation import AS_OF, BATCH_SIZE, HORIZON, N_LOANS, N_PATHS, SCENARIOS
 from benchmarks.common import BENCH_DIR, INPUTS, Timer, benchmark, on_request
@@ -231,3 +236,81 @@ def simulate_spark_local_scale() -> dict[str, float]:
                                               / reduced["expected_loss_mc_se"], 2)}
 
 
+
+
+ETL_RUNNERS = ("local", "spark")
+
+
+def _etl_in_this_process(runner: str, tape: str, home: str) -> dict[str, Any]:
+    """The ``loan_tape`` group's three task functions on ``tape`` with ``STRESS_ETL_RUNNER=runner``."""
+    import json
+    import shutil
+    import sys
+
+    from benchmarks.bench_ingest import AS_OF
+    from benchmarks.common import ResidentSampler
+    from pipelines.composition import current_adapters
+    from pipelines.settings import get_settings
+    from pipelines.tasks import loan_tape
+
+    shutil.rmtree(home, ignore_errors=True)
+    for name in [name for name in os.environ if name.startswith("STRESS_")]:
+        del os.environ[name]
+    os.environ.update({"STRESS_DATA_HOME": home, "STRESS_ETL_RUNNER": runner, "STRESS_SPARK_MASTER": SPARK_MASTER,
+                       "STRESS_SPARK_SUBMIT": str(Path(sys.executable).parent / "spark-submit"),
+                       "STRESS_SPARK_CONF": json.dumps(SPARK_CONF)})
+    get_settings.cache_clear()
+    run_id = f"manual__bench_{runner}"
+    walls: dict[str, float] = {}
+    with TreeMemory() as tree, ResidentSampler() as worker:
+        with Timer() as timer:
+            staged = loan_tape.ingest(tape, AS_OF.isoformat(), run_id)
+        walls["ingest_s"] = round(timer.seconds, 1)
+        with Timer() as timer:
+            manifest = loan_tape.validate(staged, run_id)
+        walls["validate_s"] = round(timer.seconds, 1)
+        with Timer() as timer:
+            features = loan_tape.build_features(manifest, run_id)
+        walls["features_s"] = round(timer.seconds, 1)
+    store = current_adapters().object_store
+    return {**walls, "tree_peak_rss_mb": round(tree.peak_mb, 1),
+            "worker_peak_anonymous_rss_mb": round(worker.peak_anonymous_mb, 1),
+            "parts": staged.get("parts", 1), "read_by": staged.get("read_by", "worker"),
+            "manifest": {key: manifest[key] for key in ("snapshot_id", "content_sha256", "input_sha256",
+                                                        "accepted_rows", "quarantined_rows", "quarantine_reasons")},
+            "snapshot_sha256": _sha256(store.get_bytes(f"snapshots/{manifest['snapshot_id']}/loans.parquet")),
+            "features_sha256": _sha256(store.get_bytes(features["features_key"]))}
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+@on_request
+def etl_spark_local_1m() -> dict[str, float]:
+    """The 1,000,000-loan CSV tape's ingest, validate and features, local runner against Spark on local[2].
+
+    Each runner runs in a fresh process. The Spark run must publish the local run's snapshot (bytes,
+    id, content and input hashes), quarantine counts and features bytes, or the benchmark fails.
+    ``worker_peak_anonymous_rss_mb`` is the process that runs the task functions (the Airflow worker's
+    part); ``tree_peak_rss_mb`` adds spark-submit, the JVM and the Python workers.
+    """
+    from benchmarks.bench_ingest import _book_csv
+    from benchmarks.common import in_fresh_process
+
+    tape = _book_csv()
+    runs = {runner: in_fresh_process(_etl_in_this_process, runner, tape, str(BENCH_DIR / "etl" / runner))
+            for runner in ETL_RUNNERS}
+    local, spark = runs["local"], runs["spark"]
+    for key in ("manifest", "snapshot_sha256", "features_sha256"):
+        if spark[key] != local[key]:
+            raise AssertionError(f"the Spark ETL's {key} differs: {spark[key]} against {local[key]}")
+    figures: dict[str, Any] = {"loans": local["manifest"]["accepted_rows"] + local["manifest"]["quarantined_rows"],
+                               "spark_master": SPARK_MASTER, "spark_parts": spark["parts"],
+                               "spark_read_by": spark["read_by"], "identical_snapshot_and_features": True}
+    for runner, run in runs.items():
+        figures |= {f"{runner}_{key}": value for key, value in run.items()
+                    if key not in {"manifest", "snapshot_sha256", "features_sha256", "parts", "read_by"}}
+    return figures
