@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from pipelines.adapters.http_source import HttpFetcher
 
@@ -125,19 +126,23 @@ class ObjectStore(ABC):
         """``table`` as zstd Parquet; ``row_group_size`` rows per row group (pyarrow's default when None), so a
         reader of a few rows can fetch one small row group by range (:meth:`open_ranges`); ``use_dictionary``
         the columns to dictionary-encode (all by default). Small row groups of unique values want no
-        dictionary: each row group's dictionary then holds every value and the file grows by a third."""
+        dictionary: each row group's dictionary then holds every value and the file grows by a third.
+
+        Each row group is written from one chunk (:func:`_write_row_groups`), so the bytes depend on the
+        rows alone, not on how the table happens to be chunked."""
         import pyarrow.parquet as pq
 
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, **_PARQUET_OPTIONS, row_group_size=row_group_size, use_dictionary=use_dictionary)
+        with pq.ParquetWriter(buffer, table.schema, **_PARQUET_OPTIONS, use_dictionary=use_dictionary) as writer:
+            _write_row_groups(writer, table, row_group_size or _PARQUET_ROW_GROUP_ROWS)
         return self.put_bytes(key, buffer.getvalue())
 
     def put_parquet_parts(self, key: str, tables: Iterable[pa.Table]) -> tuple[int, pa.Schema]:
         """Write ``tables`` end to end at ``key``, holding one row group at a time; (rows, schema).
 
         The object is byte for byte what :meth:`put_parquet` writes of their concatenation: the rows
-        are cut into row groups at the same boundaries as ``write_table`` cuts a whole table, each row
-        group keeping the tables' chunks, and the file is spooled to local disk and streamed up.
+        are cut into row groups at the same boundaries, each written from one chunk, and the file is
+        spooled to local disk and streamed up.
         """
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -156,13 +161,13 @@ class ObjectStore(ABC):
                     rows += table.num_rows
                     while buffered >= _PARQUET_ROW_GROUP_ROWS:
                         group = pa.concat_tables(pending)
-                        writer.write_table(group.slice(0, _PARQUET_ROW_GROUP_ROWS))
+                        _write_row_groups(writer, group.slice(0, _PARQUET_ROW_GROUP_ROWS), _PARQUET_ROW_GROUP_ROWS)
                         groups += 1
                         pending, buffered = [group.slice(_PARQUET_ROW_GROUP_ROWS)], buffered - _PARQUET_ROW_GROUP_ROWS
                 if writer is None:
                     raise ValueError(f"no table to write at {key!r}")
                 if buffered or not groups:  # the last, shorter row group; an empty table's file has its schema
-                    writer.write_table(pa.concat_tables(pending))
+                    _write_row_groups(writer, pa.concat_tables(pending), _PARQUET_ROW_GROUP_ROWS)
                 schema = writer.schema
             finally:
                 if writer is not None:
@@ -465,6 +470,20 @@ class _S3RangeFile(io.RawIOBase):
         buffer[:len(data)] = data
         self.position += len(data)
         return len(data)
+
+
+def _write_row_groups(writer: pq.ParquetWriter, table: pa.Table, row_group_size: int) -> None:
+    """``table`` in row groups of ``row_group_size`` rows, each combined into one chunk before it is written.
+
+    Parquet's writer decides some encodings as it goes (when a column's dictionary outgrows its page
+    and falls back to plain encoding) at chunk boundaries too, so the same rows in other chunks can
+    give other bytes. A snapshot written from pieces must be the bytes of one written whole; one
+    chunk a row group makes every file depend on its rows alone and holds one row group twice at most.
+    """
+    if table.num_rows == 0:
+        writer.write_table(table)  # an empty table's file: its schema and no rows, as write_table gives
+    for start in range(0, table.num_rows, row_group_size):
+        writer.write_table(table.slice(start, row_group_size).combine_chunks())
 
 
 def _is_missing(error: Exception) -> bool:

@@ -31,8 +31,8 @@ def test_parts_across_row_groups_give_the_bytes_of_the_whole(tmp_path: Path, mon
     parts = [table.slice(start, stop - start) for start, stop in itertools.pairwise(cuts)]
     rows, schema = store.put_parquet_parts("parts.parquet", iter(parts))
     whole = pa.concat_tables(parts)
-    # What put_parquet writes with the same row group length (pyarrow's default is not patchable there).
-    pq.write_table(whole, tmp_path / "whole.parquet", compression="zstd", row_group_size=128)
+    # What pyarrow writes of the same rows in one chunk, with the same row group length.
+    pq.write_table(whole.combine_chunks(), tmp_path / "whole.parquet", compression="zstd", row_group_size=128)
     assert store.get_bytes("parts.parquet") == (tmp_path / "whole.parquet").read_bytes()
     assert rows == 1000 and schema.metadata[b"macro_quarter"] == b"2025Q4"
     assert pq.ParquetFile(store.local_path("parts.parquet")).num_row_groups == 8
@@ -56,3 +56,30 @@ def test_an_empty_output_keeps_its_schema_and_nothing_is_refused(tmp_path: Path)
     assert store.get_bytes("parts.parquet") == store.get_bytes("whole.parquet")
     with pytest.raises(ValueError, match="no table to write"):
         store.put_parquet_parts("none.parquet", [])
+
+
+def test_the_bytes_depend_on_the_rows_not_on_their_chunks(tmp_path: Path) -> None:
+    """Loan amounts whose dictionary outgrows its page after a chunk boundary: pyarrow alone writes other
+    bytes for the same rows in two chunks; the store writes one chunk a row group, so it does not."""
+    import io
+    from datetime import date
+
+    import pyarrow.parquet as pq
+
+    from pipelines.data.synthetic import generate_loan_book
+
+    amounts = generate_loan_book(150_000, 1, date(2025, 12, 31)).select(["LoanAmount"]).combine_chunks()
+    chunked = pa.concat_tables([amounts.slice(0, 131_072), amounts.slice(131_072)])
+
+    def pyarrow_bytes(table: pa.Table) -> bytes:
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        return buffer.getvalue()
+
+    assert pyarrow_bytes(chunked) != pyarrow_bytes(amounts)  # the hazard is real for these rows
+    store = LocalObjectStore(tmp_path)
+    store.put_parquet("whole.parquet", amounts)
+    store.put_parquet("chunked.parquet", chunked)
+    store.put_parquet_parts("parts.parquet", [amounts.slice(0, 100_000), amounts.slice(100_000)])
+    assert store.get_bytes("chunked.parquet") == store.get_bytes("whole.parquet") == pyarrow_bytes(amounts)
+    assert store.get_bytes("parts.parquet") == store.get_bytes("whole.parquet")
