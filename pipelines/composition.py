@@ -236,14 +236,31 @@ class Adapters:
 
     @cached_property
     def emr_serverless_job(self) -> EmrServerlessJob:
-        from pipelines.adapters.compute import EmrServerlessJob
+        from pipelines.adapters.compute import EmrServerlessJob, kms_key_arn
 
         store_uri = self.settings.resolved_object_store_uri.rstrip("/")
+        key_id = self.settings.object_store_kms_key_id
         return EmrServerlessJob(release_label=self.settings.emr_release_label,
                                 execution_role_arn=self.settings.emr_execution_role_arn,
                                 code_uri=self.settings.emr_code_uri,
                                 log_uri=self.settings.emr_log_uri or f"{store_uri}/emr-logs/",
-                                region=self.settings.aws_region, kms_key_id=self.settings.object_store_kms_key_id)
+                                region=self.settings.aws_region, kms_key_id=key_id,
+                                log_key_arn=kms_key_arn(key_id, self._describe_kms_key))
+
+    def _describe_kms_key(self, key_id: str) -> dict:
+        """KMS ``DescribeKey`` of ``key_id`` on the Airflow connection the EMR jobs use; a refusal names the setting."""
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kms = AwsBaseHook(aws_conn_id=self.settings.aws_conn_id, client_type="kms",
+                          region_name=self.settings.aws_region).conn
+        try:
+            return kms.describe_key(KeyId=key_id)
+        except (ClientError, BotoCoreError) as error:
+            raise ConfigurationError(
+                f"STRESS_OBJECT_STORE_KMS_KEY_ID={key_id}: EMR Serverless encrypts its logs only with a key ARN, "
+                f"and KMS DescribeKey could not name the key behind it in {self.settings.aws_region} ({error}); "
+                "set the key's ARN, or grant kms:DescribeKey on it") from error
 
 
 def build_adapters(settings: StressSettings) -> Adapters:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -33,6 +34,21 @@ SPARK_JOB = Path(__file__).resolve().parent.parent / "engine" / "spark_job.py"
 # The loan tape's ingestion, validation and features on Spark (STRESS_ETL_RUNNER=spark).
 ETL_JOB = Path(__file__).resolve().parent.parent / "data" / "spark_etl.py"
 PROJECT_ROOT = SPARK_JOB.parents[2]
+
+
+# A KMS key ARN (not an alias, not a bare key id): what EMR Serverless's ``encryptionKeyArn`` accepts.
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+
+
+def kms_key_arn(key_id: str, describe_key: Callable[[str], dict[str, Any]]) -> str:
+    """The ARN of the KMS key ``key_id`` (an id, an alias or its ARN, or a key ARN), or ``""`` for none.
+
+    S3 takes any of the four forms as ``SSEKMSKeyId``, but EMR Serverless takes only a key ARN for the
+    encryption of its logs; ``describe_key`` (KMS ``DescribeKey``) names the key behind an alias or id.
+    """
+    if not key_id or _KMS_KEY_ARN.match(key_id):
+        return key_id
+    return str(describe_key(key_id)["KeyMetadata"]["Arn"])
 
 
 class SparkJobError(RuntimeError):
@@ -105,7 +121,8 @@ class EmrServerlessJob:
     code_uri: str
     log_uri: str
     region: str
-    kms_key_id: str = ""  # the object store's SSE-KMS key: the job's writes and its logs use it
+    kms_key_id: str = ""  # the object store's SSE-KMS key, as configured: the job's writes use it
+    log_key_arn: str = ""  # the ARN of that key (kms_key_arn): the job's S3 logs are encrypted with it
 
     def job_driver(self, store_uri: str, job_key: str, entry_point: str = SPARK_JOB.name) -> dict[str, Any]:
         """The ``jobDriver`` of a run of ``entry_point`` (the simulation job, or ``spark_etl.py``) on a job document."""
@@ -125,7 +142,7 @@ class EmrServerlessJob:
         }}
 
     def configuration_overrides(self) -> dict[str, Any]:
-        logs = {"logUri": self.log_uri, **({"encryptionKeyArn": self.kms_key_id} if self.kms_key_id else {})}
+        logs = {"logUri": self.log_uri, **({"encryptionKeyArn": self.log_key_arn} if self.log_key_arn else {})}
         return {"monitoringConfiguration": {"s3MonitoringConfiguration": logs}}
 
 

@@ -69,6 +69,26 @@ def test_a_configured_kms_key_encrypts_every_write_with_sse_kms(s3, settings) ->
     assert store.get_bytes("runs/r1/report.html") == b"<html></html>"
 
 
+def test_emr_serverless_logs_are_encrypted_with_the_arn_of_a_configured_alias(s3, settings) -> None:
+    """S3 takes an alias as ``SSEKMSKeyId``; EMR Serverless's ``encryptionKeyArn`` takes only a key ARN."""
+    import boto3
+
+    kms = boto3.client("kms", region_name=REGION)
+    key_arn = kms.create_key(Description="loanstress")["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName="alias/loanstress-data", TargetKeyId=key_arn)
+    emr = {"object_store_uri": f"s3://{BUCKET}/stress", "simulation_runner": "emr_serverless",
+           "emr_execution_role_arn": "arn:aws:iam::123456789012:role/emr", "emr_code_uri": f"s3://{BUCKET}/code"}
+    job = build_adapters(settings.model_copy(update={**emr, "object_store_kms_key_id": "alias/loanstress-data"})
+                         ).emr_serverless_job
+    logs = job.configuration_overrides()["monitoringConfiguration"]["s3MonitoringConfiguration"]
+    assert logs["encryptionKeyArn"] == key_arn
+    arguments = job.job_driver(f"s3://{BUCKET}/stress", "runs/r/job.json")["sparkSubmit"]["entryPointArguments"]
+    assert arguments[-2:] == ["--kms-key-id", "alias/loanstress-data"]
+    missing = build_adapters(settings.model_copy(update={**emr, "object_store_kms_key_id": "alias/not-there"}))
+    with pytest.raises(ConfigurationError, match="STRESS_OBJECT_STORE_KMS_KEY_ID=alias/not-there.*kms:DescribeKey"):
+        _ = missing.emr_serverless_job
+
+
 def test_a_bucket_without_default_encryption_is_refused_when_required(s3, settings) -> None:
     from pipelines.adapters.object_store import BucketEncryptionError
 

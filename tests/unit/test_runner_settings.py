@@ -89,3 +89,22 @@ def test_the_etl_submitter_follows_the_etl_runner(tmp_path) -> None:
     assert submitter.job.code_uri == "s3://bank-risk/code"
     assert isinstance(build_adapters(StressSettings(data_home=tmp_path, etl_runner="spark")).etl_submitter,
                       SparkSubmitRunner)
+
+
+@pytest.mark.parametrize("configured", [
+    "alias/loanstress-data", "1234abcd-12ab-34cd-56ef-1234567890ab",
+    "arn:aws:kms:us-east-1:111122223333:alias/loanstress-data"])
+def test_a_kms_key_that_is_not_a_key_arn_is_described_to_find_its_arn(configured: str) -> None:
+    from pipelines.adapters.compute import kms_key_arn
+
+    key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    asked: list[str] = []
+
+    def describe_key(key_id: str) -> dict:
+        asked.append(key_id)
+        return {"KeyMetadata": {"Arn": key}}
+
+    assert kms_key_arn(configured, describe_key) == key and asked == [configured]
+    assert kms_key_arn(key, describe_key) == key and kms_key_arn("", describe_key) == "" and len(asked) == 1
+    assert kms_key_arn("arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/abcd-12", describe_key).startswith(
+        "arn:aws-us-gov:kms:") and len(asked) == 1
