@@ -41,7 +41,8 @@ _NO_BUCKET = frozenset({"NoSuchBucket"})
 _BAD_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
                               "TokenRefreshRequired", "InvalidToken", "RequestExpired", "InvalidClientTokenId"})
 _IAM_ACTIONS = {"get": "s3:GetObject", "head": "s3:GetObject", "put": "s3:PutObject", "list": "s3:ListBucket",
-                "delete": "s3:DeleteObject", "check encryption of": "s3:GetEncryptionConfiguration"}
+                "delete": "s3:DeleteObject", "check encryption of": "s3:GetEncryptionConfiguration",
+                "copy": "s3:PutObject"}  # a copy's write; its read (s3:GetObject on the source) is named beside it
 _NO_DEFAULT_ENCRYPTION = "ServerSideEncryptionConfigurationNotFoundError"
 _KMS_ALGORITHMS = frozenset({"aws:kms", "aws:kms:dsse"})
 # How the store writes Parquet, and pyarrow's default row group length (what write_table cuts a table into).
@@ -329,7 +330,7 @@ class S3ObjectStore(ObjectStore):
         # the copy is encrypted as every put is.
         from botocore.exceptions import ClientError
 
-        with self._refusals_explained("copy", key):
+        with self._refusals_explained("copy", key, source_key):
             try:
                 self._client.copy({"Bucket": self.bucket, "Key": self._key(source_key)}, self.bucket,
                                   self._key(key), ExtraArgs=self.encryption.put_arguments())
@@ -398,8 +399,10 @@ class S3ObjectStore(ObjectStore):
         return len(keys)
 
     @contextmanager
-    def _refusals_explained(self, action: str, key: str) -> Iterator[None]:
+    def _refusals_explained(self, action: str, key: str, source_key: str | None = None) -> Iterator[None]:
         """Turn S3's refusals (denied, no bucket, bad credentials) into an :class:`ObjectStoreAccessError`.
+
+        ``source_key`` is the object a copy reads (``key`` the one it writes): a denial names both.
 
         Other errors (throttling, a server error, a missing object) pass unchanged: retries or the
         caller deal with them.
@@ -421,9 +424,13 @@ class S3ObjectStore(ObjectStore):
             if code in _DENIED:
                 bucket_level = action in ("list", "check encryption of")
                 arn = f"arn:aws:s3:::{self.bucket}" + ("" if bucket_level else f"/{self._key(key)}")
+                needs = f"{_IAM_ACTIONS[action]} on {arn}"
+                if source_key is not None:
+                    target = f"{self.uri(source_key)} to {target}"
+                    needs = f"s3:GetObject on arn:aws:s3:::{self.bucket}/{self._key(source_key)} and {needs}"
                 raise ObjectStoreAccessError(
                     f"S3 denied {action} of {target} ({detail}): the AWS credentials in use "
-                    f"({_CREDENTIAL_SETTINGS}) need {_IAM_ACTIONS[action]} on {arn}, and the bucket policy of "
+                    f"({_CREDENTIAL_SETTINGS}) need {needs}, and the bucket policy of "
                     f"{self.bucket!r} must not deny it; check both, and that {self.setting} names the "
                     "intended bucket") from error
             if code in _NO_BUCKET:

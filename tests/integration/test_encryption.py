@@ -85,7 +85,7 @@ def test_emr_serverless_logs_are_encrypted_with_the_arn_of_a_configured_alias(s3
     arguments = job.job_driver(f"s3://{BUCKET}/stress", "runs/r/job.json")["sparkSubmit"]["entryPointArguments"]
     assert arguments[-2:] == ["--kms-key-id", "alias/loanstress-data"]
     missing = build_adapters(settings.model_copy(update={**emr, "object_store_kms_key_id": "alias/not-there"}))
-    with pytest.raises(ConfigurationError, match="STRESS_OBJECT_STORE_KMS_KEY_ID=alias/not-there.*kms:DescribeKey"):
+    with pytest.raises(ConfigurationError, match=r"STRESS_OBJECT_STORE_KMS_KEY_ID=alias/not-there.*kms:DescribeKey"):
         _ = missing.emr_serverless_job
 
 

@@ -189,6 +189,13 @@ def test_a_bucket_policy_denial_names_the_object_the_permission_and_the_setting(
             store.put_bytes("snapshots/b/manifest.json", b"{}")
         with pytest.raises(ObjectStoreAccessError, match="S3 denied head"):
             store.exists("snapshots/a/manifest.json")
+        with pytest.raises(ObjectStoreAccessError, match=rf"S3 denied copy of s3://{BUCKET}/stress/snapshots/a/"
+                                                          rf"manifest.json to s3://{BUCKET}/stress/snapshots/c/"
+                                                          r"manifest.json .* need s3:GetObject on arn:aws:s3:::"
+                                                          rf"{BUCKET}/stress/snapshots/a/manifest.json and "
+                                                          rf"s3:PutObject on arn:aws:s3:::{BUCKET}/stress/"
+                                                          r"snapshots/c/manifest.json"):
+            store.copy("snapshots/a/manifest.json", "snapshots/c/manifest.json")
         # A loan tape behind the same policy stops the run, naming the tape's setting.
         with pytest.raises(TableContractError, match=r"cannot read loan tape .*S3 denied get.*source_uri or "
                                                      r"STRESS_LOAN_TAPE_URI"):
