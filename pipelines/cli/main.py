@@ -202,7 +202,8 @@ def dashboard_source():
     settings = get_settings()
     if settings.dashboard_api_url:
         return RestSource(settings.dashboard_api_url, ClientCredentials(
-            settings.dashboard_token_url, settings.dashboard_client_id, settings.dashboard_client_secret))
+            settings.dashboard_token_url, settings.dashboard_client_id, settings.dashboard_client_secret),
+            ca_path=settings.tls_ca_path)
     from pipelines.composition import current_adapters
 
     return ApplicationSource(current_adapters())

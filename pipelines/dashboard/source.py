@@ -131,14 +131,21 @@ class ClientCredentials:
 
 
 class RestSource:
-    """The REST API at ``base_url`` (``http://host:port``; routes under ``/api/v1``), with bearer tokens."""
+    """The REST API at ``base_url`` (``http(s)://host:port``; routes under ``/api/v1``), with bearer tokens.
 
-    def __init__(self, base_url: str, credentials: ClientCredentials, http: httpx.Client | None = None) -> None:
+    Over HTTPS the API's and the token endpoint's certificates are verified against ``ca_path``
+    (``STRESS_TLS_CA_PATH``: the services' private CA), else against the system's trust store.
+    """
+
+    def __init__(self, base_url: str, credentials: ClientCredentials, http: httpx.Client | None = None,
+                 ca_path: str = "") -> None:
         import httpx
+
+        from pipelines.services.tls import client_verification
 
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
-        self.http = http or httpx.Client(timeout=HTTP_TIMEOUT_SECONDS)
+        self.http = http or httpx.Client(timeout=HTTP_TIMEOUT_SECONDS, verify=client_verification(ca_path))
 
     def _get(self, path: str, **params: Any) -> httpx.Response:
         import httpx

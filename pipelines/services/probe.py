@@ -10,7 +10,6 @@ speak TLS, which is why the manifests run this instead.
 
 from __future__ import annotations
 
-import ssl
 from urllib.parse import urlparse
 
 
@@ -31,9 +30,10 @@ def probe(target: str, ca_path: str = "", timeout_seconds: float = 5.0) -> str:
 def _probe_http(url: str, ca_path: str, timeout_seconds: float) -> str:
     import httpx
 
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_path) if ca_path else True
+    from pipelines.services.tls import client_verification
+
     try:
-        response = httpx.get(url, verify=verify, timeout=timeout_seconds)
+        response = httpx.get(url, verify=client_verification(ca_path), timeout=timeout_seconds)
     except httpx.HTTPError as error:
         raise ProbeFailed(f"{url}: {type(error).__name__}: {error}") from error
     if response.status_code >= 400:

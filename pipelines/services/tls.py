@@ -62,3 +62,17 @@ def server_tls(cert_path: str, key_path: str, *, cert_setting: str = "STRESS_TLS
         raise TlsSettingsError(f"{cert_setting}={cert_path!r} and {key_setting}={key_path!r} are not a PEM "
                                f"certificate chain and its private key ({error.reason or error})") from error
     return tls
+
+
+def client_verification(ca_path: str, *, setting: str = "STRESS_TLS_CA_PATH") -> ssl.SSLContext | bool:
+    """What an ``httpx`` client of the project's own services verifies their certificates with.
+
+    A context trusting only the CA bundle at ``ca_path`` (a private CA, as ``make certs`` or a bank's
+    issues), or ``True`` for the system's trust store when it is empty.
+    """
+    if not ca_path:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_path)
+    except (OSError, ssl.SSLError) as error:
+        raise TlsSettingsError(f"{setting}={ca_path!r} is not a readable PEM CA bundle ({error})") from error

@@ -214,6 +214,31 @@ def test_rest_over_https_for_a_client_that_trusts_the_ca(https_api, certificate_
         httpx.get(f"http://127.0.0.1:{https_api}/api/v1/health", timeout=10)  # no plaintext
 
 
+@pytest.mark.parametrize("adapters", ["embedded"], indirect=True)
+def test_the_dashboard_reads_the_api_over_https_trusting_stress_tls_ca_path(
+        https_api, oauth_issuer, certificate_authority, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.cli.main import dashboard_source
+    from pipelines.services.errors import Unavailable
+    from pipelines.settings import get_settings
+    from tests.integration.conftest import CLIENTS
+
+    for name, value in {"STRESS_DASHBOARD_API_URL": f"https://localhost:{https_api}",
+                        "STRESS_DASHBOARD_TOKEN_URL": oauth_issuer.token_url,
+                        "STRESS_DASHBOARD_CLIENT_ID": "risk-engine",
+                        "STRESS_DASHBOARD_CLIENT_SECRET": CLIENTS["risk-engine"][0]}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("STRESS_TLS_CA_PATH", str(certificate_authority.ca_path))
+    get_settings.cache_clear()
+    try:
+        assert dashboard_source().list_runs(5) == []  # the embedded stores hold no run yet
+        monkeypatch.delenv("STRESS_TLS_CA_PATH")
+        get_settings.cache_clear()
+        with pytest.raises(Unavailable, match="CERTIFICATE_VERIFY_FAILED"):  # the system trust store
+            dashboard_source().list_runs(5)
+    finally:
+        get_settings.cache_clear()
+
+
 def test_server_tls_settings_that_cannot_serve_name_the_setting(certificate_authority, tmp_path: Path) -> None:
     from pipelines.services.tls import TlsSettingsError, server_tls
 
