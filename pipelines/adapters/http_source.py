@@ -49,6 +49,7 @@ T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 429, *range(500, 600)})
 RETRY_AFTER_STATUS = frozenset({429, 503})
 _BODY_IN_ERROR = 200  # characters of a refusal's body quoted in the error
+MAX_REDIRECTS = 10  # httpx's own default; the fetcher follows them itself to check each hop before it is sent
 
 
 class HttpSourceError(Exception):
@@ -142,7 +143,7 @@ class HttpFetcher:
         self._rng = rng or random.Random()
         verify = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
         self._client = httpx.Client(
-            timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect), verify=verify, follow_redirects=True,
+            timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect), verify=verify, follow_redirects=False,
             headers={"User-Agent": "loanstress"})
 
     def close(self) -> None:
@@ -171,7 +172,7 @@ class HttpFetcher:
             wait: float | None = None
             try:
                 response, content = self._attempt(url, headers or {}, path)
-            except (httpx.TransportError, _AttemptTimedOut) as error:
+            except (httpx.TransportError, httpx.DecodingError, _AttemptTimedOut) as error:
                 _refuse_untrusted_certificate(shown, error)
                 failures.append(f"{type(error).__name__}: {redact_credentials(str(error)) or 'no detail'}")
             else:
@@ -195,38 +196,53 @@ class HttpFetcher:
                                     f"(STRESS_HTTP_MAX_ATTEMPTS): {'; '.join(failures)}")
 
     def _attempt(self, url: str, headers: Mapping[str, str], path: Path | None) -> tuple[httpx.Response, bytes]:
-        """One GET, body read in chunks under the attempt deadline and the size limit (a 2xx body into ``path``)."""
+        """One GET and its redirects, the final body read under the attempt deadline and the size limit.
+
+        Each redirect is checked before it is sent: one from ``https`` to anything else, or to a scheme
+        that is not http(s), is refused, so a signed tape URL never sends a byte, nor is retried, in clear.
+        """
         deadline = time.monotonic() + self.timeouts.attempt
-        with self._client.stream("GET", url, headers=dict(headers)) as response:
-            declared = response.headers.get("Content-Length", "")
-            if response.status_code < 300 and declared.isdigit() and int(declared) > self.max_bytes:
-                raise HttpSourceRejected(f"{redact_credentials(url)}: {int(declared):,} bytes declared, more than "
-                                         f"STRESS_HTTP_MAX_BYTES={self.max_bytes:,}")
-            chunks: list[bytes] = []
-            size = 0
-            to_file = path is not None and 200 <= response.status_code < 300
-            with path.open("wb") if to_file else contextlib.nullcontext() as sink:
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise HttpSourceRejected(f"{redact_credentials(url)}: body exceeds STRESS_HTTP_MAX_BYTES="
-                                                 f"{self.max_bytes:,}")
-                    if time.monotonic() > deadline:
-                        raise _AttemptTimedOut(f"body not complete after {self.timeouts.attempt:g} s "
-                                               "(STRESS_HTTP_ATTEMPT_TIMEOUT_SECONDS)")
-                    if sink is None:
-                        chunks.append(chunk)
-                    else:
-                        sink.write(chunk)
-        return response, b"".join(chunks)
+        request = self._client.build_request("GET", url, headers=dict(headers))
+        for _ in range(MAX_REDIRECTS + 1):
+            with contextlib.closing(self._client.send(request, stream=True)) as response:
+                if response.next_request is None:
+                    return response, self._read_body(url, response, path, deadline)
+                request = response.next_request
+            hop = f"{redact_credentials(url)}: redirected to {redact_credentials(str(request.url))}"
+            if request.url.scheme not in ("http", "https"):
+                raise HttpSourceRejected(f"{hop}, which is not an http(s) URL")
+            if url.startswith("https://") and request.url.scheme != "https":
+                raise HttpSourceRejected(f"{hop}, which is not https; refusing to read a source over plaintext")
+        raise HttpSourceRejected(f"{redact_credentials(url)}: more than {MAX_REDIRECTS} redirects")
+
+    def _read_body(self, url: str, response: httpx.Response, path: Path | None, deadline: float) -> bytes:
+        """The body of ``response`` in chunks under the deadline and the size limit (a 2xx body into ``path``)."""
+        declared = response.headers.get("Content-Length", "")
+        if response.status_code < 300 and declared.isdigit() and int(declared) > self.max_bytes:
+            raise HttpSourceRejected(f"{redact_credentials(url)}: {int(declared):,} bytes declared, more than "
+                                     f"STRESS_HTTP_MAX_BYTES={self.max_bytes:,}")
+        chunks: list[bytes] = []
+        size = 0
+        to_file = path is not None and 200 <= response.status_code < 300
+        with path.open("wb") if to_file else contextlib.nullcontext() as sink:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise HttpSourceRejected(f"{redact_credentials(url)}: body exceeds STRESS_HTTP_MAX_BYTES="
+                                             f"{self.max_bytes:,}")
+                if time.monotonic() > deadline:
+                    raise _AttemptTimedOut(f"body not complete after {self.timeouts.attempt:g} s "
+                                           "(STRESS_HTTP_ATTEMPT_TIMEOUT_SECONDS)")
+                if sink is None:
+                    chunks.append(chunk)
+                else:
+                    sink.write(chunk)
+        return b"".join(chunks)
 
     @staticmethod
     def _refuse_unless_usable(shown: str, response: httpx.Response, content: bytes) -> None:
-        """Raise the error of a response that is neither 2xx nor 304, or that left https for http."""
+        """Raise the error of a response that is neither 2xx nor 304."""
         status = response.status_code
-        if shown.startswith("https://") and response.url.scheme != "https":
-            raise HttpSourceRejected(f"{shown}: redirected to {redact_credentials(str(response.url))}, "
-                                     "which is not https; refusing to read a source over plaintext")
         if 200 <= status < 300 or status == 304:
             return
         body = redact_credentials(content[:_BODY_IN_ERROR].decode("utf-8", "replace")).strip()

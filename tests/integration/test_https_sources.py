@@ -119,3 +119,37 @@ def test_an_s3_presigned_url_from_moto_over_https(moto_over_https, certificate_a
     (tmp_path / "same.csv").write_bytes(tape_bytes)
     assert same_loans(tape, ingest(str(tmp_path / "same.csv")))
     assert signature not in tape.source and tape.source.endswith("X-Amz-Signature=***")
+
+
+@pytest.mark.parametrize("plaintext_reply", [Reply(body=b"LoanId\n"), Reply(503, b"down")])
+def test_a_redirect_from_https_to_http_is_refused_before_anything_is_sent_in_clear(
+        https_server, certificate_authority, plaintext_reply: Reply, tmp_path: Path) -> None:
+    """Whatever the plaintext server would answer, even a retryable 503, it is never asked."""
+    waits: list[float] = []
+    with SourceServer() as plain:
+        target = plain.route("/cdn/book.csv", plaintext_reply)
+        url = https_server.route("/tapes/book.csv", Reply(302, headers={"Location": target})) + SIGNED_QUERY
+        fetcher = HttpFetcher(ca_bundle=str(certificate_authority.ca_path), sleep=waits.append)
+        with pytest.raises(TableContractError, match=r"redirected to http://127\.0\.0\.1:\d+/cdn/book\.csv, which is "
+                                                     r"not https; refusing to read a source over plaintext") as stop:
+            ingest(url, http=fetcher)
+        assert plain.hits("/cdn/book.csv") == 0 and https_server.hits("/tapes/book.csv") == 1 and waits == []
+        assert SIGNATURE not in str(stop.value)
+
+
+def test_redirects_within_https_are_followed_and_a_loop_is_cut_off(https_server, certificate_authority,
+                                                                   tape_bytes) -> None:
+    fetcher = HttpFetcher(ca_bundle=str(certificate_authority.ca_path), sleep=lambda seconds: None)
+    final = https_server.route("/objects/book.csv", Reply(body=tape_bytes))
+    url = https_server.route("/tapes/book.csv", Reply(307, headers={"Location": "/moved/book.csv"}))
+    https_server.route("/moved/book.csv", Reply(301, headers={"Location": final}))
+    result = fetcher.get(url + SIGNED_QUERY)
+    assert result.content == tape_bytes and result.url == final and result.attempts == 1
+    loop = https_server.route("/loop", Reply(302, headers={"Location": "/loop"}))
+    with pytest.raises(ValueError, match="more than 10 redirects"):
+        fetcher.get(loop)
+    assert https_server.hits("/loop") == 11
+    ftp = https_server.route("/ftp", Reply(302, headers={"Location": "ftp://127.0.0.1/book.csv"}))
+    with pytest.raises(ValueError, match=r"redirected to ftp://127\.0\.0\.1/book\.csv, which is not an http\(s\) URL"):
+        fetcher.get(ftp)
+    assert https_server.hits("/ftp") == 1
