@@ -8,21 +8,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.adapters.object_store import LocalObjectStore, ObjectStore
+from pipelines.adapters.object_store import ObjectStore
 
 
 def read_parquet_rows(store: ObjectStore, key: str, start: int, stop: int) -> pa.Table:
     """Rows ``[start, stop)`` of the Parquet object at ``key`` (``stop > start``).
 
-    From a folder store only the row groups holding those rows are read, so a Spark task or a
-    simulation batch of a table of tens of millions of rows costs its own rows (and at most two partly
-    used row groups), not the whole table. From S3 the object is fetched whole through the store's
-    own client (its credentials and encryption settings) and sliced. The rows, their values and the
-    schema's metadata are the same either way.
+    Only the footer and the row groups holding those rows are read (seeks in a folder store, ranged
+    GETs through the S3 store's own client, with its credentials), so a Spark task or a simulation
+    batch of a table of tens of millions of rows costs its own rows (and at most two partly used row
+    groups), not the whole table. The rows, their values and the schema's metadata are those of a
+    whole read, sliced.
     """
-    if not isinstance(store, LocalObjectStore):
-        return store.get_parquet(key).slice(start, stop - start)
-    with pq.ParquetFile(store.local_path(key)) as parquet:
+    with store.open_ranges(key) as file, pq.ParquetFile(file) as parquet:
         ends = np.cumsum([parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)])
         first = int(np.searchsorted(ends, start, side="right"))
         last = int(np.searchsorted(ends, stop - 1, side="right"))
@@ -32,10 +30,9 @@ def read_parquet_rows(store: ObjectStore, key: str, start: int, stop: int) -> pa
 
 
 def parquet_rows(store: ObjectStore, key: str) -> int:
-    """The number of rows of the Parquet object at ``key`` (from its footer where the store allows)."""
-    if isinstance(store, LocalObjectStore):
-        return pq.ParquetFile(store.local_path(key)).metadata.num_rows
-    return store.get_parquet(key).num_rows
+    """The number of rows of the Parquet object at ``key``, from its footer."""
+    with store.open_ranges(key) as file:
+        return pq.ParquetFile(file).metadata.num_rows
 
 
 def row_groups_holding(metadata: pq.FileMetaData, column: str, value: str) -> list[int]:

@@ -41,3 +41,32 @@ def test_a_missing_object_is_file_not_found(s3) -> None:  # noqa: F811
 
     with pytest.raises(FileNotFoundError):
         open_object_store(f"s3://{BUCKET}/stress", REGION).open_ranges("results/none.parquet")
+
+
+def test_a_row_range_from_s3_reads_only_its_row_groups(s3) -> None:  # noqa: F811
+    """What a Spark task or a simulation batch reads of a snapshot in S3: its rows, not the object."""
+    import numpy as np
+
+    from pipelines.adapters.object_store import open_object_store
+    from pipelines.adapters.parquet_rows import parquet_rows, read_parquet_rows
+
+    store = open_object_store(f"s3://{BUCKET}/stress", REGION)
+    values = np.random.default_rng(7).random(80_000)  # incompressible: each row group is 1/8 of the bytes
+    table = pa.table({"n": pa.array(np.arange(80_000)), "x": values})
+    store.put_parquet("snapshots/s/loans.parquet", table, row_group_size=10_000)
+    size = s3.head_object(Bucket=BUCKET, Key="stress/snapshots/s/loans.parquet")["ContentLength"]
+    fetched: list[int] = []
+    real_get = store._client.get_object
+
+    def counted_get(**arguments):
+        reply = real_get(**arguments)
+        fetched.append(reply["ContentLength"] if "Range" in arguments else size * 1000)  # a whole GET fails below
+        return reply
+
+    store._client.get_object = counted_get
+    rows = read_parquet_rows(store, "snapshots/s/loans.parquet", 25_000, 34_000)  # row groups 2 and 3
+    assert rows.equals(table.slice(25_000, 9_000))
+    assert 0 < sum(fetched) < size * 0.4
+    fetched.clear()
+    assert parquet_rows(store, "snapshots/s/loans.parquet") == 80_000
+    assert 0 < sum(fetched) < size * 0.1  # the footer: pyarrow reads its last 64 KiB
