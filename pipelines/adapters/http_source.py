@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pipelines.data.sources import redact_credentials
 
@@ -266,6 +267,23 @@ def _refuse_untrusted_certificate(shown: str, error: BaseException) -> None:
         cause = cause.__cause__ or cause.__context__
 
 
+# Query parameters of a signed URL that change each time it is signed, not what it names (SigV4, SigV2, GCS V4).
+SIGNING_TIME_PARAMETERS = frozenset({"x-amz-date", "x-amz-expires", "expires", "x-goog-date", "x-goog-expires"})
+
+
+def source_identity(url: str) -> str:
+    """What the cache knows ``url``'s source by: the redacted URL without its signing time and lifetime.
+
+    A re-signed URL of the same object, or the same series asked for with a rotated API key, is the
+    same source, so its next fetch is a conditional GET against the body last accepted.
+    """
+    redacted = redact_credentials(url)
+    parts = urlsplit(redacted)
+    parameters = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(name, value) for name, value in parameters if name.lower() not in SIGNING_TIME_PARAMETERS]
+    return redacted if len(kept) == len(parameters) else urlunsplit(parts._replace(query=urlencode(kept, safe="*")))
+
+
 @dataclass(frozen=True)
 class CachedSource:
     """What the cache knows of one URL: the hash of the last accepted body and its validators."""
@@ -295,8 +313,7 @@ class ContentCache:
         return f"{self.prefix}/sha256/{sha256[:2]}/{sha256}"
 
     def _url_key(self, url: str) -> str:
-        # Keyed by the redacted URL: a re-signed URL or a rotated API key names the same source.
-        return f"{self.prefix}/urls/{hashlib.sha256(redact_credentials(url).encode()).hexdigest()}.json"
+        return f"{self.prefix}/urls/{hashlib.sha256(source_identity(url).encode()).hexdigest()}.json"
 
     def put(self, content: bytes) -> str:
         sha256 = hashlib.sha256(content).hexdigest()

@@ -342,3 +342,21 @@ def test_a_download_writes_the_body_to_a_file_with_the_same_retries_and_limits(s
     with pytest.raises(HttpSourceRefused, match="HTTP 403 Forbidden: Request has expired") as refused:
         fetcher.download(expired, tmp_path / "expired.csv")
     assert not (tmp_path / "expired.csv").exists() and "sign a new one" in str(refused.value)
+
+
+def test_a_re_signed_url_of_the_same_table_is_the_same_cached_source(server, fetcher, cache) -> None:
+    path = f"/fed/{SCENARIO_FILE}"
+    url = server.route(path, Reply(body=SCENARIO_BYTES, headers={"ETag": '"v1"'}))
+
+    def signed(at: str, signature: str) -> str:
+        return (f"{url}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F{at[:8]}%2Fus-east-1%2Fs3"
+                f"%2Faws4_request&X-Amz-Date={at}&X-Amz-Expires=900&X-Amz-SignedHeaders=host"
+                f"&X-Amz-Signature={signature}")
+
+    first = fetch_fed_table(signed("20260630T120000Z", "a" * 64), fetcher=fetcher, cache=cache)
+    second = fetch_fed_table(signed("20260701T080000Z", "b" * 64), fetcher=fetcher, cache=cache)
+    assert server.requests[path][1].headers.get("if-none-match") == '"v1"'
+    assert second.record.from_cache and second.record.sha256 == first.record.sha256
+    other = server.route("/fed/other.csv", Reply(body=SCENARIO_BYTES))
+    fetch_fed_table(other + "?X-Amz-Date=20260701T080000Z", fetcher=fetcher, cache=cache)
+    assert "if-none-match" not in server.requests["/fed/other.csv"][0].headers  # another object, another source
