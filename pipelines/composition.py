@@ -62,6 +62,11 @@ if TYPE_CHECKING:
     from pipelines.adapters.simulation_launcher import SimulationLauncher
 
 
+# KMS's answers that no retry changes: the key or alias does not exist, or the credentials may not describe it.
+_KMS_REFUSALS = frozenset({"NotFoundException", "AccessDeniedException", "InvalidArnException",
+                           "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredTokenException"})
+
+
 class ConfigurationError(ValueError):
     """The settings contradict each other; the message names the setting to change."""
 
@@ -250,13 +255,16 @@ class Adapters:
     def _describe_kms_key(self, key_id: str) -> dict:
         """KMS ``DescribeKey`` of ``key_id`` on the Airflow connection the EMR jobs use; a refusal names the setting."""
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError, NoCredentialsError
 
         kms = AwsBaseHook(aws_conn_id=self.settings.aws_conn_id, client_type="kms",
                           region_name=self.settings.aws_region).conn
         try:
             return kms.describe_key(KeyId=key_id)
-        except (ClientError, BotoCoreError) as error:
+        except (ClientError, NoCredentialsError) as error:
+            # Throttling, KMS's internal errors and timeouts pass unchanged: a task retry may heal them.
+            if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") not in _KMS_REFUSALS:
+                raise
             raise ConfigurationError(
                 f"STRESS_OBJECT_STORE_KMS_KEY_ID={key_id}: EMR Serverless encrypts its logs only with a key ARN, "
                 f"and KMS DescribeKey could not name the key behind it in {self.settings.aws_region} ({error}); "

@@ -50,7 +50,8 @@ T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 429, *range(500, 600)})
 RETRY_AFTER_STATUS = frozenset({429, 503})
 _BODY_IN_ERROR = 200  # characters of a refusal's body quoted in the error
-MAX_REDIRECTS = 10  # httpx's own default; the fetcher follows them itself to check each hop before it is sent
+MAX_REDIRECTS = 20  # httpx's own default; the fetcher follows them itself to check each hop before it is sent
+_REDIRECT_BODY_READ_BYTES = 64 * 1024  # a redirect's body up to this is read, so its connection is reused
 
 
 class HttpSourceError(Exception):
@@ -209,6 +210,9 @@ class HttpFetcher:
                 if response.next_request is None:
                     return response, self._read_body(url, response, path, deadline)
                 request = response.next_request
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) <= _REDIRECT_BODY_READ_BYTES:
+                    response.read()
             hop = f"{redact_credentials(url)}: redirected to {redact_credentials(str(request.url))}"
             if request.url.scheme not in ("http", "https"):
                 raise HttpSourceRejected(f"{hop}, which is not an http(s) URL")

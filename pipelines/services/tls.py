@@ -67,12 +67,15 @@ def server_tls(cert_path: str, key_path: str, *, cert_setting: str = "STRESS_TLS
 def client_verification(ca_path: str, *, setting: str = "STRESS_TLS_CA_PATH") -> ssl.SSLContext | bool:
     """What an ``httpx`` client of the project's own services verifies their certificates with.
 
-    A context trusting only the CA bundle at ``ca_path`` (a private CA, as ``make certs`` or a bank's
-    issues), or ``True`` for the system's trust store when it is empty.
+    The system's trust store plus the CA bundle at ``ca_path`` (the services' private CA, as ``make
+    certs`` or a bank's issues), or ``True`` for the system's store alone when it is empty. Both, since
+    one client may also call an identity provider with a publicly trusted certificate.
     """
     if not ca_path:
         return True
     try:
-        return ssl.create_default_context(cafile=ca_path)
+        context = ssl.create_default_context()
+        context.load_verify_locations(cafile=ca_path)
+        return context
     except (OSError, ssl.SSLError) as error:
         raise TlsSettingsError(f"{setting}={ca_path!r} is not a readable PEM CA bundle ({error})") from error

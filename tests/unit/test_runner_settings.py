@@ -108,3 +108,23 @@ def test_a_kms_key_that_is_not_a_key_arn_is_described_to_find_its_arn(configured
     assert kms_key_arn(key, describe_key) == key and kms_key_arn("", describe_key) == "" and len(asked) == 1
     assert kms_key_arn("arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/abcd-12", describe_key).startswith(
         "arn:aws-us-gov:kms:") and len(asked) == 1
+
+
+@pytest.mark.parametrize(("code", "refused"), [("NotFoundException", True), ("AccessDeniedException", True),
+                                               ("ThrottlingException", False), ("KMSInternalException", False)])
+def test_only_kms_refusals_are_configuration_errors(tmp_path, monkeypatch: pytest.MonkeyPatch, code: str,
+                                                    refused: bool) -> None:
+    """A key KMS cannot name fails the run as misconfigured; throttling or a KMS fault stays retryable."""
+    import boto3
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    kms = boto3.client("kms", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    monkeypatch.setattr(AwsBaseHook, "conn", property(lambda hook: kms))
+    adapters = build_adapters(StressSettings(data_home=tmp_path, **EMR, object_store_kms_key_id="alias/loanstress"))
+    with Stubber(kms) as stub:
+        stub.add_client_error("describe_key", service_error_code=code, http_status_code=400)
+        with pytest.raises(ConfigurationError if refused else ClientError, match=code) as raised:
+            _ = adapters.emr_serverless_job
+    assert isinstance(raised.value, ConfigurationError) is refused
