@@ -229,13 +229,18 @@ def test_the_dashboard_reads_the_api_over_https_trusting_stress_tls_ca_path(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("STRESS_TLS_CA_PATH", str(certificate_authority.ca_path))
     get_settings.cache_clear()
+    sources = []
     try:
-        assert dashboard_source().list_runs(5) == []  # the embedded stores hold no run yet
+        sources.append(dashboard_source())
+        assert sources[-1].list_runs(5) == []  # the embedded stores hold no run yet
         monkeypatch.delenv("STRESS_TLS_CA_PATH")
         get_settings.cache_clear()
+        sources.append(dashboard_source())
         with pytest.raises(Unavailable, match="CERTIFICATE_VERIFY_FAILED"):  # the system trust store
-            dashboard_source().list_runs(5)
+            sources[-1].list_runs(5)
     finally:
+        for source in sources:  # an open keep-alive connection would hold the server's shutdown
+            source.http.close()
         get_settings.cache_clear()
 
 
