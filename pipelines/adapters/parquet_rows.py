@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.adapters.object_store import ObjectStore
+from pipelines.adapters.object_store import LocalObjectStore, ObjectStore
 
 
 def read_parquet_rows(store: ObjectStore, key: str, start: int, stop: int) -> pa.Table:
@@ -20,7 +21,7 @@ def read_parquet_rows(store: ObjectStore, key: str, start: int, stop: int) -> pa
     groups), not the whole table. The rows, their values and the schema's metadata are those of a
     whole read, sliced.
     """
-    with store.open_ranges(key) as file, pq.ParquetFile(file) as parquet:
+    with _seekable(store, key) as file, pq.ParquetFile(file) as parquet:
         ends = np.cumsum([parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)])
         first = int(np.searchsorted(ends, start, side="right"))
         last = int(np.searchsorted(ends, stop - 1, side="right"))
@@ -31,8 +32,16 @@ def read_parquet_rows(store: ObjectStore, key: str, start: int, stop: int) -> pa
 
 def parquet_rows(store: ObjectStore, key: str) -> int:
     """The number of rows of the Parquet object at ``key``, from its footer."""
-    with store.open_ranges(key) as file:
-        return pq.ParquetFile(file).metadata.num_rows
+    with _seekable(store, key) as file, pq.ParquetFile(file) as parquet:
+        return parquet.metadata.num_rows
+
+
+def _seekable(store: ObjectStore, key: str) -> AbstractContextManager[str | BinaryIO]:
+    """What pyarrow reads ``key`` from: a folder store's file by path (pyarrow's own reads, no Python file
+    object in between, as the simulation batches read their features), else the store's ranged reads."""
+    if isinstance(store, LocalObjectStore):
+        return nullcontext(str(store.local_path(key)))
+    return store.open_ranges(key)
 
 
 def row_groups_holding(metadata: pq.FileMetaData, column: str, value: str) -> list[int]:
